@@ -1,0 +1,32 @@
+# The two commands: `make dev` runs the suite locally; `make test` runs every test.
+.PHONY: setup dev test unit integration lint bench seed-export clean
+
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+setup:
+	@bash devtools/setup.sh
+
+dev: setup
+	@$(PY) -m devtools.suite start
+
+test: setup lint unit integration
+
+unit:
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+integration:
+	$(PY) -m devtools.suite exec -- $(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+
+lint:
+	$(PY) -m ruff check functions/flowsuite functions/main.py devtools tests bench
+
+bench: setup
+	$(PY) -m bench
+
+# Rebuild emulator-data/ (the seed) from devtools/seed.py.
+seed-export: setup
+	$(PY) -m devtools.seed export
+
+clean:
+	rm -rf .run

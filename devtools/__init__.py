@@ -1,0 +1,1 @@
+"""Developer tooling: setup helpers, the emulator suite wrapper, seeding."""

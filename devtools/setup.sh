@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Idempotent, incremental setup. Each step keeps a stamp (a hash of its inputs)
+# under .run/stamps and is skipped when nothing changed, so a second run takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .run/stamps
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+
+quiet_pip() { grep -v "is ignored: it is neither a file nor a directory" || true; }
+stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+fresh() { [ -f ".run/stamps/$1" ] && [ "$(cat ".run/stamps/$1")" = "$2" ]; }
+mark() { echo "$2" > ".run/stamps/$1"; }
+
+step() { printf 'setup: %-22s %s\n' "$1" "$2"; }
+
+# 1. functions/venv: exactly functions/requirements.txt (what a deploy installs)
+s=$(stamp_of functions/requirements.txt)
+if fresh functions-venv "$s" && [ -x functions/venv/bin/python ]; then
+  step functions/venv "up to date"
+else
+  step functions/venv "building from functions/requirements.txt"
+  rm -rf functions/venv
+  "$PY" -m venv functions/venv
+  functions/venv/bin/pip install -q --disable-pip-version-check -r functions/requirements.txt 2>&1 | quiet_pip
+  functions/venv/bin/python -c "import firebase_functions, firebase_admin, google.cloud.firestore, pydantic, stripe" \
+    || { echo "setup: functions/venv is missing a runtime dependency" >&2; exit 1; }
+  mark functions-venv "$s"
+fi
+
+# 2. .venv: development and test tooling
+s=$(stamp_of requirements-dev.txt functions/requirements.txt)
+if fresh dev-venv "$s" && [ -x .venv/bin/python ]; then
+  step .venv "up to date"
+else
+  step .venv "installing requirements-dev.txt"
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | quiet_pip
+  mark dev-venv "$s"
+fi
+
+# 3. firebase-tools, pinned in package-lock.json
+s=$(stamp_of package-lock.json)
+if fresh npm "$s" && [ -x node_modules/.bin/firebase ]; then
+  step firebase-tools "up to date"
+else
+  step firebase-tools "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  mark npm "$s"
+fi
+
+# 4. the Firestore emulator wrapper jar, local env file
+.venv/bin/python -m devtools.firestore_jar
+if [ ! -f functions/.env.local ]; then
+  cp functions/.env.local.example functions/.env.local
+  step functions/.env.local "created from functions/.env.local.example"
+fi

@@ -1,0 +1,1 @@
+"""The shared kernel: callables, events, errors, clients, logging, settings."""

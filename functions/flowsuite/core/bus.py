@@ -1,0 +1,460 @@
+"""The event bus: subscribers, recorded deliveries, retries, dead letters.
+
+Python Firestore triggers cannot ask the platform to retry (the SDK fixes
+``retry=False``) and delivery is at least once and unordered, so the bus owns
+reliability:
+
+* every (event, subscriber) pair has a delivery record, ``deliveries/{event}:{subscriber}``;
+* a delivery is claimed with a lease; a transactional handler's writes and the
+  ``processed`` mark commit in one transaction, so a redelivery has no effect;
+* a failure is recorded (error, attempt, history) and retried with exponential
+  backoff through a Cloud Task (``opsRedeliver``); the sweep
+  (``sweep``: scheduled, and callable by an admin) retries what is due, takes
+  over stalled deliveries whose lease expired, and delivers lost events that
+  never got a delivery record;
+* after ``BUS_MAX_ATTEMPTS`` the delivery is a dead letter holding the event,
+  the error and the history, until an admin replays it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+import traceback
+from typing import Any, Callable
+
+from flowsuite.core import clients, events, log, options, settings
+from flowsuite.core.errors import RetryLaterError
+
+DELIVERIES = "deliveries"
+DEAD_LETTERS = "dead_letters"
+FAULTS = "_faults"  # fault injection, honoured only under the emulators
+OPS_STATE = "ops_state"
+# Cloud Tasks queue ids allow letters, digits and hyphens only: no snake_case here.
+REDELIVER_FUNCTION = "opsRedeliver"
+
+PENDING, PROCESSING, PROCESSED, FAILED, DEAD = "pending", "processing", "processed", "failed", "dead"
+
+
+@dataclasses.dataclass(frozen=True)
+class Subscriber:
+    name: str
+    event_type: events.EventType
+    handler: Callable[..., None]
+    transactional: bool
+    domain: str
+
+
+SUBSCRIBERS: dict[str, Subscriber] = {}
+
+
+def subscribers_of(event_type: str) -> list[Subscriber]:
+    return [s for s in SUBSCRIBERS.values() if s.event_type.name == event_type]
+
+
+def subscriber(event_model: type[events.EventData], *, transactional: bool = True, **trigger_options: Any):
+    """Declares a subscriber of one event type; it becomes a Firestore trigger on that type only.
+
+    A transactional handler is called as ``handler(event, txn)``: it reads with
+    ``txn`` first, then writes with ``txn``; the bus adds the processed mark to the
+    same transaction. A handler with effects outside Firestore (Stripe, FCM, SMTP)
+    is declared ``transactional=False``, is called as ``handler(event)`` and guards
+    those effects with ``flowsuite.core.effects.once``.
+    """
+
+    def decorate(handler: Callable[..., None]) -> Callable:
+        from firebase_functions import firestore_fn  # noqa: PLC0415
+
+        from flowsuite.core.callables import domain_of  # noqa: PLC0415
+
+        options.apply()
+        spec = Subscriber(
+            name=handler.__name__,
+            event_type=event_model.event_type,
+            handler=handler,
+            transactional=transactional,
+            domain=domain_of(handler.__module__),
+        )
+        SUBSCRIBERS[spec.name] = spec
+
+        def trigger(event) -> None:
+            snapshot = event.data
+            if snapshot is None:
+                return
+            deliver(spec, snapshot.to_dict() or {}, via="trigger")
+
+        trigger.__name__ = trigger.__qualname__ = spec.name
+        trigger.__doc__ = handler.__doc__
+        wrapped = firestore_fn.on_document_created(document=spec.event_type.trigger_path, **trigger_options)(trigger)
+        wrapped.__flowsuite_subscriber__ = spec
+        return wrapped
+
+    return decorate
+
+
+# ---- pure helpers ------------------------------------------------------------
+
+def backoff_seconds(attempt: int, base: float, cap: float = 3600.0, rand: Callable[[], float] = random.random) -> float:
+    """Delay before attempt ``attempt + 1``: base * 2^(attempt-1), +-10% jitter, capped."""
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    return round(delay * (0.9 + 0.2 * rand()), 3)
+
+
+def delivery_id(event_id: str, subscriber_name: str) -> str:
+    return f"{event_id}:{subscriber_name}"
+
+
+def claim_decision(record: dict[str, Any] | None, now: dt.datetime) -> str:
+    """Whether a delivery attempt may start: 'run', 'duplicate' or 'busy'. Pure."""
+    if record is None:
+        return "run"
+    status = record.get("status")
+    if status in (PROCESSED, DEAD):
+        return "duplicate"
+    if status == PROCESSING and record.get("lease_until") and record["lease_until"] > now:
+        return "busy"
+    return "run"
+
+
+def error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class InjectedFaultError(RuntimeError):
+    """Raised by fault injection (emulator only)."""
+
+
+class LeaseLostError(RuntimeError):
+    """Another attempt took the delivery over while this one ran."""
+
+
+# ---- delivery ----------------------------------------------------------------
+
+def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None) -> str:
+    """Delivers one event to one subscriber. Returns the outcome; never raises.
+
+    Outcomes: processed, duplicate (already processed or dead), busy (another
+    attempt holds the lease), failed (will be retried), dead (dead-lettered).
+    """
+    from google.cloud import firestore as gcf  # noqa: PLC0415
+
+    db = db or clients.firestore()
+    try:
+        envelope = events.Envelope.model_validate(event_doc)
+    except Exception as exc:  # noqa: BLE001 - a malformed event cannot be delivered
+        log.error("malformed event ignored", subscriber=spec.name, error=error_text(exc))
+        return "malformed"
+    ref = db.collection(DELIVERIES).document(delivery_id(envelope.id, spec.name))
+    event_path = f"{spec.event_type.collection}/{envelope.id}"
+
+    with log.bind(
+        domain=spec.domain,
+        function=spec.name,
+        correlation_id=envelope.correlation_id,
+        event_id=envelope.id,
+        event_type=envelope.type,
+    ):
+        timer = log.Timer()
+
+        @gcf.transactional
+        def claim(txn) -> tuple[str, int]:
+            snap = ref.get(transaction=txn)
+            record = snap.to_dict() if snap.exists else None
+            now = _now()
+            decision = claim_decision(record, now)
+            if decision != "run":
+                return decision, int((record or {}).get("attempts", 0))
+            attempt = int((record or {}).get("attempts", 0)) + 1
+            base = {
+                "subscriber": spec.name,
+                "domain": spec.domain,
+                "event_id": envelope.id,
+                "event_type": envelope.type,
+                "event_path": event_path,
+                "correlation_id": envelope.correlation_id,
+                "event_time": envelope.time,
+            }
+            txn.set(
+                ref,
+                {
+                    **base,
+                    "status": PROCESSING,
+                    "attempts": attempt,
+                    "lease_until": now + dt.timedelta(seconds=settings.BUS_LEASE_SECONDS),
+                    "started_time": now,
+                    "updated_time": now,
+                    "next_attempt_at": None,
+                    **({} if record else {"created_time": now, "history": []}),
+                },
+                merge=True,
+            )
+            return "run", attempt
+
+        decision, attempt = claim(db.transaction())
+        if decision != "run":
+            log.info("delivery skipped", outcome=decision, via=via, attempt=attempt)
+            return decision
+
+        with log.bind(attempt=attempt):
+            try:
+                data = spec.event_type.model.model_validate(envelope.data)
+                event = events.Event(envelope=envelope, data=data, attempt=attempt)
+                _inject_fault(db, spec.name)
+                if spec.transactional:
+                    _run_transactional(db, ref, spec, event, attempt, via, timer)
+                else:
+                    spec.handler(event)
+                    _mark_processed(db, ref, attempt, via, timer)
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried
+                return _record_failure(db, ref, spec, envelope, attempt, via, timer, exc)
+        log.info("delivery processed", via=via, attempt=attempt, latency_ms=timer.ms)
+        return "processed"
+
+
+def _history_entry(attempt: int, via: str, outcome: str, timer: log.Timer, error: str | None = None) -> dict:
+    return {"attempt": attempt, "via": via, "outcome": outcome, "at": _now(), "duration_ms": timer.ms, "error": error}
+
+
+def _run_transactional(db, ref, spec: Subscriber, event: events.Event, attempt: int, via: str, timer) -> None:
+    from google.cloud import firestore as gcf  # noqa: PLC0415
+
+    @gcf.transactional
+    def apply(txn) -> None:
+        snap = ref.get(transaction=txn)
+        if not snap.exists or snap.get("status") != PROCESSING or snap.get("attempts") != attempt:
+            raise LeaseLostError("the delivery was taken over by another attempt")
+        spec.handler(event, txn)
+        txn.update(ref, _processed_fields(attempt, via, timer))
+
+    apply(db.transaction())
+
+
+def _processed_fields(attempt: int, via: str, timer) -> dict[str, Any]:
+    from google.cloud import firestore as gcf  # noqa: PLC0415
+
+    now = _now()
+    return {
+        "status": PROCESSED,
+        "processed_time": now,
+        "updated_time": now,
+        "lease_until": None,
+        "last_error": None,
+        "duration_ms": timer.ms,
+        "history": gcf.ArrayUnion([_history_entry(attempt, via, PROCESSED, timer)]),
+    }
+
+
+def _mark_processed(db, ref, attempt: int, via: str, timer) -> None:
+    ref.update(_processed_fields(attempt, via, timer))
+
+
+def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, attempt: int, via: str, timer, exc) -> str:
+    from google.cloud import firestore as gcf  # noqa: PLC0415
+
+    if isinstance(exc, LeaseLostError):
+        log.warning("delivery lost its lease", via=via)
+        return "busy"
+    message = error_text(exc)
+    max_attempts = settings.int_value(settings.BUS_MAX_ATTEMPTS)
+    retry_later = isinstance(exc, RetryLaterError)
+    now = _now()
+    dead = attempt >= max_attempts and not retry_later
+    entry = _history_entry(attempt, via, DEAD if dead else FAILED, timer, message)
+    next_at = None if dead else now + dt.timedelta(
+        seconds=backoff_seconds(attempt, settings.int_value(settings.BUS_RETRY_BASE_SECONDS))
+    )
+
+    @gcf.transactional
+    def record(txn) -> bool:
+        snap = ref.get(transaction=txn)
+        if not snap.exists or snap.get("status") != PROCESSING or snap.get("attempts") != attempt:
+            return False
+        history = list(snap.get("history") or []) + [entry]
+        txn.update(
+            ref,
+            {
+                "status": DEAD if dead else FAILED,
+                "last_error": message,
+                "lease_until": None,
+                "next_attempt_at": next_at,
+                "updated_time": now,
+                "history": gcf.ArrayUnion([entry]),
+            },
+        )
+        if dead:
+            txn.set(
+                db.collection(DEAD_LETTERS).document(ref.id),
+                {
+                    "delivery_id": ref.id,
+                    "subscriber": spec.name,
+                    "domain": spec.domain,
+                    "event_id": envelope.id,
+                    "event_type": envelope.type,
+                    "event_path": f"{spec.event_type.collection}/{envelope.id}",
+                    "correlation_id": envelope.correlation_id,
+                    "envelope": envelope.model_dump(),
+                    "error": message,
+                    "attempts": attempt,
+                    "history": history,
+                    "status": "dead",
+                    "created_time": now,
+                },
+            )
+        return True
+
+    recorded = record(db.transaction())
+    if dead:
+        log.error("delivery dead-lettered", via=via, error=message, latency_ms=timer.ms,
+                  traceback=traceback.format_exc(limit=10))
+        return DEAD
+    log.warning("delivery failed; will retry", via=via, error=message, latency_ms=timer.ms,
+                retry_at=next_at.isoformat() if next_at else None)
+    if recorded and next_at is not None:
+        schedule_retry(spec.name, f"{spec.event_type.collection}/{envelope.id}", next_at)
+    return FAILED
+
+
+def schedule_retry(subscriber_name: str, event_path: str, at: dt.datetime) -> None:
+    """Enqueues a Cloud Task for the retry; the sweep covers a failed enqueue."""
+    try:
+        from firebase_admin.functions import TaskOptions  # noqa: PLC0415
+
+        clients.task_queue(REDELIVER_FUNCTION).enqueue(
+            {"data": {"subscriber": subscriber_name, "event_path": event_path}},
+            TaskOptions(schedule_time=at),
+        )
+    except Exception as exc:  # noqa: BLE001 - the sweep picks the retry up
+        log.warning("retry not enqueued; the sweep will retry", error=error_text(exc))
+
+
+def _inject_fault(db, subscriber_name: str) -> None:
+    """Emulator-only fault injection: ``_faults/{subscriber}`` {remaining: n} or {always: true}."""
+    if not settings.is_emulator():
+        return
+    from google.cloud import firestore as gcf  # noqa: PLC0415
+
+    ref = db.collection(FAULTS).document(subscriber_name)
+
+    @gcf.transactional
+    def take(txn) -> bool:
+        snap = ref.get(transaction=txn)
+        if not snap.exists:
+            return False
+        fault = snap.to_dict()
+        if fault.get("always"):
+            return True
+        remaining = int(fault.get("remaining", 0))
+        if remaining <= 0:
+            return False
+        txn.update(ref, {"remaining": remaining - 1})
+        return True
+
+    if take(db.transaction()):
+        raise InjectedFaultError(f"fault injected into {subscriber_name}")
+
+
+# ---- redelivery: retries, sweep, replay --------------------------------------
+
+def redeliver(subscriber_name: str, event_path: str, *, via: str, db=None) -> str:
+    db = db or clients.firestore()
+    spec = SUBSCRIBERS.get(subscriber_name)
+    if spec is None:
+        log.error("redelivery for an unknown subscriber", subscriber=subscriber_name)
+        return "unknown_subscriber"
+    snap = db.document(event_path).get()
+    if not snap.exists:
+        log.error("redelivery of a missing event", subscriber=subscriber_name, event_path=event_path)
+        return "missing_event"
+    return deliver(spec, snap.to_dict(), via=via, db=db)
+
+
+def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[str, int]:
+    """Retries due failures, takes over stalled deliveries, delivers lost events."""
+    from google.cloud import firestore as gcf  # noqa: PLC0415
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415
+
+    db = db or clients.firestore()
+    now = now or _now()
+    counts = {"retried": 0, "stalled": 0, "lost": 0, "processed": 0}
+    deliveries = db.collection(DELIVERIES)
+
+    due = (
+        deliveries.where(filter=FieldFilter("status", "==", FAILED))
+        .where(filter=FieldFilter("next_attempt_at", "<=", now))
+        .limit(limit)
+        .stream()
+    )
+    for snap in due:
+        counts["retried"] += 1
+        counts["processed"] += redeliver(snap.get("subscriber"), snap.get("event_path"), via="sweep", db=db) == PROCESSED
+
+    stalled = (
+        deliveries.where(filter=FieldFilter("status", "==", PROCESSING))
+        .where(filter=FieldFilter("lease_until", "<=", now))
+        .limit(limit)
+        .stream()
+    )
+    for snap in stalled:
+        counts["stalled"] += 1
+        counts["processed"] += redeliver(snap.get("subscriber"), snap.get("event_path"), via="sweep", db=db) == PROCESSED
+
+    lost_before = now - dt.timedelta(seconds=settings.BUS_LOST_AFTER_SECONDS)
+    window_start = now - dt.timedelta(days=2)
+    recent = (
+        db.collection_group(events.EVENTS)
+        .where(filter=FieldFilter("time", ">=", window_start))
+        .where(filter=FieldFilter("time", "<=", lost_before))
+        .limit(limit * 5)
+        .stream()
+    )
+    for snap in recent:
+        doc = snap.to_dict()
+        subs = subscribers_of(doc.get("type", ""))
+        if not subs:
+            continue
+        refs = [deliveries.document(delivery_id(snap.id, s.name)) for s in subs]
+        for spec, existing in zip(subs, db.get_all(refs)):
+            if not existing.exists:
+                counts["lost"] += 1
+                counts["processed"] += deliver(spec, doc, via="sweep", db=db) == PROCESSED
+
+    db.collection(OPS_STATE).document("sweep").set(
+        {"last_sweep_time": gcf.SERVER_TIMESTAMP, "last_counts": counts}, merge=True
+    )
+    log.info("sweep finished", **counts)
+    return counts
+
+
+def replay_dead_letter(dead_letter_id: str, *, db=None) -> str:
+    """Resets a dead delivery and delivers it again now. Returns the outcome."""
+    from google.cloud import firestore as gcf  # noqa: PLC0415
+
+    db = db or clients.firestore()
+    letter_ref = db.collection(DEAD_LETTERS).document(dead_letter_id)
+    delivery_ref = db.collection(DELIVERIES).document(dead_letter_id)
+
+    @gcf.transactional
+    def reset(txn) -> tuple[str, str] | None:
+        letter = letter_ref.get(transaction=txn)
+        if not letter.exists or letter.get("status") != "dead":
+            return None
+        now = _now()
+        txn.update(
+            delivery_ref,
+            {"status": FAILED, "attempts": 0, "next_attempt_at": now, "updated_time": now,
+             "replays": gcf.Increment(1)},
+        )
+        txn.update(letter_ref, {"status": "replayed", "replayed_time": now})
+        return letter.get("subscriber"), letter.get("event_path")
+
+    target = reset(db.transaction())
+    if target is None:
+        return "not_dead"
+    outcome = redeliver(*target, via="replay", db=db)
+    letter_ref.update({"replay_outcome": outcome})
+    return outcome

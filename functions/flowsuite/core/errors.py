@@ -1,0 +1,106 @@
+"""One error hierarchy for the suite, mapped to callable error codes in one place.
+
+Domain code raises these; the callable edge (`flowsuite.core.callables`) turns
+them into ``HttpsError``. Anything else that escapes becomes ``internal`` with no
+details but the correlation id, which the log line carries too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FlowsuiteError(Exception):
+    """Base of every error a caller may see. ``code`` is the callable status."""
+
+    code = "internal"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidArgumentError(FlowsuiteError):
+    code = "invalid-argument"
+
+    def __init__(self, message: str, *, fields: list[dict[str, Any]] | None = None, details=None):
+        super().__init__(message, details={**(details or {}), "fields": fields or []})
+        self.fields = fields or []
+
+    @classmethod
+    def for_field(cls, field: str, message: str, type_: str = "value_error") -> InvalidArgumentError:
+        return cls(f"{field}: {message}", fields=[{"field": field, "type": type_, "message": message}])
+
+
+class UnauthenticatedError(FlowsuiteError):
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(FlowsuiteError):
+    code = "permission-denied"
+
+
+class NotFoundError(FlowsuiteError):
+    code = "not-found"
+
+
+class FailedPreconditionError(FlowsuiteError):
+    code = "failed-precondition"
+
+
+class AlreadyExistsError(FlowsuiteError):
+    code = "already-exists"
+
+
+class ResourceExhaustedError(FlowsuiteError):
+    code = "resource-exhausted"
+
+
+class RetryLaterError(FlowsuiteError):
+    """A delivery that should be retried later without counting as a defect."""
+
+    code = "unavailable"
+
+
+HTTP_STATUS = {
+    "invalid-argument": 400,
+    "failed-precondition": 400,
+    "unauthenticated": 401,
+    "permission-denied": 403,
+    "not-found": 404,
+    "already-exists": 409,
+    "resource-exhausted": 429,
+    "internal": 500,
+    "unavailable": 503,
+}
+
+
+def validation_fields(exc) -> list[dict[str, Any]]:
+    """pydantic ValidationError -> [{field, type, message}] (never the input itself)."""
+    fields = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = ".".join(str(part) for part in err.get("loc", ())) or "data"
+        fields.append({"field": loc, "type": err.get("type", "value_error"), "message": err.get("msg", "invalid")})
+    return fields
+
+
+def invalid_request(exc) -> InvalidArgumentError:
+    """The caller's payload failed its request model: name every failing field."""
+    fields = validation_fields(exc)
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+    return InvalidArgumentError(f"Invalid request: {summary}", fields=fields)
+
+
+def describe(exc: BaseException, correlation_id: str) -> tuple[str, str, dict[str, Any]]:
+    """The wire form of any exception: (code, message, details). Pure, for unit tests."""
+    if isinstance(exc, FlowsuiteError) and exc.code != "internal":
+        return exc.code, exc.message, {**exc.details, "correlation_id": correlation_id}
+    return "internal", "Internal error", {"correlation_id": correlation_id}
+
+
+def to_https_error(exc: BaseException, correlation_id: str):
+    from firebase_functions import https_fn  # noqa: PLC0415
+
+    code, message, details = describe(exc, correlation_id)
+    return https_fn.HttpsError(https_fn.FunctionsErrorCode(code), message, details)

@@ -1,0 +1,165 @@
+"""Events: typed contracts, an envelope, and publishing inside a transaction.
+
+An event type is a pydantic model declared by the domain that publishes it:
+
+    @event_type("order.placed", source="orders")
+    class OrderPlaced(EventData):
+        order_id: str
+        ...
+
+``publish(txn, OrderPlaced(...), subject=...)`` writes the envelope with the
+caller's transaction or batch (transactional outbox): the state change and its
+event commit together or not at all. Each type has its own collection,
+``topics/{type}/events/{id}``, so a subscriber's trigger fires for its type only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from flowsuite.core import log
+
+TOPICS = "topics"
+EVENTS = "events"
+
+
+class EventData(BaseModel):
+    """Base of every event's data. Unknown fields are ignored (forward compatible)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    event_type: ClassVar["EventType"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EventType:
+    name: str
+    model: type[EventData]
+    source: str
+    version: int
+    description: str
+
+    @property
+    def collection(self) -> str:
+        return f"{TOPICS}/{self.name}/{EVENTS}"
+
+    @property
+    def trigger_path(self) -> str:
+        return f"{self.collection}/{{event_id}}"
+
+
+EVENT_TYPES: dict[str, EventType] = {}
+
+T = TypeVar("T", bound=EventData)
+
+
+def event_type(name: str, *, source: str, version: int = 1):
+    """Declares an event type: its name, publishing domain and schema version."""
+    if "/" in name or not name.startswith(f"{source}."):
+        raise ValueError(f"event type {name!r} must be '<source>.<name>' without slashes")
+
+    def register(model: type[T]) -> type[T]:
+        spec = EventType(name, model, source, version, (model.__doc__ or name).strip().splitlines()[0])
+        existing = EVENT_TYPES.get(name)
+        if existing is not None and existing.model.__qualname__ != model.__qualname__:
+            raise ValueError(f"event type {name!r} declared twice")
+        EVENT_TYPES[name] = spec
+        model.event_type = spec
+        return model
+
+    return register
+
+
+class Envelope(BaseModel):
+    """What every event document holds."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    type: str
+    source: str
+    subject: str
+    time: dt.datetime
+    correlation_id: str
+    schema_version: int
+    data: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Event(Generic[T]):
+    """An event as a subscriber receives it: the envelope and its typed data."""
+
+    envelope: Envelope
+    data: T
+    attempt: int = 1
+
+    @property
+    def id(self) -> str:
+        return self.envelope.id
+
+    @property
+    def type(self) -> str:
+        return self.envelope.type
+
+    @property
+    def subject(self) -> str:
+        return self.envelope.subject
+
+    @property
+    def correlation_id(self) -> str:
+        return self.envelope.correlation_id
+
+
+def envelope_for(
+    data: EventData,
+    *,
+    subject: str,
+    correlation_id: str | None = None,
+    event_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> Envelope:
+    """Builds the envelope of an event. Pure, for unit tests."""
+    spec = type(data).event_type
+    return Envelope(
+        id=event_id or uuid.uuid4().hex,
+        type=spec.name,
+        source=spec.source,
+        subject=subject,
+        time=now or dt.datetime.now(dt.timezone.utc),
+        correlation_id=correlation_id or log.correlation_id() or uuid.uuid4().hex,
+        schema_version=spec.version,
+        data=data.model_dump(mode="json"),
+    )
+
+
+def publish(
+    writer,
+    data: EventData,
+    *,
+    subject: str,
+    correlation_id: str | None = None,
+    event_id: str | None = None,
+    db=None,
+) -> Envelope:
+    """Adds the event to ``writer`` (a Transaction or WriteBatch): it commits with it.
+
+    The correlation id defaults to the one bound for the current call or delivery,
+    so a chain of events keeps the id of the request that started it.
+    """
+    from flowsuite.core import clients  # noqa: PLC0415
+
+    envelope = envelope_for(data, subject=subject, correlation_id=correlation_id, event_id=event_id)
+    db = db or clients.firestore()
+    ref = db.collection(type(data).event_type.collection).document(envelope.id)
+    writer.create(ref, envelope.model_dump())
+    return envelope
+
+
+def parse(doc: dict[str, Any]) -> tuple[Envelope, EventData]:
+    envelope = Envelope.model_validate(doc)
+    spec = EVENT_TYPES[envelope.type]
+    return envelope, spec.model.model_validate(envelope.data)

@@ -1,0 +1,27 @@
+"""Base models for the edge: requests refuse unknown fields, responses are plain JSON."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+
+class Request(BaseModel):
+    """A callable's request. Unknown fields are refused, strings are trimmed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+IdempotencyKey = Annotated[str, StringConstraints(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+DocId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")]
+
+
+class IdempotentRequest(Request):
+    """A state-changing request: a repeat with the same key returns the first answer."""
+
+    idempotency_key: IdempotencyKey

@@ -1,0 +1,53 @@
+"""Typed settings: every parameter the suite reads, declared once.
+
+Parameters are the Firebase SDK's own (`StringParam`, `IntParam`, `SecretParam`),
+so `firebase deploy` asks for them and the emulator reads them from
+``functions/.env.local``. Declaring a parameter does no I/O; reading ``.value``
+reads the environment at call time.
+"""
+
+from __future__ import annotations
+
+import os
+
+from firebase_functions import params
+
+# Where every function runs. One place: FlutterFlow's default region, so the app
+# needs no `instanceFor(region: ...)`. Change it here, not on decorators.
+REGION = "us-central1"
+
+# Event bus reliability.
+BUS_MAX_ATTEMPTS = params.IntParam(
+    "BUS_MAX_ATTEMPTS", default=8, description="Delivery attempts before an event becomes a dead letter."
+)
+BUS_RETRY_BASE_SECONDS = params.IntParam(
+    "BUS_RETRY_BASE_SECONDS", default=30, description="First retry delay; doubles on every attempt."
+)
+BUS_LEASE_SECONDS = 120  # a delivery that runs longer than this is considered stalled
+BUS_LOST_AFTER_SECONDS = 120  # an event with no delivery record after this is considered lost
+IDEMPOTENCY_TTL_HOURS = 24
+CALLABLE_TIMEOUT_SECONDS = 60
+
+
+def is_emulator() -> bool:
+    return os.environ.get("FUNCTIONS_EMULATOR") == "true" or bool(os.environ.get("FIRESTORE_EMULATOR_HOST"))
+
+
+def project_id() -> str:
+    for var in ("GCLOUD_PROJECT", "GOOGLE_CLOUD_PROJECT"):
+        if os.environ.get(var):
+            return os.environ[var]
+    config = os.environ.get("FIREBASE_CONFIG", "")
+    if config.startswith("{"):
+        import json  # noqa: PLC0415
+
+        return json.loads(config).get("projectId", "demo-flowsuite")
+    return "demo-flowsuite"
+
+
+def int_value(param: params.IntParam) -> int:
+    """A parameter's value, falling back to its default outside a deployment."""
+    raw = os.environ.get(param.name)
+    if raw is None or raw == "":
+        return int(param.default)
+    return int(raw)

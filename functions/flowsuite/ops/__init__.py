@@ -1,0 +1,1 @@
+"""Ops: the bus's redelivery, sweep and dead letters; probes; health."""

@@ -1,0 +1,83 @@
+"""Ops functions: thin triggers over ``flowsuite.ops.service``."""
+
+from __future__ import annotations
+
+from firebase_functions import scheduler_fn, tasks_fn
+from firebase_functions.options import RateLimits, RetryConfig
+
+from flowsuite.core import bus, clients, options
+from flowsuite.core.callables import CallContext, callable_function
+from flowsuite.ops import models, service
+from flowsuite.ops.events import ProbeSent
+
+__all__ = [
+    "opsRedeliver",
+    "ops_sweep",
+    "ops_run_sweep",
+    "ops_send_probe",
+    "ops_on_probe",
+    "ops_list_dead_letters",
+    "ops_replay_dead_letters",
+    "ops_diagnose",
+]
+
+options.apply()
+ADMIN = ("admin",)
+
+
+@tasks_fn.on_task_dispatched(
+    retry_config=RetryConfig(max_attempts=3, min_backoff_seconds=5),
+    rate_limits=RateLimits(max_concurrent_dispatches=10),
+)
+def opsRedeliver(req: tasks_fn.CallableRequest) -> None:
+    """Runs one scheduled retry of a failed delivery (enqueued by the bus)."""
+    data = req.data or {}
+    bus.redeliver(str(data.get("subscriber", "")), str(data.get("event_path", "")), via="retry")
+
+
+@scheduler_fn.on_schedule(schedule="every 5 minutes")
+def ops_sweep(event: scheduler_fn.ScheduledEvent) -> None:
+    """Retries due deliveries, takes over stalled ones, delivers lost events."""
+    service.run_sweep(clients.firestore())
+
+
+@callable_function(request=models.RunSweep, response=models.SweepAnswer, roles=ADMIN)
+def ops_run_sweep(ctx: CallContext, req: models.RunSweep) -> models.SweepAnswer:
+    """Runs the bus sweep now (admin)."""
+    return models.SweepAnswer(**service.run_sweep(clients.firestore()))
+
+
+@callable_function(request=models.SendProbe, response=models.ProbeAnswer, roles=ADMIN, idempotent=True)
+def ops_send_probe(ctx: CallContext, req: models.SendProbe) -> models.ProbeAnswer:
+    """Sends a synthetic event through the bus (admin)."""
+    probe_id, event_id = service.send_probe(clients.firestore(), note=req.note, correlation_id=ctx.correlation_id)
+    return models.ProbeAnswer(probe_id=probe_id, event_id=event_id, correlation_id=ctx.correlation_id)
+
+
+@bus.subscriber(ProbeSent)
+def ops_on_probe(event, txn) -> None:
+    """Records that a probe went through the bus."""
+    service.record_probe(clients.firestore(), txn, event)
+
+
+@callable_function(request=models.ListDeadLetters, response=models.DeadLetterList, roles=ADMIN)
+def ops_list_dead_letters(ctx: CallContext, req: models.ListDeadLetters) -> models.DeadLetterList:
+    """Lists dead letters, newest first (admin)."""
+    rows = service.list_dead_letters(clients.firestore(), limit=req.limit, subscriber=req.subscriber)
+    return models.DeadLetterList(
+        dead_letters=[models.DeadLetter(**{k: row.get(k) for k in models.DeadLetter.model_fields}) for row in rows]
+    )
+
+
+@callable_function(request=models.ReplayDeadLetters, response=models.ReplayAnswer, roles=ADMIN)
+def ops_replay_dead_letters(ctx: CallContext, req: models.ReplayDeadLetters) -> models.ReplayAnswer:
+    """Replays dead letters by id, or all of them (admin)."""
+    results = service.replay(clients.firestore(), ids=req.ids, replay_all=req.all)
+    return models.ReplayAnswer(replayed=[models.ReplayOutcome(id=i, outcome=o) for i, o in results])
+
+
+@callable_function(request=models.Diagnose, response=models.DiagnoseAnswer, roles=ADMIN)
+def ops_diagnose(ctx: CallContext, req: models.Diagnose) -> models.DiagnoseAnswer:
+    """Raises the error asked for, to check the error map end to end (emulator only, admin)."""
+    service.diagnose(req.code)
+    return models.DiagnoseAnswer(ok=True)

@@ -1,0 +1,78 @@
+"""Requests and answers of the ops callables."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import Field
+
+from typing import Literal
+
+from flowsuite.core.models import DocId, IdempotentRequest, Request, Response
+
+
+class SendProbe(IdempotentRequest):
+    note: str = Field(default="", max_length=200)
+
+
+class ProbeAnswer(Response):
+    probe_id: str
+    event_id: str
+    correlation_id: str
+
+
+class RunSweep(Request):
+    pass
+
+
+class SweepAnswer(Response):
+    retried: int
+    stalled: int
+    lost: int
+    processed: int
+
+
+class ListDeadLetters(Request):
+    limit: int = Field(default=50, ge=1, le=500)
+    subscriber: str | None = Field(default=None, max_length=100)
+
+
+class DeadLetter(Response):
+    id: str
+    subscriber: str
+    event_type: str
+    event_id: str
+    correlation_id: str
+    error: str
+    attempts: int
+    status: str
+    created_time: dt.datetime | None = None
+
+
+class DeadLetterList(Response):
+    dead_letters: list[DeadLetter]
+
+
+class ReplayDeadLetters(Request):
+    ids: list[DocId] = Field(default_factory=list, max_length=500)
+    all: bool = False
+
+
+class ReplayOutcome(Response):
+    id: str
+    outcome: str
+
+
+class ReplayAnswer(Response):
+    replayed: list[ReplayOutcome]
+
+
+class Diagnose(Request):
+    code: Literal[
+        "invalid-argument", "unauthenticated", "permission-denied", "not-found",
+        "failed-precondition", "already-exists", "resource-exhausted", "internal",
+    ]
+
+
+class DiagnoseAnswer(Response):
+    ok: bool

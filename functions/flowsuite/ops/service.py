@@ -1,0 +1,73 @@
+"""Ops service code: plain functions over the kernel, clients passed in."""
+
+from __future__ import annotations
+
+import uuid
+
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from flowsuite.core import bus, errors, events, settings
+from flowsuite.core.errors import InvalidArgumentError
+from flowsuite.ops.events import ProbeSent, SweepFinished
+
+PROBES = "ops_probes"
+
+
+def send_probe(db, *, note: str, correlation_id: str) -> tuple[str, str]:
+    probe_id = uuid.uuid4().hex
+    batch = db.batch()
+    batch.set(db.collection(PROBES).document(probe_id), {"probe_id": probe_id, "received": 0, "note": note})
+    envelope = events.publish(batch, ProbeSent(probe_id=probe_id, note=note), subject=f"{PROBES}/{probe_id}",
+                              correlation_id=correlation_id, db=db)
+    batch.commit()
+    return probe_id, envelope.id
+
+
+def record_probe(db, txn, event: events.Event[ProbeSent]) -> None:
+    from google.cloud import firestore as gcf  # noqa: PLC0415
+
+    ref = db.collection(PROBES).document(event.data.probe_id)
+    txn.set(ref, {"received": gcf.Increment(1), "received_time": gcf.SERVER_TIMESTAMP,
+                  "last_event_id": event.id, "correlation_id": event.correlation_id}, merge=True)
+
+
+def run_sweep(db) -> dict[str, int]:
+    counts = bus.sweep(db=db)
+    batch = db.batch()
+    events.publish(batch, SweepFinished(**counts), subject="ops_state/sweep", db=db)
+    batch.commit()
+    return counts
+
+
+def list_dead_letters(db, *, limit: int, subscriber: str | None) -> list[dict]:
+    query = db.collection(bus.DEAD_LETTERS).where(filter=FieldFilter("status", "==", "dead"))
+    if subscriber:
+        query = query.where(filter=FieldFilter("subscriber", "==", subscriber))
+    query = query.order_by("created_time", direction="DESCENDING").limit(limit)
+    return [{**snap.to_dict(), "id": snap.id} for snap in query.stream()]
+
+
+def replay(db, *, ids: list[str], replay_all: bool) -> list[tuple[str, str]]:
+    if not ids and not replay_all:
+        raise InvalidArgumentError.for_field("ids", "name dead letters to replay, or set all", "missing")
+    if replay_all:
+        ids = [d["id"] for d in list_dead_letters(db, limit=500, subscriber=None)]
+    return [(dead_id, bus.replay_dead_letter(dead_id, db=db)) for dead_id in ids]
+
+
+DIAGNOSTIC_ERRORS = {
+    cls.code: cls
+    for cls in (
+        errors.InvalidArgumentError, errors.UnauthenticatedError, errors.PermissionDeniedError,
+        errors.NotFoundError, errors.FailedPreconditionError, errors.AlreadyExistsError,
+        errors.ResourceExhaustedError,
+    )
+}
+
+
+def diagnose(code: str) -> None:
+    if not settings.is_emulator():
+        raise errors.FailedPreconditionError("Diagnostics run on the emulators only.")
+    if code == "internal":
+        raise RuntimeError("diagnostic failure with a secret detail: sk_live_do_not_leak")
+    raise DIAGNOSTIC_ERRORS[code](f"diagnostic {code}")

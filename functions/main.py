@@ -1,0 +1,10 @@
+"""The registry: re-exports every function of the suite, and nothing else.
+
+Each domain is imported only when this instance serves one of its functions
+(see ``flowsuite.registry``); deploy and the emulator import them all.
+"""
+
+from flowsuite.registry import wanted as _wanted
+
+if _wanted("ops"):
+    from flowsuite.ops.functions import *  # noqa: F403

@@ -1,0 +1,305 @@
+"""Clients for tests against the real emulators: admin Firestore, Auth, callables,
+the app's own Firestore REST client (rules enforced), and resets.
+
+Everything reads the addresses that ``python -m devtools.suite exec`` exports. When
+they are missing the test fails loudly: integration tests never skip.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+import requests
+
+PROJECT = os.environ.get("GCLOUD_PROJECT", "demo-flowsuite")
+SESSION = requests.Session()
+
+
+def need(var: str) -> str:
+    value = os.environ.get(var)
+    if not value:
+        pytest.fail(
+            f"{var} is not set: integration tests need the emulator suite. "
+            "Run them with `make test` (or `python -m devtools.suite exec -- pytest tests/integration`).",
+            pytrace=False,
+        )
+    return value
+
+
+def firestore_host() -> str:
+    return need("FIRESTORE_EMULATOR_HOST")
+
+
+def auth_host() -> str:
+    return need("FIREBASE_AUTH_EMULATOR_HOST")
+
+
+def functions_url() -> str:
+    return need("FLOWSUITE_FUNCTIONS_URL")
+
+
+def admin_db():
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+
+    firestore_host()
+    return firestore.Client(project=PROJECT, credentials=AnonymousCredentials())
+
+
+# ---- reset ---------------------------------------------------------------
+
+def reset_emulators() -> None:
+    r = SESSION.delete(f"http://{firestore_host()}/emulator/v1/projects/{PROJECT}/databases/(default)/documents")
+    r.raise_for_status()
+    r = SESSION.delete(f"http://{auth_host()}/emulator/v1/projects/{PROJECT}/accounts")
+    r.raise_for_status()
+
+
+# ---- auth ------------------------------------------------------------------
+
+@dataclass
+class User:
+    uid: str
+    email: str
+    password: str
+    id_token: str
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        payload = self.id_token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+    @property
+    def ref_path(self) -> str:
+        return f"projects/{PROJECT}/databases/(default)/documents/users/{self.uid}"
+
+
+class AuthError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def _identity(path: str, body: dict[str, Any], *, admin: bool = False) -> dict[str, Any]:
+    url = f"http://{auth_host()}/identitytoolkit.googleapis.com/v1/{path}"
+    headers = {"Authorization": "Bearer owner"} if admin else {}
+    r = SESSION.post(url, params={"key": "fake-api-key"}, json=body, headers=headers, timeout=30)
+    if r.status_code >= 400:
+        raise AuthError(r.status_code, r.json().get("error", {}).get("message", r.text))
+    return r.json()
+
+
+def sign_up(email: str | None = None, password: str = "secret-password", display_name: str | None = None) -> User:
+    email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+    body = {"email": email, "password": password, "returnSecureToken": True}
+    if display_name:
+        body["displayName"] = display_name
+    out = _identity("accounts:signUp", body)
+    return User(out["localId"], email, password, out["idToken"])
+
+
+def sign_in(email: str, password: str) -> User:
+    out = _identity("accounts:signInWithPassword", {"email": email, "password": password, "returnSecureToken": True})
+    return User(out["localId"], email, password, out["idToken"])
+
+
+def set_claims(user: User, claims: dict[str, Any]) -> User:
+    """Sets custom claims with the admin API and returns the user with a fresh token."""
+    _identity(
+        f"projects/{PROJECT}/accounts:update",
+        {"localId": user.uid, "customAttributes": json.dumps(claims)},
+        admin=True,
+    )
+    return sign_in(user.email, user.password)
+
+
+def user_with_role(role: str) -> User:
+    return set_claims(sign_up(), {"role": role})
+
+
+# ---- callables ---------------------------------------------------------------
+
+class CallableError(Exception):
+    def __init__(self, http_status: int, status: str, message: str, details: Any):
+        super().__init__(f"{status} ({http_status}): {message} {details!r}")
+        self.http_status = http_status
+        self.status = status
+        self.message = message
+        self.details = details or {}
+
+    @property
+    def code(self) -> str:
+        return self.status.lower().replace("_", "-")
+
+    @property
+    def fields(self) -> list[str]:
+        return [f["field"] for f in self.details.get("fields", [])]
+
+
+def call_raw(name: str, body: Any, token: str | None = None, headers: dict[str, str] | None = None) -> requests.Response:
+    hdrs = {"Content-Type": "application/json", **(headers or {})}
+    if token:
+        hdrs["Authorization"] = f"Bearer {token}"
+    return SESSION.post(f"{functions_url()}/{name}", data=json.dumps(body), headers=hdrs, timeout=60)
+
+
+def call(name: str, data: Any = None, user: User | str | None = None, headers: dict[str, str] | None = None) -> Any:
+    """Calls a callable as the Firebase SDKs do; returns ``result`` or raises CallableError."""
+    token = user.id_token if isinstance(user, User) else user
+    r = call_raw(name, {"data": data if data is not None else {}}, token, headers)
+    try:
+        body = r.json()
+    except ValueError as exc:
+        raise AssertionError(f"{name} answered {r.status_code} with a non-JSON body: {r.text[:500]}") from exc
+    if "error" in body:
+        err = body["error"]
+        raise CallableError(r.status_code, err.get("status", ""), err.get("message", ""), err.get("details"))
+    assert r.status_code == 200, (r.status_code, body)
+    return body["result"]
+
+
+# ---- the app's Firestore client (REST, rules enforced) -------------------------
+
+def encode(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"nullValue": None}
+    if isinstance(value, bool):
+        return {"booleanValue": value}
+    if isinstance(value, int):
+        return {"integerValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, dt.datetime):
+        return {"timestampValue": value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")}
+    if isinstance(value, Ref):
+        return {"referenceValue": value.path}
+    if isinstance(value, list):
+        return {"arrayValue": {"values": [encode(v) for v in value]}}
+    if isinstance(value, dict):
+        return {"mapValue": {"fields": {k: encode(v) for k, v in value.items()}}}
+    raise TypeError(type(value))
+
+
+def decode(value: dict[str, Any]) -> Any:
+    (kind, raw), = value.items()
+    if kind == "integerValue":
+        return int(raw)
+    if kind == "arrayValue":
+        return [decode(v) for v in raw.get("values", [])]
+    if kind == "mapValue":
+        return {k: decode(v) for k, v in raw.get("fields", {}).items()}
+    if kind == "referenceValue":
+        return Ref(raw)
+    return raw
+
+
+@dataclass(frozen=True)
+class Ref:
+    path: str  # projects/{p}/databases/(default)/documents/...
+
+    @classmethod
+    def to(cls, doc_path: str) -> "Ref":
+        return cls(f"projects/{PROJECT}/databases/(default)/documents/{doc_path}")
+
+
+class Denied(Exception):
+    pass
+
+
+class AppClient:
+    """Firestore as a FlutterFlow app sees it: the REST API with the user's ID token."""
+
+    def __init__(self, user: User | None):
+        self.user = user
+        self.base = f"http://{firestore_host()}/v1/projects/{PROJECT}/databases/(default)/documents"
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.user.id_token}"} if self.user else {}
+
+    def _check(self, r: requests.Response) -> dict[str, Any]:
+        if r.status_code == 403:
+            raise Denied(r.json().get("error", {}).get("message", "denied"))
+        if r.status_code >= 400:
+            raise AssertionError(f"{r.status_code}: {r.text[:500]}")
+        return r.json() if r.text else {}
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        r = SESSION.get(f"{self.base}/{path}", headers=self._headers(), timeout=30)
+        if r.status_code == 404:
+            return None
+        doc = self._check(r)
+        return {k: decode(v) for k, v in doc.get("fields", {}).items()}
+
+    def create(self, collection: str, doc_id: str, data: dict[str, Any]) -> None:
+        r = SESSION.post(
+            f"{self.base}/{collection}", params={"documentId": doc_id},
+            json={"fields": {k: encode(v) for k, v in data.items()}}, headers=self._headers(), timeout=30,
+        )
+        self._check(r)
+
+    def set(self, path: str, data: dict[str, Any]) -> None:
+        r = SESSION.patch(f"{self.base}/{path}", json={"fields": {k: encode(v) for k, v in data.items()}},
+                          headers=self._headers(), timeout=30)
+        self._check(r)
+
+    def update(self, path: str, data: dict[str, Any]) -> None:
+        params = [("updateMask.fieldPaths", k) for k in data] + [("currentDocument.exists", "true")]
+        r = SESSION.patch(f"{self.base}/{path}", params=params,
+                          json={"fields": {k: encode(v) for k, v in data.items()}}, headers=self._headers(), timeout=30)
+        self._check(r)
+
+    def delete(self, path: str) -> None:
+        self._check(SESSION.delete(f"{self.base}/{path}", headers=self._headers(), timeout=30))
+
+    def query(self, collection: str, *, where: list[tuple[str, str, Any]] = (), parent: str = "",
+              order_by: str | None = None, descending: bool = False, limit: int | None = None) -> list[dict]:
+        ops = {"==": "EQUAL", "<": "LESS_THAN", "<=": "LESS_THAN_OR_EQUAL", ">": "GREATER_THAN",
+               ">=": "GREATER_THAN_OR_EQUAL", "in": "IN", "array-contains": "ARRAY_CONTAINS"}
+        query: dict[str, Any] = {"from": [{"collectionId": collection}]}
+        filters = [{"fieldFilter": {"field": {"fieldPath": f}, "op": ops[o], "value": encode(v)}} for f, o, v in where]
+        if len(filters) == 1:
+            query["where"] = filters[0]
+        elif filters:
+            query["where"] = {"compositeFilter": {"op": "AND", "filters": filters}}
+        if order_by:
+            query["orderBy"] = [{"field": {"fieldPath": order_by}, "direction": "DESCENDING" if descending else "ASCENDING"}]
+        if limit:
+            query["limit"] = limit
+        url = f"{self.base}/{parent}:runQuery" if parent else f"{self.base}:runQuery"
+        rows = self._check(SESSION.post(url, json={"structuredQuery": query}, headers=self._headers(), timeout=30))
+        return [{k: decode(v) for k, v in row["document"].get("fields", {}).items()}
+                for row in rows if "document" in row]
+
+
+# ---- waiting -------------------------------------------------------------------
+
+def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):
+    """Polls ``check`` until it returns something truthy; fails with the last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except AssertionError as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}; last value: {last!r}")
+
+
+def doc(db, path: str) -> dict[str, Any] | None:
+    snap = db.document(path).get()
+    return snap.to_dict() if snap.exists else None

@@ -1,0 +1,126 @@
+"""Typed callables on the functions emulator: identity, roles, errors, idempotency."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import uuid
+
+import pytest
+
+from tests import harness
+from tests.harness import CallableError, call, call_raw
+
+CODES = ["invalid-argument", "unauthenticated", "permission-denied", "not-found",
+         "failed-precondition", "already-exists", "resource-exhausted"]
+
+
+def key() -> str:
+    return uuid.uuid4().hex
+
+
+def test_missing_login_is_unauthenticated():
+    with pytest.raises(CallableError) as err:
+        call("ops_send_probe", {"idempotency_key": key()})
+    assert err.value.code == "unauthenticated" and err.value.http_status == 401
+
+
+def test_forged_token_is_unauthenticated():
+    with pytest.raises(CallableError) as err:
+        call("ops_send_probe", {"idempotency_key": key()}, user="not-a-jwt")
+    assert err.value.code == "unauthenticated"
+
+
+def test_wrong_role_is_permission_denied(member):
+    with pytest.raises(CallableError) as err:
+        call("ops_send_probe", {"idempotency_key": key()}, user=member)
+    assert err.value.code == "permission-denied"
+    assert err.value.details["required_roles"] == ["admin"]
+
+
+def test_bad_input_names_each_failing_field(admin):
+    with pytest.raises(CallableError) as err:
+        call("ops_send_probe", {"idempotency_key": "x", "note": 5, "surprise": True}, user=admin)
+    assert err.value.code == "invalid-argument"
+    assert set(err.value.fields) == {"idempotency_key", "note", "surprise"}
+    assert all(set(f) == {"field", "type", "message"} for f in err.value.details["fields"])
+
+
+def test_data_that_is_not_an_object_is_invalid(admin):
+    r = call_raw("ops_send_probe", {"data": [1, 2]}, admin.id_token)
+    assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_every_domain_error_reaches_the_caller_with_its_code(admin, code):
+    with pytest.raises(CallableError) as err:
+        call("ops_diagnose", {"code": code}, user=admin)
+    assert err.value.code == code
+    assert err.value.details["correlation_id"]
+
+
+def test_an_unexpected_exception_is_internal_without_details(admin):
+    with pytest.raises(CallableError) as err:
+        call("ops_diagnose", {"code": "internal"}, user=admin, headers={"X-Correlation-Id": "trace-internal-0001"})
+    assert err.value.code == "internal" and err.value.http_status == 500
+    assert "sk_live" not in err.value.message
+    assert err.value.details == {"correlation_id": "trace-internal-0001"}
+
+
+def test_a_repeat_returns_the_first_answer_and_has_one_effect(admin, db):
+    k = key()
+    first = call("ops_send_probe", {"idempotency_key": k, "note": "once"}, user=admin)
+    second = call("ops_send_probe", {"idempotency_key": k, "note": "once"}, user=admin)
+    assert first == second
+    assert len(list(db.collection("ops_probes").stream())) == 1
+
+
+def test_a_reused_key_with_another_payload_is_refused(admin, db):
+    k = key()
+    call("ops_send_probe", {"idempotency_key": k, "note": "first"}, user=admin)
+    with pytest.raises(CallableError) as err:
+        call("ops_send_probe", {"idempotency_key": k, "note": "tampered"}, user=admin)
+    assert err.value.code == "invalid-argument" and err.value.fields == ["idempotency_key"]
+    assert len(list(db.collection("ops_probes").stream())) == 1
+
+
+def test_keys_are_per_user(db):
+    a, b = harness.user_with_role("admin"), harness.user_with_role("admin")
+    k = key()
+    ra = call("ops_send_probe", {"idempotency_key": k}, user=a)
+    rb = call("ops_send_probe", {"idempotency_key": k}, user=b)
+    assert ra["probe_id"] != rb["probe_id"]
+
+
+def test_concurrent_repeats_of_one_key_produce_one_effect(admin, db):
+    k = key()
+    with cf.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: call("ops_send_probe", {"idempotency_key": k}, user=admin), range(8)))
+    assert len({a["probe_id"] for a in answers}) == 1
+    assert len(list(db.collection("ops_probes").stream())) == 1
+    assert len(list(db.collection("topics/ops.probe/events").stream())) == 1
+
+
+def test_a_failed_call_releases_its_key(admin, db):
+    from flowsuite.core import idempotency
+
+    k = key()
+    with pytest.raises(CallableError):
+        call("ops_diagnose", {"code": "not-found"}, user=admin)
+    # a failed idempotent call leaves no record: the kernel deletes it (checked in-process)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        idempotency.run(uid=admin.uid, function="t", key=k, payload={}, compute=compute, db=db)
+    assert list(db.collection(idempotency.COLLECTION).stream()) == []
+    assert idempotency.run(uid=admin.uid, function="t", key=k, payload={}, compute=lambda: {"ok": 1}, db=db) == {"ok": 1}
+
+
+def test_the_correlation_id_from_the_header_reaches_the_event(admin, db):
+    out = call("ops_send_probe", {"idempotency_key": key()}, user=admin, headers={"X-Correlation-Id": "checkout-abc-123"})
+    assert out["correlation_id"] == "checkout-abc-123"
+    event = harness.doc(db, f"topics/ops.probe/events/{out['event_id']}")
+    assert event["correlation_id"] == "checkout-abc-123"

@@ -1,0 +1,43 @@
+from pydantic import BaseModel, Field, ValidationError
+
+from flowsuite.core import errors
+
+
+class Sample(BaseModel):
+    quantity: int = Field(ge=1)
+    name: str
+
+
+def test_validation_error_lists_each_failing_field_without_the_input():
+    try:
+        Sample.model_validate({"quantity": 0, "secret": "x"})
+    except ValidationError as exc:
+        err = errors.invalid_request(exc)
+    assert err.code == "invalid-argument"
+    fields = {f["field"]: f for f in err.fields}
+    assert set(fields) == {"quantity", "name"}
+    assert fields["quantity"]["type"] == "greater_than_equal"
+    assert "input" not in fields["quantity"]
+
+
+def test_domain_errors_keep_their_code_and_details():
+    code, message, details = errors.describe(errors.NotFoundError("no such order", details={"order_id": "o1"}), "c1")
+    assert (code, message) == ("not-found", "no such order")
+    assert details == {"order_id": "o1", "correlation_id": "c1"}
+
+
+def test_unexpected_errors_become_internal_with_only_the_correlation_id():
+    code, message, details = errors.describe(KeyError("database password is hunter2"), "c2")
+    assert code == "internal"
+    assert "hunter2" not in message
+    assert details == {"correlation_id": "c2"}
+
+
+def test_every_code_is_a_valid_callable_status():
+    from firebase_functions import https_fn
+
+    for cls in (errors.InvalidArgumentError, errors.UnauthenticatedError, errors.PermissionDeniedError,
+                errors.NotFoundError, errors.FailedPreconditionError, errors.AlreadyExistsError,
+                errors.ResourceExhaustedError):
+        err = errors.to_https_error(cls("m") if cls is not errors.InvalidArgumentError else cls("m", fields=[]), "c")
+        assert err.code == https_fn.FunctionsErrorCode(cls.code)

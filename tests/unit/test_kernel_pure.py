@@ -1,0 +1,85 @@
+import datetime as dt
+
+import pytest
+
+from flowsuite.core import bus, effects, events, idempotency
+from flowsuite.core.errors import InvalidArgumentError
+from flowsuite.ops.events import ProbeSent
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+LATER = NOW + dt.timedelta(minutes=5)
+EARLIER = NOW - dt.timedelta(minutes=5)
+
+
+def test_envelope_carries_type_source_version_and_data():
+    env = events.envelope_for(ProbeSent(probe_id="p1"), subject="ops_probes/p1", correlation_id="corr-1", now=NOW)
+    assert (env.type, env.source, env.schema_version) == ("ops.probe", "ops", 1)
+    assert env.data == {"probe_id": "p1", "note": ""}
+    assert env.correlation_id == "corr-1" and env.time == NOW and len(env.id) == 32
+
+
+def test_event_type_lives_on_its_own_path():
+    assert ProbeSent.event_type.trigger_path == "topics/ops.probe/events/{event_id}"
+
+
+def test_event_type_names_must_start_with_their_source():
+    with pytest.raises(ValueError):
+        events.event_type("orders.placed", source="payments")
+
+
+def test_parse_roundtrip_validates_data():
+    env = events.envelope_for(ProbeSent(probe_id="p2"), subject="s", correlation_id="c")
+    envelope, data = events.parse(env.model_dump())
+    assert data == ProbeSent(probe_id="p2")
+
+
+def test_backoff_doubles_and_is_capped():
+    mid = lambda: 0.5  # noqa: E731 - no jitter
+    assert [bus.backoff_seconds(n, 10, rand=mid) for n in (1, 2, 3, 4)] == [10, 20, 40, 80]
+    assert bus.backoff_seconds(30, 10, cap=600, rand=mid) == 600
+    assert 9 <= bus.backoff_seconds(1, 10) <= 11
+
+
+@pytest.mark.parametrize(
+    ("record", "decision"),
+    [
+        (None, "run"),
+        ({"status": "processed"}, "duplicate"),
+        ({"status": "dead"}, "duplicate"),
+        ({"status": "processing", "lease_until": LATER}, "busy"),
+        ({"status": "processing", "lease_until": EARLIER}, "run"),
+        ({"status": "failed"}, "run"),
+    ],
+)
+def test_delivery_claim_decisions(record, decision):
+    assert bus.claim_decision(record, NOW) == decision
+
+
+def test_payload_hash_ignores_key_order():
+    assert idempotency.payload_hash({"a": 1, "b": [1, 2]}) == idempotency.payload_hash({"b": [1, 2], "a": 1})
+    assert idempotency.payload_hash({"a": 1}) != idempotency.payload_hash({"a": 2})
+
+
+def test_idempotency_record_decisions():
+    h = idempotency.payload_hash({"x": 1})
+    assert idempotency.decide(None, h, NOW) == "run"
+    assert idempotency.decide({"status": "completed", "payload_hash": h, "expires_at": LATER}, h, NOW) == "replay"
+    assert idempotency.decide({"status": "completed", "payload_hash": h, "expires_at": EARLIER}, h, NOW) == "run"
+    assert idempotency.decide({"status": "in_progress", "payload_hash": h, "locked_until": LATER}, h, NOW) == "wait"
+    assert idempotency.decide({"status": "in_progress", "payload_hash": h, "locked_until": EARLIER}, h, NOW) == "run"
+    with pytest.raises(InvalidArgumentError) as err:
+        idempotency.decide({"status": "completed", "payload_hash": "other", "expires_at": LATER}, h, NOW)
+    assert err.value.fields[0]["field"] == "idempotency_key"
+
+
+def test_record_ids_separate_users_functions_and_keys():
+    ids = {idempotency.record_id(u, f, k) for u in ("u1", "u2") for f in ("f1", "f2") for k in ("k1", "k2")}
+    assert len(ids) == 8
+
+
+def test_effect_decisions():
+    assert effects.decide(None, NOW) == "run"
+    assert effects.decide({"state": "SUCCEEDED"}, NOW) == "done"
+    assert effects.decide({"state": "PROCESSING", "lease_until": LATER}, NOW) == "busy"
+    assert effects.decide({"state": "PROCESSING", "lease_until": EARLIER}, NOW) == "run"
+    assert effects.decide({"state": "FAILED"}, NOW) == "run"
