@@ -13,8 +13,9 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import requests
@@ -181,7 +182,7 @@ def encode(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         return {"stringValue": value}
     if isinstance(value, dt.datetime):
-        return {"timestampValue": value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")}
+        return {"timestampValue": value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")}
     if isinstance(value, Ref):
         return {"referenceValue": value.path}
     if isinstance(value, list):

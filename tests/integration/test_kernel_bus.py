@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from flowsuite.core import bus, events
 from flowsuite.ops.events import ProbeSent, SweepFinished
+from google.cloud import firestore
+
 from tests import harness
 from tests.harness import call, eventually
 
@@ -41,7 +42,7 @@ def test_a_subscriber_does_not_fire_for_another_type(admin, db):
     batch.commit()
     eventually(lambda: processed(db, probe.id), what="probe delivery")
     assert delivery(db, other.id) is None
-    assert list(db.collection("deliveries").where("event_id", "==", other.id).stream()) == []
+    assert list(db.collection("deliveries").where(filter=firestore.FieldFilter("event_id", "==", other.id)).stream()) == []
 
 
 def test_the_same_event_delivered_twice_has_one_effect(admin, db):
@@ -118,7 +119,7 @@ def test_the_sweep_delivers_a_lost_event_and_takes_over_a_stalled_one(admin, db)
     import flowsuite.ops.functions  # noqa: F401
 
     spec = bus.SUBSCRIBERS["ops_on_probe"]
-    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
     # a lost event: in the store, no delivery record (written where no trigger listens, then moved in)
     lost = events.envelope_for(ProbeSent(probe_id="lost"), subject="s", correlation_id="c-lost", now=old)
     stalled = events.envelope_for(ProbeSent(probe_id="stalled"), subject="s", correlation_id="c-stalled", now=old)
@@ -128,9 +129,8 @@ def test_the_sweep_delivers_a_lost_event_and_takes_over_a_stalled_one(admin, db)
         {"status": "processing", "lease_until": old, "attempts": 1}
     )
     counts_before = harness.doc(db, "ops_probes/stalled")["received"]
-    db.document(f"ops_lost/{lost.id}").set(lost.model_dump())  # not a topic path: no trigger
-    # the sweep finds lost events by collection group "events"; put it in place without a trigger:
-    # the trigger would deliver it, so delete its delivery record afterwards to simulate the loss
+    # a lost event: the trigger delivered it, then its delivery record vanished (as if the
+    # trigger never ran); the sweep finds events without a record and delivers them
     db.document(f"topics/ops.probe/events/{lost.id}").set(lost.model_dump())
     eventually(lambda: delivery(db, lost.id), what="trigger delivery of the lost event")
     eventually(lambda: processed(db, lost.id), what="lost event processed by trigger")

@@ -1,6 +1,5 @@
-from pydantic import BaseModel, Field, ValidationError
-
 from flowsuite.core import errors
+from pydantic import BaseModel, Field, ValidationError
 
 
 class Sample(BaseModel):

@@ -1,12 +1,11 @@
 import datetime as dt
 
 import pytest
-
 from flowsuite.core import bus, effects, events, idempotency
 from flowsuite.core.errors import InvalidArgumentError
 from flowsuite.ops.events import ProbeSent
 
-NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 LATER = NOW + dt.timedelta(minutes=5)
 EARLIER = NOW - dt.timedelta(minutes=5)
 

@@ -22,7 +22,8 @@ import dataclasses
 import datetime as dt
 import random
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flowsuite.core import clients, events, log, options, settings
 from flowsuite.core.errors import RetryLaterError
@@ -122,7 +123,7 @@ def error_text(exc: BaseException) -> str:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class InjectedFaultError(RuntimeError):
@@ -418,8 +419,9 @@ def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[
         if not subs:
             continue
         refs = [deliveries.document(delivery_id(snap.id, s.name)) for s in subs]
-        for spec, existing in zip(subs, db.get_all(refs)):
-            if not existing.exists:
+        recorded = {d.id for d in db.get_all(refs) if d.exists}  # get_all answers in any order
+        for spec in subs:
+            if delivery_id(snap.id, spec.name) not in recorded:
                 counts["lost"] += 1
                 counts["processed"] += deliver(spec, doc, via="sweep", db=db) == PROCESSED
 

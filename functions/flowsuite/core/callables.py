@@ -14,14 +14,16 @@ call with its latency and correlation id.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import traceback
 import uuid
-from typing import Any, Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from flowsuite.core import errors, idempotency, log, options
+from flowsuite.core import clients, errors, idempotency, log, options
 from flowsuite.core.errors import PermissionDeniedError, UnauthenticatedError
 
 Req = TypeVar("Req", bound=BaseModel)
@@ -147,7 +149,15 @@ def callable_function(
 
         endpoint.__name__ = endpoint.__qualname__ = spec.name
         endpoint.__doc__ = handler.__doc__
-        wrapped = https_fn.on_call(enforce_app_check=enforce_app_check, **https_options)(endpoint)
+        sdk_handler = https_fn.on_call(enforce_app_check=enforce_app_check, **https_options)(endpoint)
+
+        @functools.wraps(sdk_handler)
+        def wrapped(request):
+            # The SDK verifies the ID token with the default app before our code
+            # runs: build it on the first request (not at import).
+            clients.app()
+            return sdk_handler(request)
+
         wrapped.__flowsuite_callable__ = spec
         wrapped.__wrapped_handler__ = handler
         return wrapped

@@ -12,7 +12,8 @@ idempotency key where it takes one (Stripe does) to make that safe too.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flowsuite.core import clients
 from flowsuite.core.errors import RetryLaterError
@@ -49,7 +50,7 @@ def once(
     def claim(txn) -> tuple[str, dict[str, Any] | None]:
         snap = ref.get(transaction=txn)
         record = snap.to_dict() if snap.exists else None
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         decision = decide(record, now)
         if decision == "run":
             txn.set(
@@ -75,8 +76,8 @@ def once(
         result = perform() or {}
     except Exception as exc:
         ref.update({"state": FAILED, "error": f"{type(exc).__name__}: {exc}"[:1000], "lease_until": None,
-                    "updated_time": dt.datetime.now(dt.timezone.utc)})
+                    "updated_time": dt.datetime.now(dt.UTC)})
         raise
     ref.update({"state": SUCCEEDED, "result": result, "error": None, "lease_until": None,
-                "updated_time": dt.datetime.now(dt.timezone.utc)})
+                "updated_time": dt.datetime.now(dt.UTC)})
     return result

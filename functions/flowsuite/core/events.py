@@ -129,7 +129,7 @@ def envelope_for(
         type=spec.name,
         source=spec.source,
         subject=subject,
-        time=now or dt.datetime.now(dt.timezone.utc),
+        time=now or dt.datetime.now(dt.UTC),
         correlation_id=correlation_id or log.correlation_id() or uuid.uuid4().hex,
         schema_version=spec.version,
         data=data.model_dump(mode="json"),

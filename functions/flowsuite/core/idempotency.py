@@ -19,7 +19,8 @@ import datetime as dt
 import hashlib
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flowsuite.core import clients, settings
 from flowsuite.core.errors import FailedPreconditionError, InvalidArgumentError
@@ -82,7 +83,7 @@ def run(
     def claim(txn) -> tuple[str, dict[str, Any] | None]:
         snap = ref.get(transaction=txn)
         record = snap.to_dict() if snap.exists else None
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         action = decide(record, digest, now)
         if action == "replay":
             return action, record["response"]
@@ -122,7 +123,7 @@ def run(
     except BaseException:
         _release(db, ref, token)
         raise
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ref.update(
         {
             "status": COMPLETED,

@@ -12,9 +12,12 @@ import contextvars
 import json
 import sys
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("flowsuite_log_context", default={})
+_EMPTY: dict[str, Any] = {}
+# The default is never mutated: bind() always sets a new dict.
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("flowsuite_log_context", default=_EMPTY)
 
 
 def current() -> dict[str, Any]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
-from typing import Literal
+from flowsuite.core.models import IdempotentRequest, Request, Response
 
-from flowsuite.core.models import DocId, IdempotentRequest, Request, Response
+# A delivery id: '{event_id}:{subscriber}'.
+DeliveryId = Annotated[str, StringConstraints(min_length=3, max_length=200, pattern=r"^[A-Za-z0-9_\-]+:[A-Za-z0-9_]+$")]
 
 
 class SendProbe(IdempotentRequest):
@@ -54,7 +56,7 @@ class DeadLetterList(Response):
 
 
 class ReplayDeadLetters(Request):
-    ids: list[DocId] = Field(default_factory=list, max_length=500)
+    ids: list[DeliveryId] = Field(default_factory=list, max_length=500)
     all: bool = False
 
 
