@@ -14,6 +14,7 @@ its descendants, and tags every child's environment to find them at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import os
@@ -29,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools import firestore_jar
-import contextlib
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
