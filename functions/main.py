@@ -6,5 +6,7 @@ Each domain is imported only when this instance serves one of its functions
 
 from flowsuite.registry import wanted as _wanted
 
+if _wanted("identity"):
+    from flowsuite.identity.functions import *  # noqa: F403
 if _wanted("ops"):
     from flowsuite.ops.functions import *  # noqa: F403

@@ -1,0 +1,60 @@
+"""Cold start: importing functions/main.py against the import floor of the SDK.
+
+Each sample is a fresh interpreter from functions/venv (what an instance runs),
+timing only the import inside it. The floor imports the SDK trigger modules the
+suite uses plus firebase_admin; the suite's import is main.py, once as the CLI's
+discovery does (everything) and once per domain as a serving instance does
+(FUNCTION_TARGET set). Samples alternate floor/suite so machine noise hits both.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = ROOT / "functions" / "venv" / "bin" / "python"
+
+FLOOR = (
+    "import firebase_admin, firebase_admin.auth\n"
+    "from firebase_functions import https_fn, firestore_fn, identity_fn, scheduler_fn, tasks_fn, options, params\n"
+)
+SUITE = "import main\n"
+TIMER = "import time\nt=time.perf_counter()\n{body}print(time.perf_counter()-t)\n"
+
+TARGETS = {
+    "discovery (all domains)": "",
+    "identity instance": "identity_set_role",
+    "ops instance (loads all)": "ops_run_sweep",
+}
+
+
+def sample(body: str, target: str) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "FUNCTION_TARGET"}
+    if target:
+        env["FUNCTION_TARGET"] = target
+    out = subprocess.run(
+        [str(PY), "-X", "frozen_modules=on", "-c", TIMER.format(body=body)],
+        cwd=ROOT / "functions", env=env, capture_output=True, text=True, check=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run(rounds: int = 7) -> list[dict]:
+    rows = []
+    for label, target in TARGETS.items():
+        floor, suite = [], []
+        for _ in range(rounds):
+            floor.append(sample(FLOOR, target))
+            suite.append(sample(SUITE, target))
+        f, s = statistics.median(floor), statistics.median(suite)
+        rows.append({
+            "benchmark": f"cold start: {label}",
+            "floor": f"{f * 1000:.0f} ms",
+            "suite": f"{s * 1000:.0f} ms",
+            "ratio": f"{s / f:.2f}x",
+            "target": "<= 1.10x",
+        })
+    return rows

@@ -1,0 +1,1 @@
+"""Identity: Firebase Auth as the one identity service; profiles, roles, deletion."""
