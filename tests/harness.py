@@ -114,7 +114,14 @@ def sign_in(email: str, password: str) -> User:
 
 
 def set_claims(user: User, claims: dict[str, Any]) -> User:
-    """Sets custom claims with the admin API and returns the user with a fresh token."""
+    """Sets custom claims with the admin API and returns the user with a fresh token.
+
+    A role is written to the server-side record too (``users/{uid}.role``), as
+    ``identity_set_role`` does: the sign-in blocking function keeps the claim in
+    step with that record.
+    """
+    if "role" in claims:
+        admin_db().document(f"users/{user.uid}").set({"role": claims["role"]}, merge=True)
     _identity(
         f"projects/{PROJECT}/accounts:update",
         {"localId": user.uid, "customAttributes": json.dumps(claims)},
@@ -304,3 +311,21 @@ def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: flo
 def doc(db, path: str) -> dict[str, Any] | None:
     snap = db.document(path).get()
     return snap.to_dict() if snap.exists else None
+
+
+def create_account_without_blocking_functions(email: str, password: str = "secret-password") -> User:
+    """An account made with the Admin API (as the console or an Admin SDK script would):
+    blocking functions do not run, so no profile exists yet."""
+    out = _identity(f"projects/{PROJECT}/accounts", {"email": email, "password": password}, admin=True)
+    user = sign_in(email, password)
+    assert user.uid == out["localId"]
+    return user
+
+
+def delete_account_outside_the_suite(uid: str) -> None:
+    _identity(f"projects/{PROJECT}/accounts:delete", {"localId": uid}, admin=True)
+
+
+def account_exists(uid: str) -> bool:
+    out = _identity(f"projects/{PROJECT}/accounts:lookup", {"localId": [uid]}, admin=True)
+    return bool(out.get("users"))

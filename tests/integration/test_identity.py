@@ -1,0 +1,229 @@
+"""Identity on the real Auth, Functions and Firestore emulators."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests import harness
+from tests.harness import AppClient, AuthError, CallableError, Denied, call, eventually
+
+
+def user_created_events(db, uid: str) -> list[dict]:
+    return [s.to_dict() for s in db.collection("topics/identity.user_created/events").stream() if s.to_dict()["data"]["uid"] == uid]
+
+
+def test_sign_up_sets_the_role_claim_and_a_flutterflow_profile(db):
+    user = harness.sign_up("New.Person@Example.com", display_name="New Person")
+    assert user.claims["role"] == "member"
+    profile = harness.doc(db, f"users/{user.uid}")
+    assert profile["email"] == "new.person@example.com"
+    assert profile["display_name"] == "New Person" and profile["uid"] == user.uid
+    assert isinstance(profile["created_time"], dt.datetime)
+    assert {"photo_url", "phone_number"} <= set(profile)
+    assert (profile["role"], profile["status"], profile["profile_source"]) == ("member", "active", "blocking")
+    events = user_created_events(db, user.uid)
+    assert len(events) == 1 and events[0]["data"]["via"] == "blocking"
+    public = eventually(lambda: harness.doc(db, f"public_profiles/{user.uid}"), what="public profile")
+    assert public == {**public, "display_name": "New Person", "uid": user.uid} and "email" not in public
+
+
+def test_a_blocked_email_domain_is_refused(db):
+    with pytest.raises(AuthError) as err:
+        harness.sign_up("someone@blocked.test")
+    assert "not allowed" in err.value.message
+    assert list(db.collection("users").stream()) == []
+
+
+def test_an_admin_email_signs_up_as_admin():
+    assert harness.sign_up("admin@flowsuite.test").claims["role"] == "admin"
+
+
+def test_a_disabled_user_cannot_sign_in(admin, member, db):
+    call("identity_disable_user", {"uid": member.uid, "disabled": True}, user=admin)
+    assert harness.doc(db, f"users/{member.uid}")["status"] == "disabled"
+    with pytest.raises(AuthError) as err:
+        harness.sign_in(member.email, member.password)
+    assert "DISABLED" in err.value.message.upper()
+    call("identity_disable_user", {"uid": member.uid, "disabled": False}, user=admin)
+    assert harness.sign_in(member.email, member.password).uid == member.uid
+
+
+def test_a_client_created_profile_is_accepted_completed_and_published_once(db):
+    user = harness.create_account_without_blocking_functions("ff.app@example.com")
+    assert harness.doc(db, f"users/{user.uid}") is None
+    app = AppClient(user)
+    app.create("users", user.uid, {
+        "uid": user.uid, "email": "ff.app@example.com", "display_name": "FF", "photo_url": "",
+        "phone_number": "", "created_time": dt.datetime.now(dt.UTC),
+    })
+    done = eventually(lambda: (d := harness.doc(db, f"users/{user.uid}")) and "role" in d and d, what="completed profile")
+    assert (done["role"], done["profile_source"], done["status"]) == ("member", "client", "active")
+    events = user_created_events(db, user.uid)
+    assert len(events) == 1 and events[0]["data"]["via"] == "client"
+    fresh = eventually(lambda: (u := harness.sign_in(user.email, user.password)).claims.get("role") and u, what="claim")
+    assert fresh.claims["role"] == "member"
+
+
+def test_a_client_created_profile_with_a_role_is_refused(db):
+    user = harness.create_account_without_blocking_functions("sneaky@example.com")
+    with pytest.raises(Denied):
+        AppClient(user).create("users", user.uid, {"uid": user.uid, "email": "sneaky@example.com", "role": "admin"})
+    with pytest.raises(Denied):
+        AppClient(user).create("users", "someone-else", {"uid": "someone-else"})
+    assert harness.doc(db, f"users/{user.uid}") is None
+
+
+def test_a_role_change_takes_effect_in_a_fresh_token(admin, member, db):
+    answer = call("identity_set_role", {"uid": member.uid, "role": "staff"}, user=admin)
+    assert answer == {"uid": member.uid, "role": "staff", "changed": True}
+    assert harness.sign_in(member.email, member.password).claims["role"] == "staff"
+    assert harness.doc(db, f"users/{member.uid}")["role"] == "staff"
+    changed = [s.to_dict() for s in db.collection("topics/identity.role_changed/events").stream()]
+    assert [c["data"]["new_role"] for c in changed] == ["staff"]
+
+
+def test_a_member_cannot_change_roles(member):
+    with pytest.raises(CallableError) as err:
+        call("identity_set_role", {"uid": member.uid, "role": "admin"}, user=member)
+    assert err.value.code == "permission-denied"
+
+
+def test_set_role_refuses_bad_input_and_unknown_users(admin):
+    with pytest.raises(CallableError) as err:
+        call("identity_set_role", {"uid": "x", "role": "owner"}, user=admin)
+    assert err.value.code == "invalid-argument" and err.value.fields == ["role"]
+    with pytest.raises(CallableError) as err:
+        call("identity_set_role", {"uid": "nobody", "role": "staff"}, user=admin)
+    assert err.value.code == "not-found"
+
+
+def test_the_last_admin_cannot_be_demoted(admin, db):
+    with pytest.raises(CallableError) as err:
+        call("identity_set_role", {"uid": admin.uid, "role": "member"}, user=admin)
+    assert err.value.code == "failed-precondition"
+    assert harness.doc(db, f"users/{admin.uid}")["role"] == "admin"
+    second = harness.user_with_role("admin")
+    call("identity_set_role", {"uid": admin.uid, "role": "member"}, user=second)
+    assert harness.doc(db, f"users/{admin.uid}")["role"] == "member"
+
+
+def registered_collections() -> dict[str, tuple[str, ...]]:
+    import flowsuite.identity.functions  # noqa: F401 - registers erasers
+    import flowsuite.ops.functions  # noqa: F401
+    from flowsuite.identity.erasure import ERASERS
+
+    return {domain: e.collections for domain, e in ERASERS.items()}
+
+
+def holds_uid(db, uid: str) -> list[str]:
+    """Every document of a registered collection that holds the uid (as id or field value)."""
+    found = []
+    for collections in registered_collections().values():
+        for name in collections:
+            for snap in db.collection(name).stream():
+                if snap.id == uid or uid in repr(snap.to_dict()):
+                    found.append(snap.reference.path)
+    for sub in db.document(f"users/{uid}").collections():
+        found += [s.reference.path for s in sub.stream()]
+    return found
+
+
+def test_deleting_your_account_erases_it_everywhere(member, db):
+    assert holds_uid(db, member.uid)  # the profile, public profile
+    assert call("identity_delete_account", {}, user=member) == {"uid": member.uid, "deleted": True}
+    assert not harness.account_exists(member.uid)
+    eventually(lambda: not holds_uid(db, member.uid), what="erasure in every registered collection")
+    deleted = harness.doc(db, f"topics/identity.user_deleted/events/{member.uid}")
+    assert deleted["data"] == {"uid": member.uid, "reason": "self"}
+
+
+def test_only_an_admin_deletes_another_account(member, admin):
+    other = harness.sign_up()
+    with pytest.raises(CallableError) as err:
+        call("identity_delete_account", {"uid": other.uid}, user=member)
+    assert err.value.code == "permission-denied"
+    assert harness.account_exists(other.uid)
+    call("identity_delete_account", {"uid": other.uid}, user=admin)
+    assert not harness.account_exists(other.uid)
+
+
+def test_reconciliation_erases_an_account_deleted_outside_the_suite(admin, member, db):
+    harness.delete_account_outside_the_suite(member.uid)
+    answer = call("identity_run_reconciliation", {}, user=admin)
+    assert answer["erased"] == [member.uid] and answer["checked"] >= 2
+    eventually(lambda: not holds_uid(db, member.uid), what="erasure after reconciliation")
+    assert call("identity_run_reconciliation", {}, user=admin)["erased"] == []
+
+
+def test_every_domain_joins_the_erasure_registry():
+    from flowsuite.registry import DOMAINS
+
+    domains = set(registered_collections())
+    loaded = {d for d in DOMAINS if __import__("importlib").util.find_spec(f"flowsuite.{d}.functions")}
+    assert loaded <= domains | {"ops"}, f"domains without an eraser: {loaded - domains - {'ops'}}"
+
+
+# ---- rules: users and public_profiles ------------------------------------------
+
+ACTORS = ("anonymous", "owner", "other", "admin")
+
+
+@pytest.fixture
+def people():
+    owner = harness.sign_up(display_name="Owner")
+    return {"anonymous": None, "owner": owner, "other": harness.sign_up(), "admin": harness.user_with_role("admin")}
+
+
+def attempt(client: AppClient, op: str, collection: str, uid: str) -> bool:
+    path = f"{collection}/{uid}"
+    try:
+        if op == "get":
+            client.get(path)
+        elif op == "list":
+            client.query(collection)
+        elif op == "create":
+            client.create(collection, uid + "-new" if collection == "users" else uid, {"display_name": "x"})
+        elif op == "update":
+            client.update(path, {"display_name": "changed"})
+        elif op == "delete":
+            client.delete(path)
+        return True
+    except Denied:
+        return False
+
+
+USERS_MATRIX = {
+    # (actor, op): allowed
+    **{(a, op): False for a in ACTORS for op in ("get", "list", "create", "update", "delete")},
+    ("owner", "get"): True,
+    ("owner", "update"): True,
+}
+PUBLIC_MATRIX = {
+    **{(a, op): False for a in ACTORS for op in ("get", "list", "create", "update", "delete")},
+    **{(a, op): True for a in ("owner", "other", "admin") for op in ("get", "list")},
+}
+
+
+@pytest.mark.parametrize(("actor", "op"), sorted(USERS_MATRIX))
+def test_rules_users(people, db, actor, op):
+    owner = people["owner"]
+    eventually(lambda: harness.doc(db, f"public_profiles/{owner.uid}"), what="public profile")
+    client = AppClient(people[actor])
+    assert attempt(client, op, "users", owner.uid) is USERS_MATRIX[(actor, op)]
+
+
+@pytest.mark.parametrize(("actor", "op"), sorted(PUBLIC_MATRIX))
+def test_rules_public_profiles(people, db, actor, op):
+    owner = people["owner"]
+    eventually(lambda: harness.doc(db, f"public_profiles/{owner.uid}"), what="public profile")
+    client = AppClient(people[actor])
+    assert attempt(client, op, "public_profiles", owner.uid) is PUBLIC_MATRIX[(actor, op)]
+
+
+@pytest.mark.parametrize("field", ["role", "uid", "email", "created_time", "status"])
+def test_the_owner_cannot_change_server_fields(member, field):
+    value = dt.datetime.now(dt.UTC) if field == "created_time" else "admin"
+    with pytest.raises(Denied):
+        AppClient(member).update(f"users/{member.uid}", {field: value})
