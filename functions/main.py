@@ -8,5 +8,7 @@ from flowsuite.registry import wanted as _wanted
 
 if _wanted("identity"):
     from flowsuite.identity.functions import *  # noqa: F403
+if _wanted("orders"):
+    from flowsuite.orders.functions import *  # noqa: F403
 if _wanted("ops"):
     from flowsuite.ops.functions import *  # noqa: F403

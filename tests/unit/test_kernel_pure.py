@@ -21,9 +21,11 @@ def test_event_type_lives_on_its_own_path():
     assert ProbeSent.event_type.trigger_path == "topics/ops.probe/events/{event_id}"
 
 
-def test_event_type_names_must_start_with_their_source():
+def test_event_type_names_must_name_their_source():
     with pytest.raises(ValueError):
-        events.event_type("orders.placed", source="payments")
+        events.event_type("order.placed", source="payments")
+    with pytest.raises(ValueError):
+        events.event_type("order/placed", source="orders")
 
 
 def test_parse_roundtrip_validates_data():

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowsuite.core import clients, events, log, options, settings
-from flowsuite.core.errors import RetryLaterError
+from flowsuite.core.errors import FlowsuiteError, RetryLaterError
 
 DELIVERIES = "deliveries"
 DEAD_LETTERS = "dead_letters"
@@ -263,8 +263,11 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, attemp
     message = error_text(exc)
     max_attempts = settings.int_value(settings.BUS_MAX_ATTEMPTS)
     retry_later = isinstance(exc, RetryLaterError)
+    # A domain error (a refused transition, a missing document) will not heal by
+    # retrying: it goes straight to the dead letters for an admin to look at.
+    permanent = isinstance(exc, FlowsuiteError) and not retry_later
     now = _now()
-    dead = attempt >= max_attempts and not retry_later
+    dead = permanent or (attempt >= max_attempts and not retry_later)
     entry = _history_entry(attempt, via, DEAD if dead else FAILED, timer, message)
     next_at = None if dead else now + dt.timedelta(
         seconds=backoff_seconds(attempt, settings.int_value(settings.BUS_RETRY_BASE_SECONDS))

@@ -19,6 +19,7 @@ from flowsuite.core import clients
 from flowsuite.core.errors import RetryLaterError
 
 COLLECTION = "effects"
+RETENTION_DAYS = 30  # TTL policy on expires_at
 PENDING, PROCESSING, SUCCEEDED, FAILED = "PENDING", "PROCESSING", "SUCCEEDED", "FAILED"
 
 
@@ -61,6 +62,7 @@ def once(
                     "lease_until": now + dt.timedelta(seconds=lease_seconds),
                     "attempts": int((record or {}).get("attempts", 0)) + 1,
                     "updated_time": now,
+                    "expires_at": now + dt.timedelta(days=RETENTION_DAYS),
                     **({} if record else {"created_time": now}),
                 },
                 merge=True,

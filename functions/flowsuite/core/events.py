@@ -59,8 +59,8 @@ T = TypeVar("T", bound=EventData)
 
 def event_type(name: str, *, source: str, version: int = 1):
     """Declares an event type: its name, publishing domain and schema version."""
-    if "/" in name or not name.startswith(f"{source}."):
-        raise ValueError(f"event type {name!r} must be '<source>.<name>' without slashes")
+    if "/" in name or name.count(".") != 1 or not source.startswith(name.split(".")[0]):
+        raise ValueError(f"event type {name!r} must be '<entity>.<what_happened>', the entity naming {source!r}")
 
     def register(model: type[T]) -> type[T]:
         spec = EventType(name, model, source, version, (model.__doc__ or name).strip().splitlines()[0])

@@ -110,8 +110,5 @@ def identity_reconcile_accounts(event: scheduler_fn.ScheduledEvent) -> None:
 
 
 @eraser(collections=(service.USERS, service.PUBLIC_PROFILES))
-def identity_erase(db, uid: str) -> None:
+def identity_on_user_deleted(db, uid: str) -> None:
     service.erase(db, uid)
-
-
-identity_on_user_deleted = identity_erase

@@ -1,0 +1,101 @@
+"""Orders functions: thin triggers over ``flowsuite.orders.service``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from firebase_functions import scheduler_fn
+
+from flowsuite.core import bus, clients, options
+from flowsuite.core.callables import CallContext, callable_function
+from flowsuite.identity.erasure import eraser
+from flowsuite.orders import models, service
+from flowsuite.payments.events import PaymentFailed, PaymentRefunded, PaymentSucceeded
+
+__all__ = [
+    "orders_upsert_product",
+    "orders_archive_product",
+    "orders_place",
+    "orders_cancel",
+    "orders_mark_fulfilled",
+    "orders_run_expiry",
+    "orders_expire_unpaid",
+    "orders_on_payment_succeeded",
+    "orders_on_payment_failed",
+    "orders_on_payment_refunded",
+    "orders_on_user_deleted",
+]
+
+options.apply()
+STAFF = ("staff", "admin")
+
+
+@callable_function(request=models.UpsertProduct, response=models.ProductAnswer, roles=STAFF, idempotent=True)
+def orders_upsert_product(ctx: CallContext, req: models.UpsertProduct) -> models.ProductAnswer:
+    """Creates or updates a product (staff, admin). Prices are in minor units."""
+    return models.ProductAnswer(**service.upsert_product(clients.firestore(), req))
+
+
+@callable_function(request=models.ArchiveProduct, response=models.ProductAnswer, roles=STAFF)
+def orders_archive_product(ctx: CallContext, req: models.ArchiveProduct) -> models.ProductAnswer:
+    """Stops selling a product (staff, admin); existing orders keep it."""
+    return models.ProductAnswer(**service.archive_product(clients.firestore(), req.product_id))
+
+
+@callable_function(request=models.PlaceOrder, response=models.OrderAnswer, idempotent=True)
+def orders_place(ctx: CallContext, req: models.PlaceOrder) -> models.OrderAnswer:
+    """Places an order priced on the server, reserving its stock."""
+    return models.OrderAnswer(**service.place_order(
+        clients.firestore(), uid=ctx.require_uid(), lines=req.items,
+        idempotency_key=req.idempotency_key, correlation_id=ctx.correlation_id,
+    ))
+
+
+@callable_function(request=models.OrderRef, response=models.OrderStatusAnswer)
+def orders_cancel(ctx: CallContext, req: models.OrderRef) -> models.OrderStatusAnswer:
+    """Cancels an order: its owner while pending or paid; staff until fulfilled. Paid orders are refunded."""
+    status = service.cancel_by_caller(clients.firestore(), order_id=req.order_id, uid=ctx.require_uid(), role=ctx.role)
+    return models.OrderStatusAnswer(order_id=req.order_id, status=status)
+
+
+@callable_function(request=models.OrderRef, response=models.OrderStatusAnswer, roles=STAFF)
+def orders_mark_fulfilled(ctx: CallContext, req: models.OrderRef) -> models.OrderStatusAnswer:
+    """Marks a paid order fulfilled (staff, admin)."""
+    status = service.mark_fulfilled(clients.firestore(), order_id=req.order_id, by=ctx.require_uid())
+    return models.OrderStatusAnswer(order_id=req.order_id, status=status)
+
+
+@callable_function(request=models.RunExpiry, response=models.ExpiryAnswer, roles=("admin",))
+def orders_run_expiry(ctx: CallContext, req: models.RunExpiry) -> models.ExpiryAnswer:
+    """Cancels unpaid orders past their payment window now (admin)."""
+    now = dt.datetime.now(dt.UTC)
+    return models.ExpiryAnswer(cancelled=service.expire_unpaid(clients.firestore(), now=now), checked_at=now)
+
+
+@scheduler_fn.on_schedule(schedule="every 5 minutes")
+def orders_expire_unpaid(event: scheduler_fn.ScheduledEvent) -> None:
+    """Cancels unpaid orders past their payment window, releasing stock."""
+    service.expire_unpaid(clients.firestore())
+
+
+@bus.subscriber(PaymentSucceeded)
+def orders_on_payment_succeeded(event, txn) -> None:
+    """payment.succeeded -> the order is paid (order.paid)."""
+    service.on_payment_succeeded(clients.firestore(), txn, event.data)
+
+
+@bus.subscriber(PaymentFailed)
+def orders_on_payment_failed(event, txn) -> None:
+    """payment.failed -> the order is cancelled and its stock released (order.cancelled)."""
+    service.on_payment_failed(clients.firestore(), txn, event.data)
+
+
+@bus.subscriber(PaymentRefunded)
+def orders_on_payment_refunded(event, txn) -> None:
+    """payment.refunded -> the order is refunded (order.refunded)."""
+    service.on_payment_refunded(clients.firestore(), txn, event.data)
+
+
+@eraser(collections=(service.ORDERS,))
+def orders_on_user_deleted(db, uid: str) -> None:
+    service.erase(db, uid)

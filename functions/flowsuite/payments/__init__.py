@@ -1,0 +1,1 @@
+"""Payments: Stripe PaymentIntents for orders, a verified webhook, refunds."""

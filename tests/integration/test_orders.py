@@ -1,0 +1,256 @@
+"""Orders on the real emulators: pricing, atomic stock, the state machine, rules."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import uuid
+
+import pytest
+from flowsuite.payments.events import PaymentFailed, PaymentRefunded, PaymentSucceeded
+
+from tests import harness
+from tests.harness import AppClient, CallableError, Denied, Ref, call, eventually
+from tests.integration.shop import events_of, order, place, product, publish, stock
+
+
+def test_staff_upsert_and_archive_products(staff, member, db):
+    out = call("orders_upsert_product", {"name": "Tea", "price": 450, "currency": "eur", "stock": 3,
+                                         "idempotency_key": uuid.uuid4().hex}, user=staff)
+    stored = harness.doc(db, f"products/{out['product_id']}")
+    assert (stored["price"], stored["currency"], stored["stock"], stored["active"]) == (450, "eur", 3, True)
+    assert call("orders_archive_product", {"product_id": out["product_id"]}, user=staff)["active"] is False
+    with pytest.raises(CallableError) as err:
+        call("orders_upsert_product", {"name": "Free", "price": 0, "currency": "usd", "stock": 1,
+                                       "idempotency_key": uuid.uuid4().hex}, user=member)
+    assert err.value.code == "permission-denied"
+    with pytest.raises(CallableError) as err:
+        call("orders_upsert_product", {"name": "Bad", "price": -1, "currency": "xxx", "stock": 1,
+                                       "idempotency_key": uuid.uuid4().hex}, user=staff)
+    assert err.value.code == "invalid-argument" and set(err.value.fields) == {"price", "currency"}
+
+
+def test_an_order_is_priced_on_the_server_and_reserves_stock(member, db):
+    mug, tea = product(db, price=1250, stock=10), product(db, price=300, stock=5, name="Tea")
+    out = place(member, [(mug, 2), (tea, 1)], headers={"X-Correlation-Id": "corr-order-0001"})
+    assert (out["status"], out["total"], out["currency"]) == ("pending_payment", 2800, "usd")
+    assert [(i["product_id"], i["unit_price"], i["quantity"]) for i in out["items"]] == [(mug, 1250, 2), (tea, 300, 1)]
+    assert (stock(db, mug), stock(db, tea)) == (8, 4)
+    stored = order(db, out["order_id"])
+    assert stored["uid"] == member.uid and stored["user_ref"].path == f"users/{member.uid}"
+    assert stored["correlation_id"] == "corr-order-0001"
+    assert stored["items"][0]["product_ref"].path == f"products/{mug}"
+    placed = events_of(db, "order.placed", order_id=out["order_id"])
+    assert len(placed) == 1 and placed[0]["correlation_id"] == "corr-order-0001" and placed[0]["data"]["total"] == 2800
+
+
+def test_twenty_concurrent_orders_for_five_in_stock(db):
+    item = product(db, stock=5)
+    buyers = [harness.sign_up() for _ in range(4)]
+
+    def attempt(i: int):
+        try:
+            return place(buyers[i % 4], [(item, 1)])
+        except CallableError as err:
+            return err
+
+    with cf.ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(attempt, range(20)))
+    placed = [r for r in results if isinstance(r, dict)]
+    refused = [r for r in results if isinstance(r, CallableError)]
+    assert len(placed) == 5 and len(refused) == 15
+    assert {r.code for r in refused} == {"failed-precondition"}
+    assert all(r.details["available"] == 0 and r.details["product_id"] == item for r in refused)
+    assert stock(db, item) == 0
+    assert len(list(db.collection("orders").stream())) == 5
+
+
+def test_the_same_key_twice_is_one_order_and_one_reservation(member, db):
+    item = product(db, stock=10)
+    key = uuid.uuid4().hex
+    first, second = place(member, [(item, 3)], key), place(member, [(item, 3)], key)
+    assert first == second
+    assert stock(db, item) == 7 and len(list(db.collection("orders").stream())) == 1
+
+
+BAD = {
+    "unknown product": (lambda db: [{"product_id": "nope", "quantity": 1}], "invalid-argument", "items.0.product_id"),
+    "archived product": (lambda db: [{"product_id": product(db, active=False), "quantity": 1}], "failed-precondition", "items.0.product_id"),
+    "mixed currencies": (lambda db: [{"product_id": product(db), "quantity": 1},
+                                     {"product_id": product(db, currency="eur"), "quantity": 1}], "invalid-argument", "items.1.product_id"),
+    "quantity 0": (lambda db: [{"product_id": product(db), "quantity": 0}], "invalid-argument", "items.0.quantity"),
+    "quantity 100": (lambda db: [{"product_id": product(db), "quantity": 100}], "invalid-argument", "items.0.quantity"),
+    "51 lines": (lambda db: [{"product_id": f"p{i}", "quantity": 1} for i in range(51)], "invalid-argument", "items"),
+    "no lines": (lambda db: [], "invalid-argument", "items"),
+    "quantity as text": (lambda db: [{"product_id": product(db), "quantity": "two"}], "invalid-argument", "items.0.quantity"),
+    "items not a list": (lambda db: "mug", "invalid-argument", "items"),
+    "duplicate lines": (lambda db: [{"product_id": "same", "quantity": 1}] * 2, "invalid-argument", "items"),
+    "not enough stock": (lambda db: [{"product_id": product(db, stock=2), "quantity": 3}], "failed-precondition", "items.0.quantity"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_orders_are_refused_with_the_field_and_write_nothing(member, db, case):
+    make_items, code, field = BAD[case]
+    items = make_items(db)
+    stock_before = {s.id: s.get("stock") for s in db.collection("products").stream()}
+    with pytest.raises(CallableError) as err:
+        call("orders_place", {"items": items, "idempotency_key": uuid.uuid4().hex}, user=member)
+    assert err.value.code == code
+    assert field in err.value.fields
+    assert list(db.collection("orders").stream()) == []
+    assert list(db.collection("topics/order.placed/events").stream()) == []
+    assert {s.id: s.get("stock") for s in db.collection("products").stream()} == stock_before
+
+
+def test_a_missing_idempotency_key_is_refused(member, db):
+    with pytest.raises(CallableError) as err:
+        call("orders_place", {"items": [{"product_id": product(db), "quantity": 1}]}, user=member)
+    assert err.value.code == "invalid-argument" and err.value.fields == ["idempotency_key"]
+
+
+def paid(db, member, item=None, qty: int = 1) -> dict:
+    item = item or product(db)
+    out = place(member, [(item, qty)])
+    publish(db, PaymentSucceeded(payment_id="pay-" + out["order_id"], order_id=out["order_id"], uid=member.uid,
+                                 amount=out["total"], currency="usd"))
+    eventually(lambda: order(db, out["order_id"])["status"] == "paid", what="order paid")
+    return out
+
+
+def test_payment_succeeded_makes_the_order_paid(member, db):
+    out = paid(db, member)
+    stored = order(db, out["order_id"])
+    assert stored["payment_id"] == "pay-" + out["order_id"]
+    assert [h["status"] for h in stored["history"]] == ["pending_payment", "paid"]
+    eventually(lambda: events_of(db, "order.paid", order_id=out["order_id"]), what="order.paid")
+
+
+def test_payment_failed_cancels_and_releases_stock(member, db):
+    item = product(db, stock=4)
+    out = place(member, [(item, 3)])
+    assert stock(db, item) == 1
+    publish(db, PaymentFailed(payment_id="pay-x", order_id=out["order_id"], uid=member.uid, reason="card_declined"))
+    eventually(lambda: order(db, out["order_id"])["status"] == "cancelled", what="order cancelled")
+    assert stock(db, item) == 4
+    cancelled = eventually(lambda: events_of(db, "order.cancelled", order_id=out["order_id"]), what="order.cancelled")
+    assert cancelled[0]["data"]["was_paid"] is False and cancelled[0]["data"]["reason"] == "payment_failed"
+
+
+def test_cancelling_a_paid_order_then_a_refund_makes_it_refunded(member, db):
+    item = product(db, stock=4)
+    out = paid(db, member, item, 2)
+    assert call("orders_cancel", {"order_id": out["order_id"]}, user=member)["status"] == "cancelled"
+    assert stock(db, item) == 4
+    event = events_of(db, "order.cancelled", order_id=out["order_id"])[0]["data"]
+    assert event["was_paid"] is True and event["payment_id"] == "pay-" + out["order_id"]
+    publish(db, PaymentRefunded(payment_id="pay-" + out["order_id"], order_id=out["order_id"], uid=member.uid,
+                                amount=out["total"], currency="usd"))
+    eventually(lambda: order(db, out["order_id"])["status"] == "refunded", what="refunded")
+
+
+def test_staff_fulfil_paid_orders_only(member, staff, db):
+    pending = place(member, [(product(db), 1)])
+    with pytest.raises(CallableError) as err:
+        call("orders_mark_fulfilled", {"order_id": pending["order_id"]}, user=staff)
+    assert err.value.code == "failed-precondition"
+    out = paid(db, member)
+    with pytest.raises(CallableError) as err:
+        call("orders_mark_fulfilled", {"order_id": out["order_id"]}, user=member)
+    assert err.value.code == "permission-denied"
+    assert call("orders_mark_fulfilled", {"order_id": out["order_id"]}, user=staff)["status"] == "fulfilled"
+    for who in (member, staff):
+        with pytest.raises(CallableError) as err:
+            call("orders_cancel", {"order_id": out["order_id"]}, user=who)
+        assert err.value.code == "failed-precondition"
+
+
+def test_cancel_refusals(member, db):
+    out = place(member, [(product(db), 1)])
+    other = harness.sign_up()
+    with pytest.raises(CallableError) as err:
+        call("orders_cancel", {"order_id": out["order_id"]}, user=other)
+    assert err.value.code == "permission-denied"
+    with pytest.raises(CallableError) as err:
+        call("orders_cancel", {"order_id": "missing-order"}, user=member)
+    assert err.value.code == "not-found"
+    call("orders_cancel", {"order_id": out["order_id"]}, user=member)
+    with pytest.raises(CallableError) as err:
+        call("orders_cancel", {"order_id": out["order_id"]}, user=member)
+    assert err.value.code == "failed-precondition"
+
+
+def test_a_refused_transition_from_an_event_is_dead_lettered(member, db):
+    out = place(member, [(product(db), 1)])
+    event_id = publish(db, PaymentRefunded(payment_id="p", order_id=out["order_id"], uid=member.uid, amount=1, currency="usd"))
+    letter = eventually(lambda: harness.doc(db, f"dead_letters/{event_id}:orders_on_payment_refunded"), what="dead letter")
+    assert "cannot become refunded" in letter["error"] and letter["attempts"] == 1
+    assert order(db, out["order_id"])["status"] == "pending_payment"
+
+
+def test_unpaid_orders_expire_and_release_stock(admin, member, db):
+    item = product(db, stock=3)
+    old, fresh = place(member, [(item, 1)]), place(member, [(item, 1)])
+    db.document(f"orders/{old['order_id']}").update({"expires_at": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)})
+    answer = call("orders_run_expiry", {}, user=admin)
+    assert answer["cancelled"] == [old["order_id"]]
+    assert order(db, old["order_id"])["status"] == "cancelled" and order(db, fresh["order_id"])["status"] == "pending_payment"
+    assert stock(db, item) == 2
+    assert events_of(db, "order.cancelled", order_id=old["order_id"])[0]["data"]["reason"] == "payment_timeout"
+
+
+def test_deleting_the_account_keeps_orders_without_the_person(member, db):
+    out = paid(db, member)
+    pending = place(member, [(product(db, stock=2), 2)])
+    call("identity_delete_account", {}, user=member)
+    eventually(lambda: order(db, out["order_id"]).get("anonymised"), what="anonymised order")
+    kept = order(db, out["order_id"])
+    assert kept["uid"] == "deleted-user" and kept["user_ref"] is None and kept["status"] == "paid"
+    assert member.uid not in repr(kept)
+    eventually(lambda: order(db, pending["order_id"]).get("anonymised"), what="anonymised pending order")
+    assert order(db, pending["order_id"])["status"] == "cancelled"
+
+
+# ---- rules -----------------------------------------------------------------------
+
+def test_rules_products(member, staff, db):
+    active, archived = product(db), product(db, active=False)
+    assert AppClient(member).get(f"products/{active}")["price"] == 1250
+    with pytest.raises(Denied):
+        AppClient(member).get(f"products/{archived}")
+    with pytest.raises(Denied):
+        AppClient(None).get(f"products/{active}")
+    assert len(AppClient(member).query("products", where=[("active", "==", True)])) == 1
+    with pytest.raises(Denied):
+        AppClient(member).query("products")  # could return archived products
+    assert len(AppClient(staff).query("products")) == 2
+    for who in (member, staff):
+        with pytest.raises(Denied):
+            AppClient(who).update(f"products/{active}", {"price": 1})
+        with pytest.raises(Denied):
+            AppClient(who).create("products", "new", {"name": "x", "price": 1, "active": True})
+        with pytest.raises(Denied):
+            AppClient(who).delete(f"products/{active}")
+
+
+def test_rules_orders(member, staff, db):
+    mine = place(member, [(product(db), 1)])["order_id"]
+    other = harness.sign_up()
+    theirs = place(other, [(product(db), 1)])["order_id"]
+    app = AppClient(member)
+    assert app.get(f"orders/{mine}")["total"] == 1250
+    with pytest.raises(Denied):
+        app.get(f"orders/{theirs}")
+    by_ref = app.query("orders", where=[("user_ref", "==", Ref.to(f"users/{member.uid}"))])
+    by_uid = app.query("orders", where=[("uid", "==", member.uid)])
+    assert [o["order_id"] for o in by_ref] == [o["order_id"] for o in by_uid] == [mine]
+    with pytest.raises(Denied):
+        app.query("orders")
+    assert len(AppClient(staff).query("orders")) == 2
+    for attempt in (lambda: app.update(f"orders/{mine}", {"status": "paid"}),
+                    lambda: app.create("orders", "forged", {"uid": member.uid, "total": 0}),
+                    lambda: app.delete(f"orders/{mine}")):
+        with pytest.raises(Denied):
+            attempt()
+    with pytest.raises(Denied):
+        AppClient(None).get(f"orders/{mine}")
