@@ -51,7 +51,9 @@ fi
 
 # 4. the Firestore emulator wrapper jar, local env file
 .venv/bin/python -m devtools.firestore_jar
-if [ ! -f functions/.env.local ]; then
-  cp functions/.env.local.example functions/.env.local
-  step functions/.env.local "created from functions/.env.local.example"
-fi
+for f in .env.local .secret.local; do
+  if [ ! -f "functions/$f" ]; then
+    cp "functions/$f.example" "functions/$f"
+    step "functions/$f" "created from functions/$f.example"
+  fi
+done

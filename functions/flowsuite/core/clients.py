@@ -53,6 +53,21 @@ def task_queue(function_name: str):
     return admin_functions.task_queue(f"locations/{settings.REGION}/functions/{function_name}", app=app())
 
 
+@functools.cache
+def stripe():
+    """A StripeClient built on first use: ``stripe`` alone costs ~0.35 s of import."""
+    import stripe as stripe_sdk  # noqa: PLC0415
+
+    from flowsuite.payments import config  # noqa: PLC0415
+
+    return stripe_sdk.StripeClient(
+        config.STRIPE_SECRET_KEY.value,
+        base_addresses={"api": config.api_base()},
+        max_network_retries=2,
+    )
+
+
 def reset() -> None:
     """Forget built clients (tests that switch projects)."""
     firestore.cache_clear()
+    stripe.cache_clear()

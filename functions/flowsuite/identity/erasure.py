@@ -28,7 +28,7 @@ class Eraser:
 ERASERS: dict[str, Eraser] = {}
 
 
-def eraser(*, collections: tuple[str, ...]):
+def eraser(*, collections: tuple[str, ...], **trigger_options):
     def decorate(erase: Callable[..., None]) -> Callable:
         domain = domain_of(erase.__module__)
         ERASERS[domain] = Eraser(domain, tuple(collections), erase)
@@ -42,7 +42,7 @@ def eraser(*, collections: tuple[str, ...]):
         handler.__doc__ = f"Erases what {domain} holds for a deleted user ({', '.join(collections)})."
         # Erasure spans many documents and may exceed one transaction: it is
         # written to be idempotent instead (deleting what is gone is a no-op).
-        return bus.subscriber(UserDeleted, transactional=False)(handler)
+        return bus.subscriber(UserDeleted, transactional=False, **trigger_options)(handler)
 
     return decorate
 
