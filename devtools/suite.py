@@ -17,8 +17,10 @@ import argparse
 import contextlib
 import ctypes
 import json
+import mailbox
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -147,7 +149,9 @@ class Suite:
         progress("localstripe", "ready")
 
         progress("smtp sink", "starting")
-        MAILDIR.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(MAILDIR, ignore_errors=True)  # every run starts with an empty mailbox
+        MAILDIR.parent.mkdir(parents=True, exist_ok=True)
+        mailbox.Maildir(MAILDIR, create=True)
         log = LOGS / "smtp.log"
         proc = self.spawn(
             "smtp",

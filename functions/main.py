@@ -12,5 +12,7 @@ if _wanted("orders"):
     from flowsuite.orders.functions import *  # noqa: F403
 if _wanted("payments"):
     from flowsuite.payments.functions import *  # noqa: F403
+if _wanted("notifications"):
+    from flowsuite.notifications.functions import *  # noqa: F403
 if _wanted("ops"):
     from flowsuite.ops.functions import *  # noqa: F403

@@ -329,3 +329,20 @@ def delete_account_outside_the_suite(uid: str) -> None:
 def account_exists(uid: str) -> bool:
     out = _identity(f"projects/{PROJECT}/accounts:lookup", {"localId": [uid]}, admin=True)
     return bool(out.get("users"))
+
+
+def mails_to(address: str) -> list:
+    """Messages the SMTP sink (aiosmtpd, Maildir) received for an address."""
+    import email
+    import mailbox
+    from email import policy
+
+    box = mailbox.Maildir(need("FLOWSUITE_MAILDIR"), create=False)
+    parsed = [email.message_from_bytes(m.as_bytes(), policy=policy.default) for m in box]
+    return [m for m in parsed if address.lower() in (m["To"] or "").lower()]
+
+
+def pushes_to(db, token: str) -> list[dict]:
+    """What the recording push adapter would have sent to a token (FCM has no emulator)."""
+    return [s.to_dict() for s in db.collection("_push_outbox").stream()
+            if token in s.to_dict().get("tokens", []) + s.to_dict().get("rejected_tokens", [])]

@@ -21,6 +21,7 @@ ALIASES = {
     "initStripePayment": "payments",
     # Task queue functions: Cloud Tasks queue ids refuse underscores.
     "opsRedeliver": "ops",
+    "notificationsSendScheduledPush": "notifications",
 }
 LOADS_EVERYTHING = {"ops"}
 

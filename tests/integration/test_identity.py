@@ -122,7 +122,7 @@ def holds_uid(db, uid: str) -> list[str]:
     found = []
     for collections in registered_collections().values():
         for name in collections:
-            for snap in db.collection(name).stream():
+            for snap in db.collection(name.format(uid=uid)).stream():
                 if snap.id == uid or uid in repr(snap.to_dict()):
                     found.append(snap.reference.path)
     for sub in db.document(f"users/{uid}").collections():

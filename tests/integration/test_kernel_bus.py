@@ -65,7 +65,11 @@ def test_a_failing_handler_is_retried_with_backoff_and_ends_processed(admin, db)
     assert d["attempts"] == 3
     outcomes = [h["outcome"] for h in sorted(d["history"], key=lambda h: h["attempt"])]
     assert outcomes == ["failed", "failed", "processed"]
-    assert [h["via"] for h in sorted(d["history"], key=lambda h: h["attempt"])][1:] == ["retry", "retry"]
+    history = sorted(d["history"], key=lambda h: h["attempt"])
+    assert [h["via"] for h in history][1:] == ["retry", "retry"]
+    # exponential backoff (BUS_RETRY_BASE_SECONDS=1 locally): ~1 s, then ~2 s
+    gaps = [(b["at"] - a["at"]).total_seconds() for a, b in zip(history, history[1:], strict=False)]
+    assert gaps[0] >= 0.8 and gaps[1] >= 1.6 and gaps[1] > gaps[0]
     assert harness.doc(db, f"ops_probes/{out['probe_id']}")["received"] == 1
 
 

@@ -364,8 +364,18 @@ def _inject_fault(db, subscriber_name: str) -> None:
 
 # ---- redelivery: retries, sweep, replay --------------------------------------
 
+class NotDueError(RuntimeError):
+    """A scheduled task arrived before its time. The Cloud Tasks emulator ignores
+    ``schedule_time``; raising makes the queue retry with its own backoff."""
+
+
 def redeliver(subscriber_name: str, event_path: str, *, via: str, db=None) -> str:
     db = db or clients.firestore()
+    if via == "retry":
+        record = db.collection(DELIVERIES).document(delivery_id(event_path.rsplit("/", 1)[-1], subscriber_name)).get()
+        due_at = record.get("next_attempt_at") if record.exists else None
+        if record.exists and record.get("status") == FAILED and due_at and due_at > _now() + dt.timedelta(seconds=0.5):
+            raise NotDueError(f"retry of {subscriber_name} is due at {due_at.isoformat()}")
     spec = SUBSCRIBERS.get(subscriber_name)
     if spec is None:
         log.error("redelivery for an unknown subscriber", subscriber=subscriber_name)

@@ -67,6 +67,13 @@ def stripe():
     )
 
 
+def push_sender():
+    """FCM in production; a recording adapter under the emulators (FCM has none)."""
+    from flowsuite.notifications.push import FcmSender, RecordingSender  # noqa: PLC0415
+
+    return RecordingSender(firestore()) if settings.is_emulator() else FcmSender(app())
+
+
 def reset() -> None:
     """Forget built clients (tests that switch projects)."""
     firestore.cache_clear()

@@ -26,7 +26,9 @@ ADMIN = ("admin",)
 
 
 @tasks_fn.on_task_dispatched(
-    retry_config=RetryConfig(max_attempts=3, min_backoff_seconds=5),
+    # Retries here only cover a task that arrived early (the emulator ignores
+    # schedule_time) or a crashed instance; the bus counts delivery attempts itself.
+    retry_config=RetryConfig(max_attempts=60, min_backoff_seconds=1, max_backoff_seconds=300, max_doublings=4),
     rate_limits=RateLimits(max_concurrent_dispatches=10),
 )
 def opsRedeliver(req: tasks_fn.CallableRequest) -> None:

@@ -1,0 +1,1 @@
+"""Notifications: in-app inbox, FCM push, email, FlutterFlow push compatibility."""

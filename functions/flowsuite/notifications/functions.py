@@ -1,0 +1,118 @@
+"""Notifications functions: thin triggers over the service and FlutterFlow push code."""
+
+from __future__ import annotations
+
+from firebase_functions import firestore_fn, tasks_fn
+from firebase_functions.options import RetryConfig
+
+from flowsuite.core import bus, clients, log, options
+from flowsuite.core.callables import CallContext, callable_function
+from flowsuite.identity.erasure import eraser
+from flowsuite.identity.events import UserCreated
+from flowsuite.notifications import config, ffpush, models, service
+from flowsuite.notifications.templates import money
+from flowsuite.orders.events import OrderCancelled, OrderPaid
+from flowsuite.payments.events import PaymentFailed, PaymentRefunded
+
+__all__ = [
+    "addFcmToken",
+    "notifications_on_user_created",
+    "notifications_on_order_paid",
+    "notifications_on_order_cancelled",
+    "notifications_on_payment_failed",
+    "notifications_on_payment_refunded",
+    "notifications_on_user_deleted",
+    "notifications_on_ff_push_created",
+    "notifications_on_ff_user_push_created",
+    "notificationsSendScheduledPush",
+]
+
+options.apply()
+
+
+def _notify(event, uid: str, kind: str, context: dict, data: dict[str, str] | None = None) -> None:
+    service.notify(
+        clients.firestore(), clients.push_sender(), uid=uid, kind=kind, event_id=event.id,
+        context={"app": config.value(config.APP_NAME), **context},
+        data={"type": kind, **(data or {})}, correlation_id=event.correlation_id,
+    )
+
+
+@bus.subscriber(UserCreated, transactional=False, secrets=config.SECRETS)
+def notifications_on_user_created(event) -> None:
+    """identity.user_created -> welcome (inbox, email)."""
+    d = event.data
+    _notify(event, d.uid, "welcome", {"name": d.display_name or (d.email or "there").split("@")[0], "email": d.email})
+
+
+@bus.subscriber(OrderPaid, transactional=False, secrets=config.SECRETS)
+def notifications_on_order_paid(event) -> None:
+    """order.paid -> receipt (inbox, push, email)."""
+    d = event.data
+    _notify(event, d.uid, "order_paid", {"order_id": d.order_id, "amount": money(d.total, d.currency)},
+            {"order_id": d.order_id})
+
+
+@bus.subscriber(OrderCancelled, transactional=False, secrets=config.SECRETS)
+def notifications_on_order_cancelled(event) -> None:
+    """order.cancelled -> inbox, push (a failed payment has its own notification)."""
+    d = event.data
+    if d.reason == "payment_failed":
+        return
+    _notify(event, d.uid, "order_cancelled", {"order_id": d.order_id, "reason": d.reason.replace("_", " ")},
+            {"order_id": d.order_id})
+
+
+@bus.subscriber(PaymentFailed, transactional=False, secrets=config.SECRETS)
+def notifications_on_payment_failed(event) -> None:
+    """payment.failed -> inbox, push."""
+    d = event.data
+    _notify(event, d.uid, "payment_failed", {"order_id": d.order_id, "reason": d.reason or "declined"},
+            {"order_id": d.order_id})
+
+
+@bus.subscriber(PaymentRefunded, transactional=False, secrets=config.SECRETS)
+def notifications_on_payment_refunded(event) -> None:
+    """payment.refunded -> inbox, push, email."""
+    d = event.data
+    _notify(event, d.uid, "payment_refunded", {"order_id": d.order_id, "amount": money(d.amount, d.currency)},
+            {"order_id": d.order_id})
+
+
+@eraser(collections=("users/{uid}/notifications", "users/{uid}/fcm_tokens", "users/{uid}/settings"))
+def notifications_on_user_deleted(db, uid: str) -> None:
+    service.erase(db, uid)
+
+
+@callable_function(request=models.AddFcmToken, response=models.AddFcmTokenAnswer)
+def addFcmToken(ctx: CallContext, req: models.AddFcmToken) -> models.AddFcmTokenAnswer:  # noqa: N802 - FlutterFlow's name
+    """Registers the device's push token for the caller (FlutterFlow's addFcmToken)."""
+    token_id = service.add_fcm_token(clients.firestore(), caller_uid=ctx.require_uid(),
+                                     user_doc_path=req.userDocPath, token=req.fcmToken, device_type=req.deviceType)
+    return models.AddFcmTokenAnswer(status="Success!", token_id=token_id)
+
+
+def _process_ff(collection: str, doc_id: str) -> None:
+    with log.bind(domain="notifications", function=f"ff_push:{collection}", subject=f"{collection}/{doc_id}"):
+        ffpush.process(clients.firestore(), clients.push_sender(), collection, doc_id)
+
+
+@firestore_fn.on_document_created(document="ff_push_notifications/{push_id}")
+def notifications_on_ff_push_created(event: firestore_fn.Event) -> None:
+    """FlutterFlow broadcast push (admins)."""
+    _process_ff(ffpush.FF_PUSH, event.params["push_id"])
+
+
+@firestore_fn.on_document_created(document="ff_user_push_notifications/{push_id}")
+def notifications_on_ff_user_push_created(event: firestore_fn.Event) -> None:
+    """FlutterFlow targeted push ("Trigger Push Notification" action)."""
+    _process_ff(ffpush.FF_USER_PUSH, event.params["push_id"])
+
+
+@tasks_fn.on_task_dispatched(
+    retry_config=RetryConfig(max_attempts=400, min_backoff_seconds=5, max_backoff_seconds=10))
+def notificationsSendScheduledPush(req: tasks_fn.CallableRequest) -> None:  # noqa: N802 - queue ids refuse "_"
+    """Sends a FlutterFlow push whose scheduled_time has come."""
+    data = req.data or {}
+    with log.bind(domain="notifications", function="notificationsSendScheduledPush"):
+        ffpush.due(clients.firestore(), clients.push_sender(), str(data.get("collection")), str(data.get("doc_id")))

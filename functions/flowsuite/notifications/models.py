@@ -1,0 +1,22 @@
+"""Requests and answers of the notifications callables (FlutterFlow's names and casing)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from flowsuite.core.models import Request, Response
+
+
+class AddFcmToken(Request):
+    """FlutterFlow's own payload for addFcmToken."""
+
+    userDocPath: str = Field(min_length=7, max_length=200)  # noqa: N815 - FlutterFlow's name
+    fcmToken: str = Field(min_length=1, max_length=4096)  # noqa: N815
+    deviceType: Literal["iOS", "Android", "Web"]  # noqa: N815
+
+
+class AddFcmTokenAnswer(Response):
+    status: str
+    token_id: str

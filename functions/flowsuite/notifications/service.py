@@ -1,0 +1,144 @@
+"""Notifications service code: deliver a notification on each channel once.
+
+Each (event, channel) send is an ``effects.once`` record with a lease, so a
+redelivered event never sends twice. The inbox document's id is the event id.
+Preferences (``users/{uid}/settings/notifications``) turn a channel off per type:
+``{"order_paid": {"email": false}}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+from google.cloud import firestore as gcf
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from flowsuite.core import effects, log
+from flowsuite.core.errors import InvalidArgumentError, PermissionDeniedError
+from flowsuite.notifications import email as mail
+from flowsuite.notifications.push import PushMessage, PushSender
+from flowsuite.notifications.templates import TEMPLATES
+
+USERS = "users"
+INBOX = "notifications"
+TOKENS = "fcm_tokens"
+SETTINGS = "settings"
+PREFERENCES_DOC = "notifications"
+CHANNELS = ("inbox", "push", "email")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def enabled_channels(kind: str, preferences: dict[str, Any] | None) -> list[str]:
+    """The template's channels minus those the user turned off for this type. Pure."""
+    wanted = TEMPLATES[kind].channels
+    off = (preferences or {}).get(kind) or {}
+    return [c for c in wanted if off.get(c, True) is not False]
+
+
+def notify(db, push: PushSender, *, uid: str, kind: str, event_id: str, context: dict[str, Any],
+           data: dict[str, str] | None = None, correlation_id: str | None = None) -> dict[str, str]:
+    """Sends one notification on every enabled channel, each exactly once. Returns outcomes."""
+    user_ref = db.collection(USERS).document(uid)
+    user = user_ref.get()
+    profile = user.to_dict() if user.exists else None
+    if profile is None or profile.get("status") == "deleting":
+        log.info("notification skipped: no active user", kind=kind)
+        return {"skipped": "no_user"}
+    prefs_snap = user_ref.collection(SETTINGS).document(PREFERENCES_DOC).get()
+    channels = enabled_channels(kind, prefs_snap.to_dict() if prefs_snap.exists else None)
+    title, text, html = TEMPLATES[kind].render(context)
+    outcomes: dict[str, str] = {}
+    for channel in channels:
+        key = f"notify-{event_id}-{channel}"
+        if channel == "inbox":
+            result = effects.once(key, lambda: _inbox(user_ref, event_id, kind, title, text, data, correlation_id),
+                                  meta={"kind": "inbox"}, db=db)
+        elif channel == "push":
+            result = effects.once(key, lambda: _push(db, push, user_ref, title, text, data or {}),
+                                  meta={"kind": "push"}, db=db)
+        else:
+            address = profile.get("email") or context.get("email")
+            if not address:
+                outcomes[channel] = "no_address"
+                continue
+            msg = mail.build(to=address, subject=title, text=text, html=html, message_id_seed=key)
+            result = effects.once(key, lambda msg=msg: {"message_id": mail.send(msg)}, meta={"kind": "email"}, db=db)
+        outcomes[channel] = "sent" if result is not None else "skipped"
+    for channel in set(TEMPLATES[kind].channels) - set(channels):
+        outcomes[channel] = "disabled"
+    log.info("notification delivered", kind=kind, outcomes=outcomes)
+    return outcomes
+
+
+def _inbox(user_ref, event_id: str, kind: str, title: str, body: str, data, correlation_id) -> dict:
+    ref = user_ref.collection(INBOX).document(event_id)
+    ref.set({
+        "type": kind, "title": title, "body": body, "data": data or {}, "read": False,
+        "created_time": gcf.SERVER_TIMESTAMP, "event_id": event_id, "correlation_id": correlation_id,
+    })
+    return {"inbox_id": ref.id}
+
+
+def _push(db, push: PushSender, user_ref, title: str, body: str, data: dict[str, str]) -> dict:
+    tokens = [s.get("fcm_token") for s in user_ref.collection(TOKENS).stream() if s.get("fcm_token")]
+    if not tokens:
+        return {"sent": 0, "reason": "no_tokens"}
+    result = push.send(tokens, PushMessage(title=title, body=body, data=data))
+    prune_tokens(db, result.invalid_tokens)
+    return {"sent": result.sent, "failed": result.failed, "pruned": len(result.invalid_tokens)}
+
+
+def prune_tokens(db, tokens: list[str]) -> int:
+    pruned = 0
+    for token in tokens:
+        for snap in db.collection_group(TOKENS).where(filter=FieldFilter("fcm_token", "==", token)).stream():
+            snap.reference.delete()
+            pruned += 1
+    if pruned:
+        log.info("invalid push tokens pruned", count=pruned)
+    return pruned
+
+
+# ---- FlutterFlow: addFcmToken ------------------------------------------------------
+
+def token_doc_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+def user_path_uid(user_doc_path: str) -> str:
+    parts = user_doc_path.strip("/").split("/")
+    if len(parts) != 2 or parts[0] != USERS or not parts[1]:
+        raise InvalidArgumentError.for_field("userDocPath", "must look like users/{uid}")
+    return parts[1]
+
+
+def add_fcm_token(db, *, caller_uid: str, user_doc_path: str, token: str, device_type: str) -> str:
+    """FlutterFlow's addFcmToken: the caller's token, moved away from any other user."""
+    uid = user_path_uid(user_doc_path)
+    if uid != caller_uid:
+        raise PermissionDeniedError("userDocPath is not your user document.")
+    moved = 0
+    for snap in db.collection_group(TOKENS).where(filter=FieldFilter("fcm_token", "==", token)).stream():
+        if snap.reference.parent.parent.id != uid:
+            snap.reference.delete()
+            moved += 1
+    ref = db.collection(USERS).document(uid).collection(TOKENS).document(token_doc_id(token))
+    ref.set({"fcm_token": token, "device_type": device_type, "created_at": gcf.SERVER_TIMESTAMP}, merge=True)
+    if moved:
+        log.info("push token moved from another user", moved=moved)
+    return ref.id
+
+
+# ---- erasure ------------------------------------------------------------------------
+
+def erase(db, uid: str) -> None:
+    from flowsuite.identity.erasure import delete_query  # noqa: PLC0415
+
+    user_ref = db.collection(USERS).document(uid)
+    for name in (INBOX, TOKENS, SETTINGS):
+        delete_query(db, user_ref.collection(name))

@@ -1,0 +1,60 @@
+"""Message templates per notification type: title, plain text and HTML bodies."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import string
+
+
+@dataclasses.dataclass(frozen=True)
+class Template:
+    title: str
+    text: str
+    channels: tuple[str, ...]
+
+    def render(self, context: dict[str, object]) -> tuple[str, str, str]:
+        """(title, text, html): values are escaped in the HTML body."""
+        title = string.Template(self.title).safe_substitute(context)
+        text = string.Template(self.text).safe_substitute(context)
+        escaped = {k: html.escape(str(v)) for k, v in context.items()}
+        body = string.Template(html.escape(self.text, quote=False)).safe_substitute(escaped)
+        page = (f"<!doctype html><html><body><h1>{html.escape(title)}</h1>"
+                f"<p>{body.replace(chr(10), '<br>')}</p></body></html>")
+        return title, text, page
+
+
+TEMPLATES: dict[str, Template] = {
+    "welcome": Template(
+        "Welcome to $app",
+        "Hi $name, your $app account is ready.",
+        ("inbox", "email"),
+    ),
+    "order_paid": Template(
+        "Receipt for order $order_id",
+        "Thank you! We received $amount for order $order_id.",
+        ("inbox", "push", "email"),
+    ),
+    "order_cancelled": Template(
+        "Order $order_id cancelled",
+        "Your order $order_id was cancelled ($reason).",
+        ("inbox", "push"),
+    ),
+    "payment_failed": Template(
+        "Payment failed",
+        "The payment for order $order_id did not go through ($reason). Your items are no longer reserved.",
+        ("inbox", "push"),
+    ),
+    "payment_refunded": Template(
+        "Refund for order $order_id",
+        "We refunded $amount for order $order_id.",
+        ("inbox", "push", "email"),
+    ),
+}
+
+
+def money(amount: int, currency: str) -> str:
+    zero_decimal = {"jpy", "krw", "vnd", "clp"}
+    if currency.lower() in zero_decimal:
+        return f"{amount} {currency.upper()}"
+    return f"{amount / 100:.2f} {currency.upper()}"

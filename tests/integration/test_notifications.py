@@ -1,0 +1,263 @@
+"""Notifications on the real emulators and a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from flowsuite.identity.events import UserCreated
+from flowsuite.orders.events import OrderCancelled, OrderPaid
+from flowsuite.payments.events import PaymentFailed, PaymentRefunded
+
+from tests import harness
+from tests.harness import AppClient, CallableError, Denied, Ref, call, eventually
+from tests.integration.shop import publish
+
+
+def inbox(db, uid: str) -> list[dict]:
+    return [s.to_dict() for s in db.collection(f"users/{uid}/notifications").stream()]
+
+
+def token(user, value: str | None = None, device: str = "iOS") -> str:
+    value = value or f"tok-{uuid.uuid4().hex}"
+    call("addFcmToken", {"userDocPath": f"users/{user.uid}", "fcmToken": value, "deviceType": device}, user=user)
+    return value
+
+
+def test_sign_up_sends_a_welcome_to_the_inbox_and_by_email(db):
+    user = harness.sign_up(f"welcome-{uuid.uuid4().hex[:6]}@example.com", display_name="Ada")
+    note = eventually(lambda: inbox(db, user.uid), what="welcome in the inbox")[0]
+    assert note["type"] == "welcome" and note["read"] is False and "Ada" in note["body"]
+    mail = eventually(lambda: harness.mails_to(user.email), what="welcome email")
+    assert len(mail) == 1 and "Welcome to" in mail[0]["Subject"]
+    parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in mail[0].walk() if not p.is_multipart()}
+    assert "Hi Ada" in parts["text/plain"] and "<h1>" in parts["text/html"]
+
+
+SUBSCRIBERS = {
+    "order_paid": (lambda u: OrderPaid(order_id="o-1", uid=u, total=2500, currency="usd", payment_id="p"),
+                   {"inbox", "push", "email"}, "25.00 USD"),
+    "order_cancelled": (lambda u: OrderCancelled(order_id="o-2", uid=u, reason="cancelled_by_customer",
+                                                 was_paid=False, total=100, currency="usd"), {"inbox", "push"}, "o-2"),
+    "payment_failed": (lambda u: PaymentFailed(payment_id="p", order_id="o-3", uid=u, reason="card_declined"),
+                       {"inbox", "push"}, "card_declined"),
+    "payment_refunded": (lambda u: PaymentRefunded(payment_id="p", order_id="o-4", uid=u, amount=999, currency="eur"),
+                         {"inbox", "push", "email"}, "9.99 EUR"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SUBSCRIBERS))
+def test_each_subscriber_notifies_on_its_channels(db, member, kind):
+    make, channels, needle = SUBSCRIBERS[kind]
+    tok = token(member)
+    eventually(lambda: inbox(db, member.uid), what="welcome first")
+    event_id = publish(db, make(member.uid))
+    note = eventually(lambda: harness.doc(db, f"users/{member.uid}/notifications/{event_id}"), what=f"{kind} inbox")
+    assert note["type"] == kind and needle in note["body"]
+    if "push" in channels:
+        pushed = eventually(lambda: [p for p in harness.pushes_to(db, tok) if p["data"].get("type") == kind], what="push")
+        assert pushed[0]["title"] == note["title"]
+    else:
+        assert not [p for p in harness.pushes_to(db, tok) if p["data"].get("type") == kind]
+    if "email" in channels:
+        mails = eventually(lambda: [m for m in harness.mails_to(member.email) if needle in m.get_body(("plain",)).get_content()], what="email")
+        assert len(mails) == 1
+
+
+def test_a_redelivered_event_sends_nothing_twice(db, member):
+    import flowsuite.notifications.functions  # noqa: F401
+    from flowsuite.core import bus
+
+    tok = token(member)
+    event_id = publish(db, OrderPaid(order_id="o-dup", uid=member.uid, total=100, currency="usd", payment_id="p"))
+    eventually(lambda: harness.doc(db, f"deliveries/{event_id}:notifications_on_order_paid") and
+               harness.doc(db, f"deliveries/{event_id}:notifications_on_order_paid")["status"] == "processed", what="delivery")
+    spec = bus.SUBSCRIBERS["notifications_on_order_paid"]
+    doc = harness.doc(db, f"topics/order.paid/events/{event_id}")
+    db.document(f"deliveries/{event_id}:notifications_on_order_paid").delete()  # as if the record were lost
+    assert bus.deliver(spec, doc, via="test", db=db) == "processed"
+    assert len([p for p in harness.pushes_to(db, tok) if p["data"].get("order_id") == "o-dup"]) == 1
+    assert len([m for m in harness.mails_to(member.email) if "o-dup" in m["Subject"]]) == 1
+
+
+def test_a_disabled_channel_sends_nothing(db, member):
+    AppClient(member).set(f"users/{member.uid}/settings/notifications", {"order_paid": {"email": False, "push": False}})
+    tok = token(member)
+    event_id = publish(db, OrderPaid(order_id="o-quiet", uid=member.uid, total=100, currency="usd", payment_id="p"))
+    eventually(lambda: harness.doc(db, f"users/{member.uid}/notifications/{event_id}"), what="inbox still on")
+    eventually(lambda: (d := harness.doc(db, f"deliveries/{event_id}:notifications_on_order_paid")) and d["status"] == "processed",
+               what="processed")
+    assert [p for p in harness.pushes_to(db, tok) if p["data"].get("order_id") == "o-quiet"] == []
+    assert [m for m in harness.mails_to(member.email) if "o-quiet" in m["Subject"]] == []
+
+
+def test_an_invalid_token_is_pruned(db, member):
+    good, bad = token(member), token(member, "invalid-stale-device")
+    publish(db, OrderPaid(order_id="o-prune", uid=member.uid, total=100, currency="usd", payment_id="p"))
+    pushed = eventually(lambda: [p for p in harness.pushes_to(db, good) if p["data"].get("order_id") == "o-prune"], what="push")
+    assert pushed[0]["rejected_tokens"] == [bad]
+    remaining = eventually(lambda: (t := [s.get("fcm_token") for s in db.collection(f"users/{member.uid}/fcm_tokens").stream()]) == [good] and t,
+                           what="pruned token")
+    assert remaining == [good]
+
+
+def test_add_fcm_token_ownership_and_moving(db, member):
+    other = harness.sign_up()
+    shared = token(other, "device-shared")
+    with pytest.raises(CallableError) as err:
+        call("addFcmToken", {"userDocPath": f"users/{other.uid}", "fcmToken": "x", "deviceType": "iOS"}, user=member)
+    assert err.value.code == "permission-denied"
+    with pytest.raises(CallableError) as err:
+        call("addFcmToken", {"userDocPath": f"users/{member.uid}", "fcmToken": "x", "deviceType": "Windows"}, user=member)
+    assert err.value.code == "invalid-argument" and err.value.fields == ["deviceType"]
+    token(member, shared, device="Android")
+    assert [s.get("fcm_token") for s in db.collection(f"users/{other.uid}/fcm_tokens").stream()] == []
+    mine = [s.to_dict() for s in db.collection(f"users/{member.uid}/fcm_tokens").stream()]
+    assert [(t["fcm_token"], t["device_type"]) for t in mine] == [(shared, "Android")]
+    token(member, shared, device="Android")  # again: still one document
+    assert len(list(db.collection(f"users/{member.uid}/fcm_tokens").stream())) == 1
+
+
+def ff_push(db, collection: str, doc_id: str) -> dict:
+    return eventually(lambda: (d := harness.doc(db, f"{collection}/{doc_id}")) and d.get("status") in ("succeeded", "failed") and d,
+                      what=f"{collection} processed")
+
+
+def test_flutterflow_broadcast_push_with_audience(db, admin, member):
+    ios, android = token(member, device="iOS"), token(harness.sign_up(), device="Android")
+    AppClient(admin).create("ff_push_notifications", "b1", {
+        "notification_title": "Sale", "notification_text": "50% off", "target_audience": "iOS",
+        "initial_page_name": "ShopPage", "parameter_data": '{"id":"1"}', "user_refs": "", "status": "",
+        "timestamp": dt.datetime.now(dt.UTC),
+    })
+    done = ff_push(db, "ff_push_notifications", "b1")
+    assert (done["status"], done["num_sent"], done["error"]) == ("succeeded", 1, "")
+    sent = harness.pushes_to(db, ios)
+    assert sent[0]["data"] == {"initialPageName": "ShopPage", "parameterData": '{"id":"1"}'}
+    assert harness.pushes_to(db, android) == []
+
+
+def test_flutterflow_user_push_targets_only_its_recipients(db, member):
+    receiver, bystander = harness.sign_up(), harness.sign_up()
+    to_receiver, to_bystander = token(receiver), token(bystander)
+    AppClient(member).create("ff_user_push_notifications", "u1", {
+        "notification_title": "Hi", "notification_text": "ping", "user_refs": f"/users/{receiver.uid}",
+        "sender": Ref.to(f"users/{member.uid}"), "target_audience": "All",
+    })
+    assert ff_push(db, "ff_user_push_notifications", "u1")["num_sent"] == 1
+    assert len(harness.pushes_to(db, to_receiver)) == 1 and harness.pushes_to(db, to_bystander) == []
+
+
+def test_a_user_push_without_recipients_never_goes_to_everyone(db, member):
+    bystander_token = token(harness.sign_up())
+    AppClient(member).create("ff_user_push_notifications", "u2", {
+        "notification_title": "Hi", "notification_text": "all?", "user_refs": "", "sender": Ref.to(f"users/{member.uid}"),
+    })
+    done = ff_push(db, "ff_user_push_notifications", "u2")
+    assert (done["status"], done["num_sent"]) == ("failed", 0) and "user_refs" in done["error"]
+    assert harness.pushes_to(db, bystander_token) == []
+
+
+def test_empty_title_fails_with_a_reason_and_processed_documents_are_left_alone(db, admin):
+    AppClient(admin).create("ff_push_notifications", "e1", {"notification_title": "", "notification_text": "x"})
+    done = ff_push(db, "ff_push_notifications", "e1")
+    assert done["status"] == "failed" and "required" in done["error"]
+    db.document("ff_push_notifications/old").set({"notification_title": "t", "notification_text": "x", "status": "succeeded"})
+    import time
+    time.sleep(1.5)
+    assert harness.doc(db, "ff_push_notifications/old").get("num_sent") is None
+
+
+def test_the_per_sender_rate_limit_fails_with_a_reason(db, member):
+    receiver = harness.sign_up()
+    token(receiver)
+    for i in range(4):  # PUSH_RATE_LIMIT=3 in functions/.env.local
+        AppClient(member).create("ff_user_push_notifications", f"r{i}", {
+            "notification_title": "Hi", "notification_text": str(i), "user_refs": f"users/{receiver.uid}",
+            "sender": Ref.to(f"users/{member.uid}")})
+    results = [ff_push(db, "ff_user_push_notifications", f"r{i}") for i in range(4)]
+    assert sorted(r["status"] for r in results) == ["failed", "succeeded", "succeeded", "succeeded"]
+    assert "rate limit" in next(r for r in results if r["status"] == "failed")["error"]
+
+
+def test_a_scheduled_push_waits_for_its_time(db, admin, member):
+    tok = token(member)
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=40)
+    AppClient(admin).create("ff_push_notifications", "s1", {
+        "notification_title": "Later", "notification_text": "soon", "scheduled_time": at, "user_refs": f"users/{member.uid}"})
+    eventually(lambda: harness.doc(db, "ff_push_notifications/s1").get("scheduled_for"), what="scheduled")
+    assert harness.pushes_to(db, tok) == [] and not harness.doc(db, "ff_push_notifications/s1").get("status")
+    done = ff_push(db, "ff_push_notifications", "s1") if eventually(
+        lambda: harness.doc(db, "ff_push_notifications/s1").get("status"), timeout=90, what="sent at its time") else None
+    assert done["status"] == "succeeded"
+    sent_at = harness.pushes_to(db, tok)[0]["time"]
+    assert at - dt.timedelta(seconds=10) <= sent_at <= at + dt.timedelta(seconds=60)
+
+
+# ---- rules -------------------------------------------------------------------------
+
+def test_rules_inbox_tokens_settings(db, member):
+    other = harness.sign_up()
+    note = eventually(lambda: list(db.collection(f"users/{member.uid}/notifications").stream()), what="welcome")[0]
+    path = f"users/{member.uid}/notifications/{note.id}"
+    mine, theirs = AppClient(member), AppClient(other)
+    assert mine.get(path)["type"] == "welcome"
+    mine.update(path, {"read": True})
+    with pytest.raises(Denied):
+        mine.update(path, {"title": "edited"})
+    with pytest.raises(Denied):
+        theirs.get(path)
+    with pytest.raises(Denied):
+        theirs.update(path, {"read": True})
+    with pytest.raises(Denied):
+        mine.create(f"users/{member.uid}/notifications", "fake", {"title": "x"})
+    with pytest.raises(Denied):
+        mine.delete(path)
+    mine.create(f"users/{member.uid}/fcm_tokens", "t1", {"fcm_token": "abc", "device_type": "iOS",
+                                                         "created_at": dt.datetime.now(dt.UTC)})
+    with pytest.raises(Denied):
+        theirs.create(f"users/{member.uid}/fcm_tokens", "t2", {"fcm_token": "evil", "device_type": "iOS"})
+    with pytest.raises(Denied):
+        theirs.get(f"users/{member.uid}/fcm_tokens/t1")
+    mine.delete(f"users/{member.uid}/fcm_tokens/t1")
+    mine.set(f"users/{member.uid}/settings/notifications", {"welcome": {"email": False}})
+    with pytest.raises(Denied):
+        mine.set(f"users/{member.uid}/settings/other", {"x": 1})
+    with pytest.raises(Denied):
+        theirs.set(f"users/{member.uid}/settings/notifications", {"welcome": {"email": True}})
+    with pytest.raises(Denied):
+        AppClient(None).get(path)
+
+
+def test_rules_flutterflow_push_documents(db, admin, member):
+    me = Ref.to(f"users/{member.uid}")
+    with pytest.raises(Denied):
+        AppClient(member).create("ff_push_notifications", "x", {"notification_title": "t", "notification_text": "x"})
+    with pytest.raises(Denied):
+        AppClient(member).create("ff_user_push_notifications", "as-other",
+                                 {"notification_title": "t", "notification_text": "x", "sender": Ref.to("users/someone")})
+    with pytest.raises(Denied):
+        AppClient(member).create("ff_user_push_notifications", "pre",
+                                 {"notification_title": "t", "notification_text": "x", "sender": me, "status": "succeeded"})
+    with pytest.raises(Denied):
+        AppClient(None).create("ff_user_push_notifications", "anon", {"notification_title": "t", "notification_text": "x"})
+    AppClient(member).create("ff_user_push_notifications", "ok", {"notification_title": "t", "notification_text": "x", "sender": me})
+    assert AppClient(member).get("ff_user_push_notifications/ok")["notification_title"] == "t"
+    with pytest.raises(Denied):
+        AppClient(harness.sign_up()).get("ff_user_push_notifications/ok")
+    with pytest.raises(Denied):
+        AppClient(member).update("ff_user_push_notifications/ok", {"status": "succeeded"})
+
+
+def test_deleting_the_account_erases_notifications_tokens_and_settings(db, member):
+    token(member)
+    AppClient(member).set(f"users/{member.uid}/settings/notifications", {"welcome": {"email": False}})
+    eventually(lambda: inbox(db, member.uid), what="welcome")
+    call("identity_delete_account", {}, user=member)
+    for sub in ("notifications", "fcm_tokens", "settings"):
+        eventually(lambda sub=sub: list(db.collection(f"users/{member.uid}/{sub}").stream()) == [], what=f"{sub} erased")
+
+
+def test_user_created_event_model_round_trips():
+    assert UserCreated(uid="u", via="client").model_dump()["via"] == "client"
