@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the suite locally; `make test` runs every test.
-.PHONY: setup dev test unit integration lint bench seed-export clean
+.PHONY: setup dev test unit integration wrapper lint bench seed-export clean
 
 PY := .venv/bin/python
 PYTEST_ARGS ?=
@@ -10,13 +10,17 @@ setup:
 dev: setup
 	@$(PY) -m devtools.suite start
 
-test: setup lint unit integration
+test: setup lint unit integration wrapper
 
 unit:
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 integration:
 	$(PY) -m devtools.suite exec -- $(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+
+# The wrapper's own tests start and stop suites themselves.
+wrapper:
+	$(PY) -m pytest tests/wrapper -q $(PYTEST_ARGS)
 
 lint:
 	$(PY) -m ruff check functions/flowsuite functions/main.py devtools tests bench

@@ -174,7 +174,8 @@ class Suite:
             "--only", ",".join(EMULATORS),
             "--project", PROJECT_ID,
         ]
-        if (ROOT / "emulator-data" / "firebase-export-metadata.json").is_file():
+        seed = ROOT / "emulator-data" / "firebase-export-metadata.json"
+        if seed.is_file() and not os.environ.get("FLOWSUITE_NO_IMPORT"):
             args += ["--import", str(ROOT / "emulator-data")]
         log = LOGS / "emulators.log"
         for name in EMULATORS:

@@ -79,7 +79,8 @@ def notifications_on_payment_refunded(event) -> None:
             {"order_id": d.order_id})
 
 
-@eraser(collections=("users/{uid}/notifications", "users/{uid}/fcm_tokens", "users/{uid}/settings"))
+@eraser(collections=("users/{uid}/notifications", "users/{uid}/fcm_tokens", "users/{uid}/settings",
+                     ffpush.RATE_LIMITS))
 def notifications_on_user_deleted(db, uid: str) -> None:
     service.erase(db, uid)
 

@@ -142,3 +142,4 @@ def erase(db, uid: str) -> None:
     user_ref = db.collection(USERS).document(uid)
     for name in (INBOX, TOKENS, SETTINGS):
         delete_query(db, user_ref.collection(name))
+    db.collection("push_rate_limits").document(uid).delete()

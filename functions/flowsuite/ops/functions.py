@@ -7,6 +7,7 @@ from firebase_functions.options import RateLimits, RetryConfig
 
 from flowsuite.core import bus, clients, options
 from flowsuite.core.callables import CallContext, callable_function
+from flowsuite.identity.erasure import eraser
 from flowsuite.ops import models, service
 from flowsuite.ops.events import ProbeSent
 
@@ -19,6 +20,7 @@ __all__ = [
     "ops_list_dead_letters",
     "ops_replay_dead_letters",
     "ops_diagnose",
+    "ops_on_user_deleted",
 ]
 
 options.apply()
@@ -83,3 +85,8 @@ def ops_diagnose(ctx: CallContext, req: models.Diagnose) -> models.DiagnoseAnswe
     """Raises the error asked for, to check the error map end to end (emulator only, admin)."""
     service.diagnose(req.code)
     return models.DiagnoseAnswer(ok=True)
+
+
+@eraser(collections=(service.IDEMPOTENCY_RECORDS,))
+def ops_on_user_deleted(db, uid: str) -> None:
+    service.erase(db, uid)

@@ -6,11 +6,12 @@ import uuid
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import bus, errors, events, settings
+from flowsuite.core import bus, errors, events, idempotency, settings
 from flowsuite.core.errors import InvalidArgumentError
 from flowsuite.ops.events import ProbeSent, SweepFinished
 
 PROBES = "ops_probes"
+IDEMPOTENCY_RECORDS = idempotency.COLLECTION
 
 
 def send_probe(db, *, note: str, correlation_id: str) -> tuple[str, str]:
@@ -71,3 +72,10 @@ def diagnose(code: str) -> None:
     if code == "internal":
         raise RuntimeError("diagnostic failure with a secret detail: sk_live_do_not_leak")
     raise DIAGNOSTIC_ERRORS[code](f"diagnostic {code}")
+
+
+def erase(db, uid: str) -> None:
+    """Stored callable answers may hold personal data: a deleted user's go."""
+    from flowsuite.identity.erasure import delete_query  # noqa: PLC0415
+
+    delete_query(db, db.collection(idempotency.COLLECTION).where(filter=FieldFilter("uid", "==", uid)))

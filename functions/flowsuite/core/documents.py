@@ -1,0 +1,49 @@
+"""Collection declarations: each domain declares the documents it owns.
+
+    @collection("orders/{order_id}", read="owner (uid or user_ref), staff", write="orders functions only")
+    class OrderDoc(Document): ...
+
+The declarations feed ``docs/collections.md`` (Firestore and FlutterFlow types,
+owner, access) and the tests that check erasure and indexes; they describe what
+the code writes, they do not replace the rules in ``firestore.rules``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, WithJsonSchema
+
+
+class Document(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# Firestore-specific field types, marked in the JSON schema so docs can name them.
+DocRef = Annotated[Any, WithJsonSchema({"type": "string", "format": "document-reference"})]
+Timestamp = Annotated[Any, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+@dataclasses.dataclass(frozen=True)
+class Collection:
+    path: str
+    domain: str
+    model: type[Document]
+    read: str
+    write: str
+    description: str
+
+
+COLLECTIONS: dict[str, Collection] = {}
+
+
+def collection(path: str, *, read: str, write: str):
+    def register(model: type[Document]) -> type[Document]:
+        from flowsuite.core.callables import domain_of  # noqa: PLC0415
+
+        COLLECTIONS[path] = Collection(path, domain_of(model.__module__), model, read, write,
+                                       (model.__doc__ or "").strip())
+        return model
+
+    return register

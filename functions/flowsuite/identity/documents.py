@@ -1,0 +1,33 @@
+"""Documents the identity domain owns."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from flowsuite.core.documents import Document, Timestamp, collection
+
+
+@collection("users/{uid}", read="the owner only",
+            write="the owner creates it with FlutterFlow's fields and updates profile fields; identity writes role, status")
+class UserDoc(Document):
+    """A user's profile, FlutterFlow's schema plus server-owned fields."""
+
+    uid: str
+    email: str
+    display_name: str
+    photo_url: str
+    phone_number: str
+    created_time: Timestamp
+    role: Literal["member", "staff", "admin"]
+    status: Literal["active", "disabled", "deleting"]
+    profile_source: Literal["blocking", "client"]
+
+
+@collection("public_profiles/{uid}", read="any signed-in user", write="identity functions only")
+class PublicProfileDoc(Document):
+    """What other users may see of a user, kept in step with the profile."""
+
+    uid: str
+    display_name: str
+    photo_url: str
+    updated_time: Timestamp

@@ -1,0 +1,85 @@
+"""Documents the kernel and the ops domain own (the bus, idempotency, effects)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowsuite.core.documents import Document, Timestamp, collection
+
+
+@collection("topics/{event_type}/events/{event_id}", read="admins", write="the publishing domain, in its transaction")
+class EventDoc(Document):
+    """An event envelope (see docs/events.md)."""
+
+    id: str
+    type: str
+    source: str
+    subject: str
+    time: Timestamp
+    correlation_id: str
+    schema_version: int
+    data: dict[str, Any]
+
+
+@collection("deliveries/{event_id}:{subscriber}", read="admins", write="the bus")
+class DeliveryDoc(Document):
+    """One subscriber's delivery of one event: status, attempts, lease, history."""
+
+    subscriber: str
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    lease_until: Timestamp | None
+    next_attempt_at: Timestamp | None
+    last_error: str | None
+    correlation_id: str
+    history: list[dict[str, Any]]
+
+
+@collection("dead_letters/{event_id}:{subscriber}", read="admins", write="the bus; replayed by ops")
+class DeadLetterDoc(Document):
+    """A delivery that ran out of attempts: the event, the error, the history."""
+
+    subscriber: str
+    event_type: str
+    envelope: dict[str, Any]
+    error: str
+    attempts: int
+    status: str
+    created_time: Timestamp
+
+
+@collection("idempotency_records/{record_id}", read="nobody (server only)", write="the callable kernel")
+class IdempotencyRecordDoc(Document):
+    """A state-changing call's key, payload hash and answer (TTL on expires_at)."""
+
+    status: str
+    uid: str | None
+    function: str
+    payload_hash: str
+    locked_until: Timestamp
+    expires_at: Timestamp
+
+
+@collection("effects/{key}", read="nobody (server only)", write="the kernel (effects.once)")
+class EffectDoc(Document):
+    """An effect outside Firestore (Stripe, FCM, SMTP) and its lease (TTL on expires_at)."""
+
+    state: str
+    attempts: int
+    lease_until: Timestamp | None
+    expires_at: Timestamp
+
+
+@collection("ops_probes/{probe_id}", read="admins", write="ops functions")
+class ProbeDoc(Document):
+    """A synthetic event sent through the bus and how often it arrived."""
+
+    probe_id: str
+    received: int
+
+
+@collection("ops_state/{name}", read="admins", write="ops functions")
+class OpsStateDoc(Document):
+    """Operational state, e.g. ops_state/sweep: the last sweep and its counts."""
