@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the suite locally; `make test` runs every test.
-.PHONY: setup dev test unit integration wrapper lint bench seed-export clean
+.PHONY: setup dev test unit integration wrapper lint contracts bench seed-export clean
 
 PY := .venv/bin/python
 PYTEST_ARGS ?=
@@ -24,6 +24,10 @@ wrapper:
 
 lint:
 	$(PY) -m ruff check functions/flowsuite functions/main.py devtools tests bench
+
+# Regenerate docs/openapi.json, docs/events*, docs/collections.md from the code.
+contracts: setup
+	$(PY) -m devtools.contracts write
 
 bench: setup
 	$(PY) -m bench

@@ -1,0 +1,125 @@
+"""Property-based fuzzing of every callable on the functions emulator, driven by docs/openapi.json.
+
+Payloads come from each request schema (``from_schema`` below, for the subset of
+JSON Schema the models produce) and from junk:
+wrong types, missing and extra fields, huge strings and lists, unicode, extreme
+numbers. Whatever the payload, no answer may be a 5xx or ``internal``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests import harness
+from tests.harness import call_raw
+
+OPENAPI = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
+# ops_diagnose exists to raise each error code on purpose, `internal` included.
+SKIP = {"ops_diagnose"}
+CALLABLES = sorted(p.strip("/") for p in OPENAPI["paths"] if p.strip("/") not in SKIP)
+EXAMPLES = 70  # 16 callables x 70 = 1,120 payloads
+CASES: dict[str, int] = {}
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False), st.text(max_size=50), st.text(min_size=5000, max_size=20000),
+    st.sampled_from(["", " ", "\u0000", "🙂" * 200, "users/../../x", "a" * 1500, "-1", "1e309"]),
+)
+junk = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=60), st.dictionaries(st.text(max_size=20), inner, max_size=8)), max_leaves=40)
+
+
+def resolve(schema: dict) -> dict:
+    while "$ref" in schema:
+        schema = OPENAPI["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def from_schema(schema: dict):
+    """A Hypothesis strategy for valid instances of one of our request schemas."""
+    schema = resolve(schema)
+    if "anyOf" in schema:
+        return st.one_of([from_schema(s) for s in schema["anyOf"]])
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    if "const" in schema:
+        return st.just(schema["const"])
+    kind = schema.get("type")
+    if kind == "null":
+        return st.none()
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "integer":
+        return st.integers(min_value=schema.get("minimum", -(2**40)), max_value=schema.get("maximum", 2**40))
+    if kind == "number":
+        return st.floats(allow_nan=False, allow_infinity=False)
+    if kind == "string":
+        lo, hi = schema.get("minLength", 0), schema.get("maxLength", 60)
+        if "pattern" in schema:
+            return st.from_regex(schema["pattern"], fullmatch=True).filter(lambda v: lo <= len(v) <= hi)
+        return st.text(min_size=lo, max_size=min(hi, 60))
+    if kind == "array":
+        return st.lists(from_schema(schema.get("items", {})), min_size=schema.get("minItems", 0),
+                        max_size=min(schema.get("maxItems", 5), 5))
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        required = set(schema.get("required", []))
+        return st.fixed_dictionaries(
+            {k: from_schema(v) for k, v in props.items() if k in required},
+            optional={k: from_schema(v) for k, v in props.items() if k not in required},
+        )
+    return junk
+
+
+def request_schema(name: str) -> dict:
+    body = OPENAPI["paths"][f"/{name}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    return body["properties"]["data"]
+
+
+def payloads(name: str):
+    valid = from_schema(request_schema(name))
+
+    def mutate(data):
+        return st.one_of(
+            st.just(data),
+            junk.map(lambda extra: {**data, "unexpected_field": extra}) if isinstance(data, dict) else st.just(data),
+            st.sampled_from(sorted(data)).map(lambda k: {x: v for x, v in data.items() if x != k})
+            if isinstance(data, dict) and data else st.just(data),
+            st.sampled_from(sorted(data)).flatmap(lambda k: junk.map(lambda v: {**data, k: v}))
+            if isinstance(data, dict) and data else st.just(data),
+        )
+
+    return st.one_of(valid.flatmap(mutate), junk)
+
+
+@pytest.fixture(scope="module")
+def caller():
+    harness.reset_emulators()
+    return harness.user_with_role("admin")
+
+
+@pytest.mark.parametrize("name", CALLABLES)
+def test_no_payload_gets_a_5xx_or_internal(name, caller):
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(payloads(name))
+    def check(data):
+        CASES[name] = CASES.get(name, 0) + 1
+        r = call_raw(name, {"data": data}, caller.id_token)
+        body = r.json()
+        assert r.status_code < 500, (name, data, body)
+        assert body.get("error", {}).get("status") != "INTERNAL", (name, data, body)
+
+    check()
+    assert CASES[name] >= EXAMPLES // 2
+
+
+def test_report_cases(caller):
+    total = sum(CASES.values())
+    print(f"\nfuzz: {total} payloads over {len(CASES)} callables")
+    assert total >= 1000 and len(CASES) == len(CALLABLES)
