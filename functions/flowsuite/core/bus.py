@@ -87,7 +87,8 @@ def subscriber(event_model: type[events.EventData], *, transactional: bool = Tru
 
         trigger.__name__ = trigger.__qualname__ = spec.name
         trigger.__doc__ = handler.__doc__
-        wrapped = firestore_fn.on_document_created(document=spec.event_type.trigger_path, **trigger_options)(trigger)
+        merged = {**options.for_domain(spec.domain), **trigger_options}
+        wrapped = firestore_fn.on_document_created(document=spec.event_type.trigger_path, **merged)(trigger)
         wrapped.__flowsuite_subscriber__ = spec
         return wrapped
 
@@ -242,6 +243,7 @@ def _processed_fields(attempt: int, via: str, timer) -> dict[str, Any]:
     return {
         "status": PROCESSED,
         "processed_time": now,
+        "expires_at": now + dt.timedelta(days=30),  # TTL policy: processed marks are kept 30 days
         "updated_time": now,
         "lease_until": None,
         "last_error": None,

@@ -149,7 +149,8 @@ def callable_function(
 
         endpoint.__name__ = endpoint.__qualname__ = spec.name
         endpoint.__doc__ = handler.__doc__
-        sdk_handler = https_fn.on_call(enforce_app_check=enforce_app_check, **https_options)(endpoint)
+        merged = {**options.for_domain(spec.domain), **https_options}
+        sdk_handler = https_fn.on_call(enforce_app_check=enforce_app_check, **merged)(endpoint)
 
         @functools.wraps(sdk_handler)
         def wrapped(request):

@@ -25,3 +25,14 @@ def apply() -> None:
         timeout_sec=settings.CALLABLE_TIMEOUT_SECONDS,
     )
     _applied = True
+
+
+def for_domain(domain: str) -> dict:
+    """Options a domain declares for all its functions (``OPTIONS`` in its package)."""
+    import importlib  # noqa: PLC0415
+
+    try:
+        package = importlib.import_module(f"flowsuite.{domain}")
+    except ModuleNotFoundError:
+        return {}
+    return dict(getattr(package, "OPTIONS", {}))

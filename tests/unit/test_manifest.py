@@ -1,0 +1,122 @@
+"""The manifest the Firebase CLI deploys, from the SDK's own discovery, against the domains' declarations."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = ROOT / "functions"
+DISCOVER = (
+    "from firebase_functions.private.serving import functions_as_yaml, get_functions\n"
+    "print(functions_as_yaml(get_functions()))\n"
+)
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    """Discovery exactly as `firebase deploy` runs it: functions/venv, cwd functions/, main.py."""
+    out = subprocess.run([str(FUNCTIONS / "venv/bin/python"), "-c", DISCOVER], cwd=FUNCTIONS, capture_output=True,
+                         text=True, check=True, env={"PATH": "/usr/bin:/bin"})
+    return yaml.safe_load(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def declared() -> dict:
+    from devtools import contracts
+
+    decl = contracts.load()
+    from flowsuite.registry import DOMAINS
+
+    decl["exports"] = {}
+    for domain in DOMAINS:
+        module = importlib.import_module(f"flowsuite.{domain}.functions")
+        for name in module.__all__:
+            decl["exports"][name] = (domain, getattr(module, name))
+    return decl
+
+
+def trigger_of(endpoint: dict) -> str:
+    for key in ("callableTrigger", "httpsTrigger", "blockingTrigger", "eventTrigger", "taskQueueTrigger", "scheduleTrigger"):
+        if key in endpoint:
+            return key
+    raise AssertionError(f"unknown trigger in {endpoint}")
+
+
+def test_every_declared_function_is_deployed_and_nothing_else(manifest, declared):
+    assert set(manifest["endpoints"]) == set(declared["exports"])
+
+
+def test_triggers_match_the_declarations(manifest, declared):
+    endpoints = manifest["endpoints"]
+    for name in declared["callables"]:
+        assert trigger_of(endpoints[name]) == "callableTrigger", name
+    for name, spec in declared["subscribers"].items():
+        trigger = endpoints[name]["eventTrigger"]
+        assert trigger["eventType"] == "google.cloud.firestore.document.v1.created"
+        assert trigger["eventFilterPathPatterns"]["document"] == spec.event_type.trigger_path
+        assert trigger.get("retry") is False
+    assert trigger_of(endpoints["payments_stripe_webhook"]) == "httpsTrigger"
+    assert endpoints["identity_before_user_created"]["blockingTrigger"]["eventType"].endswith("beforeCreate")
+    assert endpoints["identity_before_user_signed_in"]["blockingTrigger"]["eventType"].endswith("beforeSignIn")
+    assert trigger_of(endpoints["opsRedeliver"]) == "taskQueueTrigger"
+    assert trigger_of(endpoints["ops_sweep"]) == "scheduleTrigger"
+
+
+def test_firestore_triggers_listen_only_where_a_domain_publishes(manifest, declared):
+    published = {spec.trigger_path for spec in declared["events"].values()}
+    owned = {c.path for c in declared["collections"].values()}
+    for name, endpoint in manifest["endpoints"].items():
+        if "eventTrigger" not in endpoint:
+            continue
+        path = endpoint["eventTrigger"]["eventFilterPathPatterns"]["document"]
+        generic = {p.split("/{")[0] for p in owned}
+        assert path in published or path.split("/{")[0] in generic, f"{name} listens on {path}, which nobody writes"
+
+
+def test_one_region_everywhere(manifest):
+    regions = {tuple(e.get("region", [])) for e in manifest["endpoints"].values()}
+    assert regions == {("us-central1",)}
+
+
+def secret_names(endpoint: dict) -> set[str]:
+    return {s["key"] for s in endpoint.get("secretEnvironmentVariables") or []}
+
+
+def source_of(obj) -> str:
+    target = getattr(obj, "__wrapped_handler__", None) or getattr(obj, "__flowsuite_subscriber__", None)
+    target = getattr(target, "handler", target) or inspect.unwrap(obj)
+    text = inspect.getsource(target)
+    # erasers: the registered erase function does the work
+    from flowsuite.identity.erasure import ERASERS
+
+    for eraser in ERASERS.values():
+        if target.__name__.endswith("_on_user_deleted") and eraser.domain in target.__module__:
+            text += inspect.getsource(eraser.erase)
+    return text
+
+
+def test_a_secret_used_is_a_secret_declared(manifest, declared):
+    uses = {"STRIPE_SECRET_KEY": "clients.stripe()", "SMTP_PASSWORD": "_notify("}
+    for name, (_, fn) in declared["exports"].items():
+        text = source_of(fn)
+        for secret, marker in uses.items():
+            if marker in text:
+                assert secret in secret_names(manifest["endpoints"][name]), f"{name} uses {secret} without declaring it"
+    assert "STRIPE_WEBHOOK_SECRET" in secret_names(manifest["endpoints"]["payments_stripe_webhook"])
+
+
+def test_parameters_are_declared_for_deploy(manifest):
+    names = {p["name"] for p in manifest.get("params", [])}
+    assert {"ADMIN_EMAILS", "BLOCKED_EMAIL_DOMAINS", "BUS_MAX_ATTEMPTS", "STRIPE_API_BASE", "SMTP_HOST",
+            "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SMTP_PASSWORD"} <= names
+
+
+def test_domain_options_reach_their_functions(manifest):
+    assert manifest["endpoints"]["payments_create_intent"]["availableMemoryMb"] == 512
+    assert manifest["endpoints"]["orders_place"]["availableMemoryMb"] == 256
