@@ -111,6 +111,7 @@ class Suite:
                 "FLOWSUITE_SMTP_PORT": str(SMTP_PORT),
                 "FLOWSUITE_MAILDIR": str(MAILDIR),
                 "FLOWSUITE_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "FLOWSUITE_EMULATOR_LOG": str(LOGS / "emulators.log"),
             }
         )
         return env

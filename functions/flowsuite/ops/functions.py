@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from firebase_functions import scheduler_fn, tasks_fn
+import json
+
+from firebase_functions import https_fn, scheduler_fn, tasks_fn
 from firebase_functions.options import RateLimits, RetryConfig
 
 from flowsuite.core import bus, clients, options
 from flowsuite.core.callables import CallContext, callable_function
 from flowsuite.identity.erasure import eraser
-from flowsuite.ops import models, service
+from flowsuite.ops import health, models, service
 from flowsuite.ops.events import ProbeSent
 
 __all__ = [
@@ -21,6 +23,8 @@ __all__ = [
     "ops_replay_dead_letters",
     "ops_diagnose",
     "ops_on_user_deleted",
+    "ops_health",
+    "ops_ping",
 ]
 
 options.apply()
@@ -90,3 +94,24 @@ def ops_diagnose(ctx: CallContext, req: models.Diagnose) -> models.DiagnoseAnswe
 @eraser(collections=(service.IDEMPOTENCY_RECORDS,))
 def ops_on_user_deleted(db, uid: str) -> None:
     service.erase(db, uid)
+
+
+@https_fn.on_request()
+def ops_health(req: https_fn.Request) -> https_fn.Response:
+    """Health and metrics. Without an admin ID token it answers only up or down."""
+    from flowsuite.core import log  # noqa: PLC0415
+
+    with log.bind(domain="ops", function="ops_health"):
+        report = health.snapshot(clients.firestore())
+        code = 200 if report["status"] == "up" else 503
+        if not service.is_admin_request(req.headers.get("Authorization", "")):
+            report = {"status": report["status"]}
+        if req.args.get("format") == "prometheus":
+            return https_fn.Response(health.prometheus(report), status=code, mimetype="text/plain; version=0.0.4")
+        return https_fn.Response(json.dumps(report, default=str), status=code, mimetype="application/json")
+
+
+@callable_function(request=models.Ping, response=models.Pong, auth=False)
+def ops_ping(ctx: CallContext, req: models.Ping) -> models.Pong:
+    """Answers at once: a liveness check for apps, and the floor for callable benchmarks."""
+    return models.Pong(ok=True, correlation_id=ctx.correlation_id)

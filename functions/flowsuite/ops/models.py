@@ -78,3 +78,12 @@ class Diagnose(Request):
 
 class DiagnoseAnswer(Response):
     ok: bool
+
+
+class Ping(Request):
+    pass
+
+
+class Pong(Response):
+    ok: bool
+    correlation_id: str

@@ -79,3 +79,16 @@ def erase(db, uid: str) -> None:
     from flowsuite.identity.erasure import delete_query  # noqa: PLC0415
 
     delete_query(db, db.collection(idempotency.COLLECTION).where(filter=FieldFilter("uid", "==", uid)))
+
+
+def is_admin_request(authorization: str) -> bool:
+    """A Bearer Firebase ID token whose role claim is admin."""
+    from flowsuite.core import clients  # noqa: PLC0415
+
+    if not authorization.startswith("Bearer "):
+        return False
+    try:
+        claims = clients.auth().verify_id_token(authorization.removeprefix("Bearer ").strip(), app=clients.app())
+    except Exception:  # noqa: BLE001 - any invalid token is simply not an admin
+        return False
+    return claims.get("role") == "admin"

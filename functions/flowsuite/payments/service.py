@@ -154,6 +154,7 @@ def handle_stripe_event(db, event: dict[str, Any]) -> str:
             return "not_ours"
         raise UnknownPaymentError(f"no payment recorded for {intent_id} yet")
     marker = db.collection(STRIPE_EVENTS).document(event_id)
+    correlation = (ref.get().to_dict() or {}).get("correlation_id")
 
     @gcf.transactional
     def apply(txn) -> str:
@@ -171,7 +172,10 @@ def handle_stripe_event(db, event: dict[str, Any]) -> str:
                             "expires_at": _now() + dt.timedelta(days=30)})
         return outcome
 
-    return apply(db.transaction())
+    with log.bind(correlation_id=correlation, payment_id=ref.id):
+        outcome = apply(db.transaction())
+        log.info("stripe event applied", outcome=outcome)
+    return outcome
 
 
 def _succeed(db, txn, ref, payment: dict) -> str:

@@ -1,0 +1,88 @@
+"""Operations: health and metrics, one correlation id across every service."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import requests
+
+from tests import harness
+from tests.harness import call, eventually
+from tests.integration.payments_helpers import confirm
+from tests.integration.shop import events_of, order, place, product
+
+
+def health(user=None, fmt: str | None = None) -> requests.Response:
+    headers = {"Authorization": f"Bearer {user.id_token}"} if user else {}
+    params = {"format": fmt} if fmt else {}
+    return requests.get(f"{harness.functions_url()}/ops_health", headers=headers, params=params, timeout=30)
+
+
+def test_health_without_an_admin_token_says_only_up_or_down(member):
+    for who in (None, member):
+        r = health(who)
+        assert r.status_code == 200 and r.json() == {"status": "up"}
+    r = health(None, "prometheus")
+    assert r.text.strip().splitlines()[-1] == "flowsuite_up 1"
+    assert health(harness.User("x", "x", "x", "forged.token.value")).json() == {"status": "up"}
+
+
+def test_health_for_an_admin_reports_backlog_dead_letters_and_the_sweep(admin, db):
+    db.document("_faults/ops_on_probe").set({"always": True})
+    sent = call("ops_send_probe", {"idempotency_key": uuid.uuid4().hex}, user=admin)
+    eventually(lambda: harness.doc(db, f"dead_letters/{sent['event_id']}:ops_on_probe"), timeout=90, what="dead letter")
+    call("ops_run_sweep", {}, user=admin)
+    report = health(admin).json()
+    assert report["status"] == "up" and report["firestore"]["reachable"] is True
+    assert report["totals"]["dead_letters"] == 1
+    probe = report["subscribers"]["ops_on_probe"]
+    assert probe["dead_letters"] == 1 and probe["domain"] == "ops" and probe["event_type"] == "ops.probe"
+    assert {"orders_on_payment_succeeded", "notifications_on_order_paid", "payments_on_order_cancelled"} <= set(report["subscribers"])
+    assert report["last_sweep"]["time"] is not None and report["last_sweep"]["age_seconds"] < 60
+    text = health(admin, "prometheus").text
+    assert 'flowsuite_dead_letters{subscriber="ops_on_probe",domain="ops"} 1' in text
+    assert "# TYPE flowsuite_deliveries_failed gauge" in text and "flowsuite_last_sweep_age_seconds" in text
+
+
+def log_lines(correlation_id: str) -> list[dict]:
+    path = os.environ.get("FLOWSUITE_EMULATOR_LOG") or harness.need("FLOWSUITE_EMULATOR_LOG")
+    lines = []
+    with open(path, errors="replace") as handle:
+        for raw in handle:
+            start = raw.find("{")
+            if start < 0 or correlation_id not in raw:
+                continue
+            try:
+                lines.append(json.loads(raw[start:]))
+            except ValueError:
+                continue
+    return lines
+
+
+def test_one_correlation_id_follows_a_checkout_across_every_service(member, db):
+    corr = f"checkout-{uuid.uuid4().hex[:12]}"
+    headers = {"X-Correlation-Id": corr}
+    out = place(member, [(product(db), 1)], headers=headers)
+    intent = call("payments_create_intent", {"order_id": out["order_id"], "idempotency_key": uuid.uuid4().hex},
+                  user=member, headers=headers)
+    confirm(harness.doc(db, f"payments/{intent['payment_id']}")["provider_ref"])
+    eventually(lambda: order(db, out["order_id"])["status"] == "paid", what="order paid")
+    note = eventually(lambda: [n.to_dict() for n in db.collection(f"users/{member.uid}/notifications").stream()
+                               if n.to_dict()["type"] == "order_paid"], what="receipt in the inbox")[0]
+
+    assert order(db, out["order_id"])["correlation_id"] == corr
+    assert harness.doc(db, f"payments/{intent['payment_id']}")["correlation_id"] == corr
+    for event_type in ("order.placed", "payment.succeeded", "order.paid"):
+        found = events_of(db, event_type, order_id=out["order_id"])
+        assert [e["correlation_id"] for e in found] == [corr], event_type
+    delivered = [d.to_dict() for d in db.collection("deliveries").stream() if d.to_dict().get("correlation_id") == corr]
+    assert {"orders_on_payment_succeeded", "notifications_on_order_paid"} <= {d["subscriber"] for d in delivered}
+    assert note["correlation_id"] == corr
+
+    lines = eventually(lambda: (ls := log_lines(corr)) and {"orders", "payments", "notifications"} <= {x.get("domain") for x in ls} and ls,
+                       what="log lines of every service")
+    assert all(line["severity"] in ("DEBUG", "INFO", "WARNING", "ERROR") for line in lines)
+    functions = {line.get("function") for line in lines}
+    assert {"orders_place", "payments_create_intent", "orders_on_payment_succeeded", "notifications_on_order_paid"} <= functions
