@@ -40,3 +40,9 @@ def test_every_code_is_a_valid_callable_status():
                 errors.ResourceExhaustedError):
         err = errors.to_https_error(cls("m") if cls is not errors.InvalidArgumentError else cls("m", fields=[]), "c")
         assert err.code == https_fn.FunctionsErrorCode(cls.code)
+
+
+def test_transaction_contention_is_a_retryable_aborted_not_internal():
+    code, _, details = errors.describe(ValueError("Failed to commit transaction in 5 attempts."), "c3")
+    assert code == "aborted" and details["retryable"] is True
+    assert errors.describe(ValueError("other"), "c4")[0] == "internal"

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
 
 class Document(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 # Firestore-specific field types, marked in the JSON schema so docs can name them.

@@ -57,6 +57,12 @@ class ResourceExhaustedError(FlowsuiteError):
     code = "resource-exhausted"
 
 
+class AbortedError(FlowsuiteError):
+    """Too much contention on the same documents: safe to retry the same call."""
+
+    code = "aborted"
+
+
 class RetryLaterError(FlowsuiteError):
     """A delivery that should be retried later without counting as a defect."""
 
@@ -70,6 +76,7 @@ HTTP_STATUS = {
     "permission-denied": 403,
     "not-found": 404,
     "already-exists": 409,
+    "aborted": 409,
     "resource-exhausted": 429,
     "internal": 500,
     "unavailable": 503,
@@ -96,6 +103,9 @@ def describe(exc: BaseException, correlation_id: str) -> tuple[str, str, dict[st
     """The wire form of any exception: (code, message, details). Pure, for unit tests."""
     if isinstance(exc, FlowsuiteError) and exc.code != "internal":
         return exc.code, exc.message, {**exc.details, "correlation_id": correlation_id}
+    if is_contention(exc):
+        return "aborted", "Too many concurrent changes to the same data; retry the call.", {
+            "correlation_id": correlation_id, "retryable": True}
     return "internal", "Internal error", {"correlation_id": correlation_id}
 
 
@@ -104,3 +114,11 @@ def to_https_error(exc: BaseException, correlation_id: str):
 
     code, message, details = describe(exc, correlation_id)
     return https_fn.HttpsError(https_fn.FunctionsErrorCode(code), message, details)
+
+
+def is_contention(exc: BaseException) -> bool:
+    """Firestore gave up on a transaction because of contention (ABORTED, or the
+    client's "Failed to commit transaction in N attempts")."""
+    if type(exc).__name__ == "Aborted":
+        return True
+    return isinstance(exc, ValueError) and str(exc).startswith("Failed to commit transaction")

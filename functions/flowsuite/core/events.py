@@ -31,7 +31,7 @@ EVENTS = "events"
 class EventData(BaseModel):
     """Base of every event's data. Unknown fields are ignored (forward compatible)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
     event_type: ClassVar["EventType"]
 
 

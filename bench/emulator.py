@@ -1,0 +1,118 @@
+"""Benchmarks on the running emulators (started by `make bench` through the suite wrapper).
+
+2. Callable overhead: orders_place against ops_ping (a trivial callable) on the
+   same emulator, 16 concurrent clients, p50 and p99; the ratio of p50s.
+3. Saga latency: from the Stripe webhook accepted (200) to the order `paid` and
+   to the receipt in the inbox, p50 and p95.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
+
+from tests import harness  # noqa: E402
+from tests.integration.payments_helpers import event, post_webhook, sign  # noqa: E402
+
+CLIENTS = 16
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def timed_calls(name: str, make_data, users, per_client: int) -> list[float]:
+    def client(i: int) -> list[float]:
+        out = []
+        for _ in range(per_client):
+            start = time.perf_counter()
+            harness.call(name, make_data(i), user=users[i])
+            out.append((time.perf_counter() - start) * 1000)
+        return out
+
+    with cf.ThreadPoolExecutor(CLIENTS) as pool:
+        return [ms for chunk in pool.map(client, range(CLIENTS)) for ms in chunk]
+
+
+def callable_overhead(per_client: int = 12) -> list[dict]:
+    db = harness.admin_db()
+    users = [harness.sign_up() for _ in range(CLIENTS)]
+    # One product per client: this measures the callable's overhead, not contention on
+    # one hot document (which the emulator resolves only by lock timeouts).
+    products = [f"bench-{i}-{uuid.uuid4().hex[:6]}" for i in range(CLIENTS)]
+    for product_id in products:
+        db.document(f"products/{product_id}").set({"name": "Bench", "price": 100, "currency": "usd", "stock": 10**6,
+                                                    "active": True, "description": "", "image_url": ""})
+
+    def order(i: int) -> dict:
+        return {"items": [{"product_id": products[i], "quantity": 1}], "idempotency_key": uuid.uuid4().hex}
+
+    # warm both: every worker the emulator starts is a cold start
+    timed_calls("ops_ping", lambda i: {}, users, 2)
+    timed_calls("orders_place", order, users, 2)
+    floor = timed_calls("ops_ping", lambda i: {}, users, per_client)
+    place = timed_calls("orders_place", order, users, per_client)
+    return [
+        {"benchmark": "callable: ops_ping (floor), 16 clients", "p50": f"{pct(floor, 50):.0f} ms",
+         "p99/p95": f"p99 {pct(floor, 99):.0f} ms", "ratio": "1.00x", "target": "-"},
+        {"benchmark": "callable: orders_place, 16 clients", "p50": f"{pct(place, 50):.0f} ms",
+         "p99/p95": f"p99 {pct(place, 99):.0f} ms",
+         "ratio": f"{pct(place, 50) / pct(floor, 50):.2f}x p50", "target": "p50 <= 1.5x"},
+    ]
+
+
+def saga_latency(rounds: int = 15) -> list[dict]:
+    db = harness.admin_db()
+    user = harness.sign_up()
+    product_id = f"saga-{uuid.uuid4().hex[:6]}"
+    db.document(f"products/{product_id}").set({"name": "Saga", "price": 500, "currency": "usd", "stock": 10**6,
+                                                "active": True, "description": "", "image_url": ""})
+    paid, inboxed = [], []
+    for i in range(rounds + 2):
+        out = harness.call("orders_place", {"items": [{"product_id": product_id, "quantity": 1}],
+                                            "idempotency_key": uuid.uuid4().hex}, user=user)
+        intent = harness.call("payments_create_intent", {"order_id": out["order_id"], "idempotency_key": uuid.uuid4().hex},
+                              user=user)
+        pi = db.document(f"payments/{intent['payment_id']}").get().get("provider_ref")
+        payload = event("payment_intent.succeeded", {"id": pi, "object": "payment_intent"})
+        r = post_webhook(payload, sign(payload))
+        accepted = time.perf_counter()
+        assert r.status_code == 200, r.text
+        order_ref = db.document(f"orders/{out['order_id']}")
+        t_paid = t_inbox = None
+        deadline = accepted + 30
+        while time.perf_counter() < deadline and (t_paid is None or t_inbox is None):
+            if t_paid is None and order_ref.get().get("status") == "paid":
+                t_paid = time.perf_counter()
+            if t_inbox is None and any(n.get("data", {}).get("order_id") == out["order_id"]
+                                       for n in (s.to_dict() for s in db.collection(f"users/{user.uid}/notifications").stream())):
+                t_inbox = time.perf_counter()
+            time.sleep(0.01)
+        if i >= 2:  # the first two warm the workers
+            paid.append((t_paid - accepted) * 1000)
+            inboxed.append((t_inbox - accepted) * 1000)
+    return [
+        {"benchmark": "saga: webhook accepted -> order paid", "p50": f"{statistics.median(paid):.0f} ms",
+         "p99/p95": f"p95 {pct(paid, 95):.0f} ms", "ratio": "-", "target": "p50 <= 1000 ms"},
+        {"benchmark": "saga: webhook accepted -> receipt in inbox", "p50": f"{statistics.median(inboxed):.0f} ms",
+         "p99/p95": f"p95 {pct(inboxed, 95):.0f} ms", "ratio": "-", "target": "p50 <= 1000 ms"},
+    ]
+
+
+def main() -> None:
+    import json
+
+    rows = callable_overhead() + saga_latency()
+    print("BENCH-ROWS " + json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
