@@ -17,8 +17,8 @@ def pytest_sessionstart(session):
 def clean_emulators(request):
     """Every test starts with empty Firestore and Auth (the emulators' own reset endpoints).
 
-    The fuzz module keeps one admin for all its cases and resets once itself."""
-    if request.module.__name__.endswith("test_fuzz_callables"):
+    Modules that set ``SHARED_WORLD`` build their world once and reset it themselves."""
+    if getattr(request.module, "SHARED_WORLD", False):
         yield
         return
     try:

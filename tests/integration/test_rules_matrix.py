@@ -1,0 +1,248 @@
+"""The rules matrix: every collection x every actor x every operation, from one declaration.
+
+Each case runs through the app's own client (Firestore REST with a real ID token
+from the Auth emulator), against a target document made for that case alone, so
+cases never depend on each other. Field-level cases follow the matrix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import uuid
+from typing import Any, Callable
+
+import pytest
+
+from tests import harness
+from tests.harness import AppClient, Denied, Ref
+
+SHARED_WORLD = True  # one reset for the module; every case makes its own target
+
+ACTORS = ("anonymous", "owner", "other", "staff", "admin")
+OPS = ("get", "list", "create", "update", "delete")
+SIGNED_IN = {"owner", "other", "staff", "admin"}
+NOW = dt.datetime.now(dt.timezone.utc)
+
+
+def uid_ref(uid: str):
+    return Ref.to(f"users/{uid}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """One collection: where a target lives, what it holds, what each op sends, who may do it."""
+
+    name: str
+    path: Callable[[str, str], str]                 # (owner uid, case id) -> document path
+    stored: Callable[[str], dict[str, Any]]          # owner uid -> document as the server wrote it
+    payload: Callable[[str, str], dict[str, Any]]    # (owner uid, actor uid) -> what the app writes
+    allowed: dict[str, set[str]]
+    owner_filter: Callable[[str], list] | None = None  # the Backend Query an app runs to list
+    update: dict[str, Any] | None = None              # what an update sends, when not the payload
+
+
+def server_only(name: str, path: Callable[[str, str], str], stored: Callable[[str], dict], readers: set[str]) -> Spec:
+    return Spec(name, path, stored, lambda o, a: {"x": 1}, {"get": readers, "list": readers})
+
+
+def admin_only(name: str, collection: str, stored: Callable[[str], dict] = lambda o: {"x": 1}) -> Spec:
+    return server_only(name, lambda o, c: f"{collection}/{c}", stored, {"admin"})
+
+
+def nobody(name: str, collection: str) -> Spec:
+    return server_only(name, lambda o, c: f"{collection}/{c}", lambda o: {"uid": o}, set())
+
+
+SPECS: list[Spec] = [
+    Spec("users", lambda o, c: f"users/{o}",
+         lambda o: {"uid": o, "email": "", "display_name": "Owner", "photo_url": "", "phone_number": "",
+                    "role": "member", "status": "active", "profile_source": "blocking"},
+         lambda o, a: {"uid": o, "email": "", "display_name": "New", "photo_url": "", "phone_number": "",
+                       "created_time": NOW},
+         {"get": {"owner"}, "create": {"owner"}, "update": {"owner"}},
+         owner_filter=lambda o: [("uid", "==", o)], update={"display_name": "Renamed", "photo_url": "https://x/y.png"}),
+    Spec("public_profiles", lambda o, c: f"public_profiles/{o}", lambda o: {"uid": o, "display_name": "O", "photo_url": ""},
+         lambda o, a: {"uid": o, "display_name": "x"}, {"get": SIGNED_IN, "list": SIGNED_IN}),
+    Spec("products", lambda o, c: f"products/p-{c}",
+         lambda o: {"name": "Mug", "price": 100, "currency": "usd", "stock": 3, "active": True},
+         lambda o, a: {"name": "Free", "price": 0, "currency": "usd", "stock": 99, "active": True},
+         {"get": SIGNED_IN, "list": SIGNED_IN}, owner_filter=lambda o: [("active", "==", True)]),
+    Spec("orders", lambda o, c: f"orders/o-{c}",
+         lambda o: {"uid": o, "user_ref": uid_ref(o), "total": 100, "currency": "usd", "status": "pending_payment"},
+         lambda o, a: {"uid": a or o, "total": 0, "status": "paid"},
+         {"get": {"owner", "staff", "admin"}, "list": {"owner", "staff", "admin"}},
+         owner_filter=lambda o: [("user_ref", "==", uid_ref(o))]),
+    Spec("payments", lambda o, c: f"payments/pay-{c}",
+         lambda o: {"uid": o, "user_ref": uid_ref(o), "amount": 100, "currency": "usd", "status": "requires_payment"},
+         lambda o, a: {"uid": a or o, "amount": 1, "status": "succeeded"},
+         {"get": {"owner", "staff", "admin"}, "list": {"owner", "staff", "admin"}},
+         owner_filter=lambda o: [("uid", "==", o)]),
+    server_only("stripe_customers", lambda o, c: f"stripe_customers/{o}", lambda o: {"uid": o, "customer_id": "cus_1"}, {"admin"}),
+    nobody("stripe_events", "stripe_events"),
+    Spec("inbox", lambda o, c: f"users/{o}/notifications/n-{c}",
+         lambda o: {"type": "welcome", "title": "Hi", "body": "b", "data": {}, "read": False},
+         lambda o, a: {"read": True}, {"get": {"owner"}, "list": {"owner"}, "update": {"owner"}}),
+    Spec("fcm_tokens", lambda o, c: f"users/{o}/fcm_tokens/t-{c}",
+         lambda o: {"fcm_token": "tok", "device_type": "iOS", "created_at": NOW},
+         lambda o, a: {"fcm_token": f"tok-{a}", "device_type": "Android", "created_at": NOW},
+         {"get": {"owner"}, "list": {"owner"}, "create": {"owner"}, "delete": {"owner"}}),
+    Spec("settings", lambda o, c: f"users/{o}/settings/notifications", lambda o: {"welcome": {"email": True}},
+         lambda o, a: {"welcome": {"email": False}},
+         {"get": {"owner"}, "list": {"owner"}, "create": {"owner"}, "update": {"owner"}, "delete": {"owner"}}),
+    Spec("ff_push_notifications", lambda o, c: f"ff_push_notifications/b-{c}",
+         lambda o: {"notification_title": "t", "notification_text": "x", "status": "succeeded", "num_sent": 1},
+         lambda o, a: {"notification_title": "t", "notification_text": "x", "user_refs": "users/nobody"},
+         {"get": {"admin"}, "list": {"admin"}, "create": {"admin"}}),
+    Spec("ff_user_push_notifications", lambda o, c: f"ff_user_push_notifications/u-{c}",
+         lambda o: {"notification_title": "t", "notification_text": "x", "sender": uid_ref(o), "status": "succeeded"},
+         lambda o, a: {"notification_title": "t", "notification_text": "x", "user_refs": "users/nobody",
+                       **({"sender": uid_ref(a)} if a else {})},
+         {"get": {"owner", "admin"}, "list": {"owner", "admin"}, "create": SIGNED_IN},
+         owner_filter=lambda o: [("sender", "==", uid_ref(o))]),
+    nobody("push_rate_limits", "push_rate_limits"),
+    server_only("events", lambda o, c: f"topics/ops.sweep_finished/events/e-{c}",
+                lambda o: {"id": "e", "type": "ops.sweep_finished", "data": {}}, {"admin"}),
+    admin_only("deliveries", "deliveries"),
+    admin_only("dead_letters", "dead_letters"),
+    admin_only("ops_probes", "ops_probes"),
+    admin_only("ops_state", "ops_state"),
+    nobody("idempotency_records", "idempotency_records"),
+    nobody("effects", "effects"),
+]
+
+
+@pytest.fixture(scope="module")
+def world():
+    harness.reset_emulators()
+    owner, other = harness.sign_up(), harness.sign_up()
+    return {"anonymous": None, "owner": owner, "other": other,
+            "staff": harness.user_with_role("staff"), "admin": harness.user_with_role("admin"), "db": harness.admin_db()}
+
+
+def for_admin(db, value):
+    """The app client's Ref -> the admin client's DocumentReference."""
+    if isinstance(value, Ref):
+        return db.document(value.path.split("/documents/", 1)[1])
+    if isinstance(value, dict):
+        return {k: for_admin(db, v) for k, v in value.items()}
+    return value
+
+
+def run(spec: Spec, actor: str, op: str, world) -> bool:
+    db, owner, user = world["db"], world["owner"], world[actor]
+    case = uuid.uuid4().hex[:10]
+    path = spec.path(owner.uid, case)
+    if op != "create":
+        db.document(path).set(for_admin(db, spec.stored(owner.uid)))
+    else:
+        db.document(path).delete()
+    client = AppClient(user)
+    actor_uid = user.uid if user else ""
+    payload = spec.payload(owner.uid, actor_uid)
+    if spec.name == "users" and op == "create" and user is not None:
+        payload = {**payload, "uid": owner.uid, "email": owner.email if actor == "owner" else ""}
+    try:
+        if op == "get":
+            client.get(path)
+        elif op == "list":
+            collection_path = path.rsplit("/", 1)[0]
+            parent, _, collection = collection_path.rpartition("/")
+            where = spec.owner_filter(owner.uid) if spec.owner_filter else []
+            client.query(collection, where=where, parent=parent)
+        elif op == "create":
+            collection, doc_id = path.rsplit("/", 1)
+            client.create(collection, doc_id, payload)
+        elif op == "update":
+            client.update(path, spec.update or payload)
+        else:
+            client.delete(path)
+        return True
+    except Denied:
+        return False
+
+
+CASES = [(s.name, a, op) for s, a, op in itertools.product(SPECS, ACTORS, OPS)]
+BY_NAME = {s.name: s for s in SPECS}
+
+
+def test_the_matrix_is_big_enough():
+    assert len(CASES) >= 200 and len(BY_NAME) == len(SPECS)
+
+
+@pytest.mark.parametrize(("collection", "actor", "op"), CASES, ids=["-".join(c) for c in CASES])
+def test_rules(world, collection, actor, op):
+    spec = BY_NAME[collection]
+    expected = actor in spec.allowed.get(op, set())
+    assert run(spec, actor, op, world) is expected, f"{actor} {op} {collection}: expected {'allow' if expected else 'deny'}"
+
+
+# ---- field-level cases ---------------------------------------------------------------
+
+def profile(world) -> str:
+    owner = world["owner"]
+    world["db"].document(f"users/{owner.uid}").set(BY_NAME["users"].stored(owner.uid))
+    return f"users/{owner.uid}"
+
+
+@pytest.mark.parametrize("field,value", [("role", "admin"), ("status", "disabled"), ("uid", "someone"),
+                                         ("email", "new@example.com"), ("profile_source", "client")])
+def test_a_user_cannot_set_server_fields_of_their_profile(world, field, value):
+    path = profile(world)
+    with pytest.raises(Denied):
+        AppClient(world["owner"]).update(path, {field: value})
+
+
+def test_a_profile_created_with_a_role_is_refused(world):
+    owner = world["owner"]
+    world["db"].document(f"users/{owner.uid}").delete()
+    with pytest.raises(Denied):
+        AppClient(owner).create("users", owner.uid, {"uid": owner.uid, "email": "", "role": "admin"})
+    with pytest.raises(Denied):
+        AppClient(owner).create("users", owner.uid, {"uid": owner.uid, "email": "spoofed@example.com"})
+
+
+def test_marking_someone_elses_notification_read_is_refused(world):
+    owner, other = world["owner"], world["other"]
+    path = f"users/{owner.uid}/notifications/field-1"
+    world["db"].document(path).set(BY_NAME["inbox"].stored(owner.uid))
+    with pytest.raises(Denied):
+        AppClient(other).update(path, {"read": True})
+    with pytest.raises(Denied):
+        AppClient(owner).update(path, {"read": "yes"})
+    with pytest.raises(Denied):
+        AppClient(owner).update(path, {"read": True, "title": "changed"})
+
+
+def test_creating_a_push_as_another_sender_is_refused(world):
+    me, owner = world["other"], world["owner"]
+    base = {"notification_title": "t", "notification_text": "x"}
+    for payload in ({**base, "sender": uid_ref(owner.uid)}, base,
+                    {**base, "sender": uid_ref(me.uid), "status": "succeeded"},
+                    {**base, "sender": uid_ref(me.uid), "num_sent": 5}):
+        with pytest.raises(Denied):
+            AppClient(me).create("ff_user_push_notifications", uuid.uuid4().hex, payload)
+
+
+def test_a_token_with_extra_fields_or_for_someone_else_is_refused(world):
+    owner, other = world["owner"], world["other"]
+    with pytest.raises(Denied):
+        AppClient(owner).create(f"users/{owner.uid}/fcm_tokens", "t-extra",
+                                {"fcm_token": "t", "device_type": "iOS", "role": "admin"})
+    with pytest.raises(Denied):
+        AppClient(other).create(f"users/{owner.uid}/fcm_tokens", "t-other", {"fcm_token": "t", "device_type": "iOS"})
+
+
+def test_unfiltered_lists_of_owned_collections_are_refused(world):
+    for collection in ("orders", "payments", "ff_user_push_notifications", "users"):
+        with pytest.raises(Denied):
+            AppClient(world["owner"]).query(collection)
+    with pytest.raises(Denied):
+        AppClient(world["owner"]).query("products")  # could include archived products
+
+
+def test_settings_other_than_notifications_are_refused(world):
+    owner = world["owner"]
+    with pytest.raises(Denied):
+        AppClient(owner).set(f"users/{owner.uid}/settings/billing", {"plan": "free"})
