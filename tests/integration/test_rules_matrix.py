@@ -11,7 +11,8 @@ import dataclasses
 import datetime as dt
 import itertools
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ SHARED_WORLD = True  # one reset for the module; every case makes its own target
 ACTORS = ("anonymous", "owner", "other", "staff", "admin")
 OPS = ("get", "list", "create", "update", "delete")
 SIGNED_IN = {"owner", "other", "staff", "admin"}
-NOW = dt.datetime.now(dt.timezone.utc)
+NOW = dt.datetime.now(dt.UTC)
 
 
 def uid_ref(uid: str):

@@ -25,12 +25,11 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from flowsuite.core import clients, events, log, options, settings
+from flowsuite.core import clients, events, faults, log, options, settings
 from flowsuite.core.errors import FlowsuiteError, RetryLaterError
 
 DELIVERIES = "deliveries"
 DEAD_LETTERS = "dead_letters"
-FAULTS = "_faults"  # fault injection, honoured only under the emulators
 OPS_STATE = "ops_state"
 # Cloud Tasks queue ids allow letters, digits and hyphens only: no snake_case here.
 REDELIVER_FUNCTION = "opsRedeliver"
@@ -127,10 +126,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class InjectedFaultError(RuntimeError):
-    """Raised by fault injection (emulator only)."""
-
-
 class LeaseLostError(RuntimeError):
     """Another attempt took the delivery over while this one ran."""
 
@@ -206,7 +201,7 @@ def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None) -
             try:
                 data = spec.event_type.model.model_validate(envelope.data)
                 event = events.Event(envelope=envelope, data=data, attempt=attempt)
-                _inject_fault(db, spec.name)
+                faults.maybe_fail(spec.name, db=db)
                 if spec.transactional:
                     _run_transactional(db, ref, spec, event, attempt, via, timer)
                 else:
@@ -336,32 +331,6 @@ def schedule_retry(subscriber_name: str, event_path: str, at: dt.datetime) -> No
         )
     except Exception as exc:  # noqa: BLE001 - the sweep picks the retry up
         log.warning("retry not enqueued; the sweep will retry", error=error_text(exc))
-
-
-def _inject_fault(db, subscriber_name: str) -> None:
-    """Emulator-only fault injection: ``_faults/{subscriber}`` {remaining: n} or {always: true}."""
-    if not settings.is_emulator():
-        return
-    from google.cloud import firestore as gcf  # noqa: PLC0415
-
-    ref = db.collection(FAULTS).document(subscriber_name)
-
-    @gcf.transactional
-    def take(txn) -> bool:
-        snap = ref.get(transaction=txn)
-        if not snap.exists:
-            return False
-        fault = snap.to_dict()
-        if fault.get("always"):
-            return True
-        remaining = int(fault.get("remaining", 0))
-        if remaining <= 0:
-            return False
-        txn.update(ref, {"remaining": remaining - 1})
-        return True
-
-    if take(db.transaction()):
-        raise InjectedFaultError(f"fault injected into {subscriber_name}")
 
 
 # ---- redelivery: retries, sweep, replay --------------------------------------

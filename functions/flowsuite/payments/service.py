@@ -13,7 +13,7 @@ from typing import Any
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import effects, events, log
+from flowsuite.core import effects, events, faults, log
 from flowsuite.core.errors import FailedPreconditionError, NotFoundError, PermissionDeniedError, RetryLaterError
 from flowsuite.payments.events import PaymentFailed, PaymentRefunded, PaymentSucceeded
 
@@ -82,6 +82,7 @@ def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, cor
         lambda: _create_intent(stripe, payment_id, order_id, uid, amount, currency, customer),
         meta={"uid": uid, "kind": "stripe_payment_intent", "payment_id": payment_id}, db=db,
     )
+    faults.maybe_fail("payments.after_stripe_intent", db=db)  # a crash between Stripe and Firestore
     ref = db.collection(PAYMENTS).document(payment_id)
 
     @gcf.transactional

@@ -1,0 +1,115 @@
+"""Faults and load on the real emulators: recovery without double effects, invariants under load."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import random
+import uuid
+
+import pytest
+
+from tests import harness
+from tests.harness import CallableError, call, eventually
+from tests.integration.payments_helpers import confirm
+from tests.integration.shop import events_of, order, place, product
+
+
+def pay(db, user, order_id: str, key: str | None = None) -> dict:
+    intent = call("payments_create_intent", {"order_id": order_id, "idempotency_key": key or uuid.uuid4().hex}, user=user)
+    confirm(harness.doc(db, f"payments/{intent['payment_id']}")["provider_ref"])
+    return intent
+
+
+def test_a_failing_subscriber_is_dead_lettered_and_replayed_while_the_others_carry_on(admin, member, db):
+    db.document("_faults/notifications_on_order_paid").set({"always": True})
+    out = place(member, [(product(db), 1)])
+    intent = pay(db, member, out["order_id"])
+    eventually(lambda: order(db, out["order_id"])["status"] == "paid", what="order paid despite the failing subscriber")
+    paid_event = eventually(lambda: events_of(db, "order.paid", order_id=out["order_id"]), what="order.paid")[0]
+    letter_id = f"{paid_event['id']}:notifications_on_order_paid"
+    letter = eventually(lambda: harness.doc(db, f"dead_letters/{letter_id}"), timeout=90, what="dead letter")
+    assert letter["attempts"] == 4 and "fault injected" in letter["error"]
+    assert harness.doc(db, f"payments/{intent['payment_id']}")["status"] == "succeeded"
+    assert harness.doc(db, f"deliveries/{paid_event['id']}:notifications_on_order_paid")["status"] == "dead"
+    receipts = lambda: [n for n in db.collection(f"users/{member.uid}/notifications").stream() if n.get("type") == "order_paid"]  # noqa: E731
+    assert receipts() == []
+
+    db.document("_faults/notifications_on_order_paid").delete()
+    assert call("ops_replay_dead_letters", {"all": True}, user=admin)["replayed"] == [{"id": letter_id, "outcome": "processed"}]
+    assert len(receipts()) == 1
+    assert harness.doc(db, f"dead_letters/{letter_id}")["status"] == "replayed"
+
+
+def test_a_crash_between_the_stripe_call_and_its_write_is_recovered_without_a_double_charge(member, db):
+    out = place(member, [(product(db, price=4200), 1)])
+    key = uuid.uuid4().hex
+    db.document("_faults/payments.after_stripe_intent").set({"remaining": 1})
+    with pytest.raises(CallableError) as err:
+        call("payments_create_intent", {"order_id": out["order_id"], "idempotency_key": key}, user=member)
+    assert err.value.code == "internal"
+    assert list(db.collection("payments").stream()) == []  # the crash left no payment behind...
+    effect = harness.doc(db, f"effects/stripe-intent-pay_{out['order_id']}")
+    assert effect["state"] == "SUCCEEDED"  # ...but the intent Stripe created is remembered
+
+    retry = call("payments_create_intent", {"order_id": out["order_id"], "idempotency_key": key}, user=member)
+    assert harness.doc(db, f"effects/stripe-intent-pay_{out['order_id']}")["attempts"] == 1  # Stripe called once
+    assert retry["client_secret"].startswith(harness.doc(db, f"payments/{retry['payment_id']}")["provider_ref"])
+    confirm(harness.doc(db, f"payments/{retry['payment_id']}")["provider_ref"])
+    eventually(lambda: order(db, out["order_id"])["status"] == "paid", what="paid")
+    payments = [p.to_dict() for p in db.collection("payments").stream()]
+    assert [(p["order_id"], p["status"], p["amount"]) for p in payments] == [(out["order_id"], "succeeded", 4200)]
+
+
+def test_fifty_users_check_out_at_once_and_the_invariants_hold(db):
+    initial = {product(db, price=random.choice([500, 1250, 3000]), stock=12): 12 for _ in range(6)}
+    products = list(initial)
+    users = [harness.sign_up() for _ in range(50)]
+
+    def checkout(user) -> str:
+        items = [(p, random.randint(1, 2)) for p in random.sample(products, random.randint(1, 2))]
+        for _ in range(3):
+            try:
+                out = place(user, items)
+                break
+            except CallableError as err:
+                if err.code == "aborted":
+                    continue  # contention: the documented answer is "retry"
+                if err.code == "failed-precondition":
+                    return "sold_out"
+                raise
+        else:
+            return "gave_up"
+        pay(db, user, out["order_id"])
+        return out["order_id"]
+
+    with cf.ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(checkout, users))
+    placed = [r for r in results if r not in ("sold_out", "gave_up")]
+    assert len(placed) >= 20, results
+
+    eventually(lambda: all(order(db, o)["status"] == "paid" for o in placed), timeout=120, what="every order paid")
+    def settled():
+        return all(d.get("status") == "processed" for d in (s.to_dict() for s in db.collection("deliveries").stream()))
+    eventually(settled, timeout=120, what="every delivery processed")
+
+    orders = [s.to_dict() for s in db.collection("orders").stream()]
+    sold = {p: 0 for p in products}
+    for o in orders:
+        assert o["status"] == "paid"
+        for line in o["items"]:
+            sold[line["product_id"]] += line["quantity"]
+    for p in products:
+        left = harness.doc(db, f"products/{p}")["stock"]
+        assert left >= 0 and left + sold[p] == initial[p], p
+    payments = [s.to_dict() for s in db.collection("payments").stream()]
+    by_order = {}
+    for pay_doc in payments:
+        by_order.setdefault(pay_doc["order_id"], []).append(pay_doc["status"])
+    assert all(by_order.get(o["order_id"]) == ["succeeded"] for o in orders)
+    deliveries = [s.to_dict() for s in db.collection("deliveries").stream()]
+    keys = [(d["event_id"], d["subscriber"]) for d in deliveries]
+    assert len(keys) == len(set(keys))
+    assert all(d["status"] == "processed" for d in deliveries)
+    paid_events = [e for e in (s.to_dict() for s in db.collection("topics/order.paid/events").stream())]
+    assert sorted(e["data"]["order_id"] for e in paid_events) == sorted(o["order_id"] for o in orders)
+    assert list(db.collection("dead_letters").stream()) == []
