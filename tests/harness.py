@@ -168,11 +168,31 @@ def call(name: str, data: Any = None, user: User | str | None = None, headers: d
         body = r.json()
     except ValueError as exc:
         raise AssertionError(f"{name} answered {r.status_code} with a non-JSON body: {r.text[:500]}") from exc
-    if "error" in body:
+    if "error" in body and isinstance(body["error"], dict):
         err = body["error"]
         raise CallableError(r.status_code, err.get("status", ""), err.get("message", ""), err.get("details"))
-    assert r.status_code == 200, (r.status_code, body)
+    if r.status_code != 200:  # the emulator's own proxy failed (e.g. {"code": "ECONNRESET"}), not our function
+        raise TransportError(r.status_code, body)
     return body["result"]
+
+
+class TransportError(Exception):
+    """The request never got a callable's answer (a network or emulator proxy failure)."""
+
+
+def call_retrying(name: str, data: Any, user: User, attempts: int = 4) -> Any:
+    """What a careful app does: retry transport failures and `aborted` with the same
+    payload; the idempotency key in it makes the retry safe."""
+    for attempt in range(attempts):
+        try:
+            return call(name, data, user=user)
+        except TransportError:
+            pass
+        except CallableError as err:
+            if err.code != "aborted" or attempt == attempts - 1:
+                raise
+        time.sleep(0.2 * (attempt + 1))
+    return call(name, data, user=user)
 
 
 # ---- the app's Firestore client (REST, rules enforced) -------------------------

@@ -15,7 +15,8 @@ from tests import harness
 
 
 def stripe_client() -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_flowsuite_local", base_addresses={"api": harness.need("FLOWSUITE_STRIPE_URL")})
+    return stripe.StripeClient("sk_test_flowsuite_local", base_addresses={"api": harness.need("FLOWSUITE_STRIPE_URL")},
+                               http_client=stripe.RequestsClient(timeout=30), max_network_retries=1)
 
 
 def confirm(intent_id: str, card: str = "4242424242424242"):

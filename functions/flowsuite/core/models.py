@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 
 class Request(BaseModel):
@@ -18,6 +18,14 @@ class Response(BaseModel):
 
 
 IdempotencyKey = Annotated[str, StringConstraints(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+def _document_id(value: str) -> str:
+    if value in (".", "..") or (value.startswith("__") and value.endswith("__")):
+        raise ValueError("is not a valid document id")
+    return value
+
+
+# A Firebase Auth uid as a Firestore document id: 1-128 characters, no "/", not "." or "..".
+Uid = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/]+$"), AfterValidator(_document_id)]
 DocId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 

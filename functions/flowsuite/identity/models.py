@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
-
-from flowsuite.core.models import Request, Response
-
-Uid = str
+from flowsuite.core.models import Request, Response, Uid
 
 
 class SetRole(Request):
-    uid: Uid = Field(min_length=1, max_length=128)
+    uid: Uid
     role: Literal["member", "staff", "admin"]
 
 
@@ -23,7 +19,7 @@ class RoleAnswer(Response):
 
 
 class DisableUser(Request):
-    uid: Uid = Field(min_length=1, max_length=128)
+    uid: Uid
     disabled: bool
 
 
@@ -33,7 +29,7 @@ class DisableAnswer(Response):
 
 
 class DeleteAccount(Request):
-    uid: Uid | None = Field(default=None, min_length=1, max_length=128)
+    uid: Uid | None = None
 
 
 class DeleteAnswer(Response):
