@@ -144,7 +144,7 @@ class Suite:
     def start_side_servers(self) -> None:
         progress("localstripe", "starting")
         log = LOGS / "localstripe.log"
-        proc = self.spawn("localstripe", [str(ROOT / ".venv/bin/localstripe"), "--port", str(STRIPE_PORT)], log)
+        proc = self.spawn("localstripe", [str(ROOT / ".venv/bin/localstripe"), "--port", str(STRIPE_PORT), "--from-scratch"], log)
         wait_port(STRIPE_PORT, proc, "localstripe", log, 30)
         self.parts.append(Part("localstripe (Stripe API)", f"http://127.0.0.1:{STRIPE_PORT}", log))
         progress("localstripe", "ready")

@@ -1,0 +1,214 @@
+// flowsuite ops console: a small single page over the Firebase JS SDK.
+// Shows nothing unless the signed-in user's ID token carries role == "admin".
+import { initializeApp } from "firebase/app";
+import { connectAuthEmulator, getAuth, onAuthStateChanged, signInWithEmailAndPassword, signOut } from "firebase/auth";
+import {
+  collection, collectionGroup, connectFirestoreEmulator, doc, getDoc, getDocs, getFirestore, limit, onSnapshot,
+  orderBy, query, where,
+} from "firebase/firestore";
+import { connectFunctionsEmulator, getFunctions, httpsCallable } from "firebase/functions";
+
+const local = ["localhost", "127.0.0.1"].includes(location.hostname);
+const $ = (id) => document.getElementById(id);
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const when = (t) => (t && t.toDate ? t.toDate() : t ? new Date(t) : null);
+const fmt = (t) => (when(t) ? when(t).toISOString().replace("T", " ").replace("Z", "") : "");
+const tag = (s) => `<span class="tag ${esc(s)}">${esc(s)}</span>`;
+
+async function config() {
+  try {
+    const r = await fetch("/__/firebase/init.json");
+    if (r.ok) return await r.json();
+  } catch (e) { /* not on Hosting */ }
+  return { projectId: "demo-flowsuite", apiKey: "demo-api-key", authDomain: "demo-flowsuite.firebaseapp.com" };
+}
+
+const cfg = await config();
+if (local && !cfg.projectId.startsWith("demo-")) cfg.projectId = "demo-flowsuite";
+const app = initializeApp({ ...cfg, apiKey: cfg.apiKey || "demo-api-key" });
+const auth = getAuth(app);
+const db = getFirestore(app);
+const functions = getFunctions(app, "us-central1");
+if (local) {
+  const ports = await (await fetch("/console-emulators.json").catch(() => null))?.json?.().catch?.(() => null) || {};
+  connectAuthEmulator(auth, `http://127.0.0.1:${ports.auth || 9099}`, { disableWarnings: true });
+  connectFirestoreEmulator(db, "127.0.0.1", ports.firestore || 8080);
+  connectFunctionsEmulator(functions, "127.0.0.1", ports.functions || 5001);
+}
+
+let unsubscribers = [];
+const stopListening = () => { unsubscribers.forEach((u) => u()); unsubscribers = []; };
+
+// ---- sign-in and the admin gate ---------------------------------------------------
+$("signin-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("signin-error").textContent = "";
+  try {
+    await signInWithEmailAndPassword(auth, $("email").value, $("password").value);
+  } catch (err) {
+    $("signin-error").textContent = err.code || String(err);
+  }
+});
+$("signout-denied").addEventListener("click", () => signOut(auth));
+
+onAuthStateChanged(auth, async (user) => {
+  stopListening();
+  document.querySelectorAll(".page").forEach((p) => (p.hidden = true));
+  $("nav").hidden = true;
+  $("denied").hidden = true;
+  $("signin").hidden = !!user;
+  $("who").textContent = user ? user.email : "";
+  if (!user) return;
+  const token = await user.getIdTokenResult(true);
+  if (token.claims.role !== "admin") {
+    $("denied").hidden = false;
+    document.body.dataset.state = "denied";
+    return;
+  }
+  document.body.dataset.state = "admin";
+  $("nav").hidden = false;
+  route();
+});
+
+window.addEventListener("hashchange", () => auth.currentUser && document.body.dataset.state === "admin" && route());
+
+function route() {
+  stopListening();
+  const page = (location.hash || "#health").slice(1);
+  document.querySelectorAll(".page").forEach((p) => (p.hidden = p.id !== `page-${page}`));
+  document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === page));
+  ({ health, events, trace, dead }[page] || health)();
+}
+
+// ---- Health: ops_health's report, refreshed whenever the bus changes ------------------
+async function fetchHealth() {
+  const token = await auth.currentUser.getIdToken();
+  const base = local ? `http://127.0.0.1:${(await portsOf()).functions || 5001}/${cfg.projectId}/us-central1` : "";
+  const url = local ? `${base}/ops_health` : "/api/ops_health";
+  const r = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+  return r.json();
+}
+let portsCache = null;
+async function portsOf() {
+  if (!portsCache) portsCache = await fetch("/console-emulators.json").then((r) => r.json()).catch(() => ({}));
+  return portsCache;
+}
+
+async function renderHealth() {
+  const report = await fetchHealth();
+  $("health-status").innerHTML = tag(report.status === "up" ? "processed" : "dead") + " " + esc(report.status);
+  const sweep = report.last_sweep || {};
+  $("health-summary").textContent =
+    `pending ${report.totals?.pending ?? 0} · dead letters ${report.totals?.dead_letters ?? 0} · ` +
+    `Firestore ${report.firestore?.latency_ms ?? "?"} ms · last sweep ${sweep.time ? fmt(sweep.time) + ` (${sweep.age_seconds} s ago)` : "never"}`;
+  const rows = Object.entries(report.subscribers || {}).sort(([a, x], [b, y]) => (x.domain + a).localeCompare(y.domain + b));
+  $("health-table").tBodies[0].innerHTML = rows.map(([name, r]) => `
+    <tr class="${r.failed || r.dead_letters ? "bad" : ""}" data-subscriber="${esc(name)}">
+      <td>${esc(r.domain)}</td><td>${esc(name)}</td><td>${esc(r.event_type)}</td><td>${r.processing}</td>
+      <td>${r.failed}</td><td>${r.oldest_pending_age_seconds} s</td><td>${r.dead_letters}</td></tr>`).join("");
+  document.body.dataset.health = "ready";
+}
+
+function health() {
+  renderHealth();
+  let timer = null;
+  const refresh = () => { clearTimeout(timer); timer = setTimeout(renderHealth, 300); };
+  unsubscribers.push(onSnapshot(query(collection(db, "deliveries"), where("status", "in", ["processing", "failed"])), refresh));
+  unsubscribers.push(onSnapshot(query(collection(db, "dead_letters"), where("status", "==", "dead")), refresh));
+  unsubscribers.push(onSnapshot(doc(db, "ops_state", "sweep"), refresh));
+}
+
+// ---- Events -------------------------------------------------------------------------------
+function events() {
+  const select = $("event-type");
+  const listen = () => {
+    stopListening();
+    const base = collectionGroup(db, "events");
+    const q = select.value
+      ? query(base, where("type", "==", select.value), orderBy("time", "desc"), limit(50))
+      : query(base, orderBy("time", "desc"), limit(50));
+    unsubscribers.push(onSnapshot(q, (snap) => {
+      const types = new Set([...select.options].map((o) => o.value));
+      snap.docs.forEach((d) => {
+        if (!types.has(d.get("type"))) { select.add(new Option(d.get("type"), d.get("type"))); types.add(d.get("type")); }
+      });
+      $("events-table").tBodies[0].innerHTML = snap.docs.map((d) => `
+        <tr class="clickable" data-event="${esc(d.id)}"><td>${fmt(d.get("time"))}</td><td>${esc(d.get("type"))}</td>
+        <td>${esc(d.get("source"))}</td><td>${esc(d.get("subject"))}</td><td>${esc(d.get("correlation_id"))}</td></tr>
+        <tr class="detail" data-detail="${esc(d.id)}" hidden><td colspan="5"></td></tr>`).join("");
+      document.body.dataset.events = String(snap.size);
+    }));
+  };
+  select.onchange = listen;
+  $("events-table").onclick = async (e) => {
+    const row = e.target.closest("tr[data-event]");
+    if (!row) return;
+    const id = row.dataset.event;
+    const detail = document.querySelector(`tr[data-detail="${id}"]`);
+    detail.hidden = !detail.hidden;
+    if (detail.hidden) return;
+    const eventDoc = (await getDocs(query(collectionGroup(db, "events"), where("id", "==", id), limit(1)))).docs[0];
+    const deliveries = await getDocs(query(collection(db, "deliveries"), where("event_id", "==", id)));
+    detail.cells[0].innerHTML = `<pre>${esc(JSON.stringify(eventDoc?.data() ?? {}, null, 2))}</pre>
+      <table><tr><th>subscriber</th><th>status</th><th>attempts</th><th>last error</th></tr>
+      ${deliveries.docs.map((d) => `<tr><td>${esc(d.get("subscriber"))}</td><td>${tag(d.get("status"))}</td>
+        <td>${d.get("attempts")}</td><td>${esc(d.get("last_error") || "")}</td></tr>`).join("") || "<tr><td colspan=4>no deliveries (no subscriber)</td></tr>"}</table>`;
+  };
+  listen();
+}
+
+// ---- Trace: one correlation id across every service ----------------------------------------
+function trace() {
+  $("trace-form").onsubmit = async (e) => {
+    e.preventDefault();
+    let id = $("trace-input").value.trim();
+    const order = await getDoc(doc(db, "orders", id)).catch(() => null);
+    if (order && order.exists()) id = order.get("correlation_id");
+    const [evs, dels, orders, payments] = await Promise.all([
+      getDocs(query(collectionGroup(db, "events"), where("correlation_id", "==", id))),
+      getDocs(query(collection(db, "deliveries"), where("correlation_id", "==", id))),
+      getDocs(query(collection(db, "orders"), where("correlation_id", "==", id))),
+      getDocs(query(collection(db, "payments"), where("correlation_id", "==", id))),
+    ]);
+    const items = [];
+    orders.docs.forEach((d) => items.push({ t: when(d.get("created_time")), kind: "callable", text: `orders_place → order ${d.id} (${d.get("total")} ${d.get("currency")})` }));
+    payments.docs.forEach((d) => items.push({ t: when(d.get("created_time")), kind: "callable", text: `payments_create_intent → payment ${d.id}` }));
+    evs.docs.forEach((d) => items.push({ t: when(d.get("time")), kind: "event", text: `${d.get("type")} from ${d.get("source")} (${d.get("subject")})` }));
+    dels.docs.forEach((d) => items.push({
+      t: when(d.get("started_time")), kind: "handled",
+      text: `${d.get("subscriber")} handled ${d.get("event_type")}: ${d.get("status")} after ${d.get("attempts")} attempt(s), ${d.get("duration_ms") ?? "?"} ms`,
+    }));
+    items.sort((a, b) => (a.t?.getTime() ?? 0) - (b.t?.getTime() ?? 0));
+    const start = items[0]?.t?.getTime() ?? 0;
+    $("trace-summary").textContent = `correlation id ${id}: ${evs.size} events, ${dels.size} deliveries`;
+    $("trace-timeline").innerHTML = items.map((i) => `<li data-kind="${i.kind}"><span class="tag">${i.kind}</span>
+      +${i.t ? i.t.getTime() - start : "?"} ms · ${esc(i.text)}</li>`).join("");
+    $("trace-docs").innerHTML = [...orders.docs.map((d) => `orders/${d.id}`), ...payments.docs.map((d) => `payments/${d.id}`),
+      ...evs.docs.map((d) => d.ref.path)].map((p) => `<li><code>${esc(p)}</code></li>`).join("");
+    document.body.dataset.trace = String(items.length);
+  };
+}
+
+// ---- Dead letters ------------------------------------------------------------------------------
+function dead() {
+  const replay = httpsCallable(functions, "ops_replay_dead_letters");
+  unsubscribers.push(onSnapshot(query(collection(db, "dead_letters"), orderBy("created_time", "desc"), limit(100)), (snap) => {
+    const open = snap.docs.filter((d) => d.get("status") === "dead").length;
+    $("dead-summary").textContent = `${open} waiting for replay`;
+    $("dead-list").innerHTML = snap.docs.map((d) => `
+      <div class="card" data-letter="${esc(d.id)}" data-status="${esc(d.get("status"))}">
+        <strong>${esc(d.get("subscriber"))}</strong> · ${esc(d.get("event_type"))} · ${tag(d.get("status"))}
+        ${d.get("replay_outcome") ? "→ " + tag(d.get("replay_outcome")) : ""}
+        ${d.get("status") === "dead" ? `<button data-replay="${esc(d.id)}">Replay</button>` : ""}
+        <p class="error">${esc(d.get("error"))}</p>
+        <details><summary>history (${(d.get("history") || []).length})</summary>
+        <pre>${esc(JSON.stringify(d.get("history"), null, 2))}</pre></details></div>`).join("");
+  }));
+  $("dead-list").onclick = async (e) => {
+    const id = e.target.dataset?.replay;
+    if (!id) return;
+    e.target.disabled = true;
+    await replay({ ids: [id] });
+  };
+  $("replay-all").onclick = () => replay({ all: true });
+}
