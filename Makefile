@@ -16,7 +16,7 @@ unit:
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 integration:
-	$(PY) -m devtools.suite exec -- $(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+	$(PY) -m devtools.suite exec -- $(PY) -m pytest tests/integration -q --durations=20 $(PYTEST_ARGS)
 
 # The wrapper's own tests start and stop suites themselves.
 wrapper:
@@ -28,6 +28,7 @@ lint:
 # Regenerate docs/openapi.json, docs/events*, docs/collections.md from the code.
 contracts: setup
 	$(PY) -m devtools.contracts write
+	$(PY) -m devtools.indexes
 
 bench: setup
 	$(PY) -m bench

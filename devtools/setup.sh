@@ -49,7 +49,29 @@ else
   mark npm "$s"
 fi
 
-# 4. the Firestore emulator wrapper jar, local env file
+# 4. the ops console bundle (esbuild over the pinned Firebase JS SDK)
+s=$(stamp_of package-lock.json console/src/app.js firebase.json)
+if fresh console "$s" && [ -f console/app.js ]; then
+  step "ops console" "up to date"
+else
+  .venv/bin/python -m devtools.console_build
+  mark console "$s"
+fi
+
+# 5. Chromium for the console's browser tests (Debian's package; Playwright's own download cannot work here)
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step chromium "apt-get install chromium"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+  else
+    step chromium "missing: install Debian's chromium package for the console tests"
+  fi
+else
+  step chromium "present"
+fi
+
+# 6. the Firestore emulator wrapper jar, local env file
 .venv/bin/python -m devtools.firestore_jar
 for f in .env.local .secret.local; do
   if [ ! -f "functions/$f" ]; then

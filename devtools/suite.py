@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
 LOGS = RUN / "logs"
 PROJECT_ID = "demo-flowsuite"
-EMULATORS = ("auth", "functions", "firestore", "tasks")
+EMULATORS = ("auth", "functions", "firestore", "tasks", "hosting")
 TAG_VAR = "FLOWSUITE_SUITE_TAG"
 READY_TIMEOUT_S = float(os.environ.get("FLOWSUITE_READY_TIMEOUT", "240"))
 
@@ -112,6 +112,7 @@ class Suite:
                 "FLOWSUITE_MAILDIR": str(MAILDIR),
                 "FLOWSUITE_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                 "FLOWSUITE_EMULATOR_LOG": str(LOGS / "emulators.log"),
+                "FLOWSUITE_CONSOLE_URL": f"http://127.0.0.1:{ports['hosting']}",
             }
         )
         return env
@@ -212,6 +213,7 @@ class Suite:
             Part("Firestore emulator", f"http://127.0.0.1:{ports['firestore']}", log),
             Part("Functions emulator", f"http://127.0.0.1:{ports['functions']}/{PROJECT_ID}/us-central1/<function>", log),
             Part("Cloud Tasks emulator", f"http://127.0.0.1:{ports['tasks']}", log),
+            Part("Ops console (Hosting)", f"http://127.0.0.1:{ports['hosting']}", log),
         ]
 
     def configure(self) -> None:
@@ -316,8 +318,9 @@ def emulator_started(name: str, text: str) -> bool:
         "firestore": "Firestore Emulator",
         "functions": "Functions Emulator",
         "tasks": "Cloud Tasks",
+        "hosting": "Hosting Emulator|hosting",
     }
-    return re.search(rf"{marks[name]}.*(started|ready|running|serving)", text, re.I) is not None or (
+    return re.search(rf"(?:{marks[name]}).*(started|ready|running|serving)", text, re.I) is not None or (
         name == "firestore" and "Dev App Server is now running" in text
     )
 

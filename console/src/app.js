@@ -30,7 +30,7 @@ const auth = getAuth(app);
 const db = getFirestore(app);
 const functions = getFunctions(app, "us-central1");
 if (local) {
-  const ports = await (await fetch("/console-emulators.json").catch(() => null))?.json?.().catch?.(() => null) || {};
+  const ports = await fetch("/console-emulators.json").then((r) => r.json()).catch(() => ({}));
   connectAuthEmulator(auth, `http://127.0.0.1:${ports.auth || 9099}`, { disableWarnings: true });
   connectFirestoreEmulator(db, "127.0.0.1", ports.firestore || 8080);
   connectFunctionsEmulator(functions, "127.0.0.1", ports.functions || 5001);
@@ -82,16 +82,10 @@ function route() {
 
 // ---- Health: ops_health's report, refreshed whenever the bus changes ------------------
 async function fetchHealth() {
+  // Same origin: Hosting rewrites /api/ops_health to the function (the emulator does too).
   const token = await auth.currentUser.getIdToken();
-  const base = local ? `http://127.0.0.1:${(await portsOf()).functions || 5001}/${cfg.projectId}/us-central1` : "";
-  const url = local ? `${base}/ops_health` : "/api/ops_health";
-  const r = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+  const r = await fetch("/api/ops_health", { headers: { Authorization: `Bearer ${token}` } });
   return r.json();
-}
-let portsCache = null;
-async function portsOf() {
-  if (!portsCache) portsCache = await fetch("/console-emulators.json").then((r) => r.json()).catch(() => ({}));
-  return portsCache;
 }
 
 async function renderHealth() {

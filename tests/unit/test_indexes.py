@@ -33,3 +33,9 @@ def test_the_code_writes_the_ttl_fields():
     code = "\n".join(p.read_text() for p in root.rglob("*.py"))
     for t in indexes.TTL:
         assert f'"{t.field}"' in code
+
+
+def test_the_file_is_generated_from_the_declaration():
+    from devtools import indexes as generator
+
+    assert (Path(__file__).resolve().parents[2] / "firestore.indexes.json").read_text() == generator.render()

@@ -48,11 +48,15 @@ COMPOSITE = (
     Index("orders", (("user_ref", ASC), ("created_time", DESC)), "app: orders of currentUserReference"),
     Index("orders", (("uid", ASC), ("created_time", DESC)), "app: orders of the signed-in uid"),
     Index("payments", (("user_ref", ASC), ("created_time", DESC)), "app: payments of currentUserReference"),
+    # The ops console.
+    Index("events", (("type", ASC), ("time", DESC)), "console: events of one type, newest first", "COLLECTION_GROUP"),
 )
 
 SINGLE_FIELD = (
     SingleField("events", "time", "core.bus.sweep (lost events, a collection-group range)"),
     SingleField("fcm_tokens", "fcm_token", "notifications.service (addFcmToken, token pruning)"),
+    SingleField("events", "correlation_id", "console: trace by correlation id"),
+    SingleField("events", "id", "console: an event by id"),
 )
 
 TTL = (
