@@ -181,20 +181,19 @@ def collections_md(decl: dict[str, Any]) -> str:
         defs = schema.get("$defs", {})
         lines += [f"## `{path}`", "", col.description, "",
                   f"- owner: **{col.domain}**", f"- app reads: {col.read}", f"- writes: {col.write}", ""]
-        props = schema.get("properties", {})
-        if props:
-            lines += ["| field | Firestore type | FlutterFlow type |", "|---|---|---|"]
-            for name, prop in props.items():
-                fs, ff = describe_type(prop, defs)
-                lines.append(f"| `{name}` | {fs} | {ff} |")
-            lines.append("")
+        if schema.get("properties"):
+            lines += field_table(schema["properties"], defs)
         for def_name, definition in sorted(defs.items()):
-            lines += [f"Data Type `{def_name}`:", "", "| field | Firestore type | FlutterFlow type |", "|---|---|---|"]
-            for name, prop in definition.get("properties", {}).items():
-                fs, ff = describe_type(prop, defs)
-                lines.append(f"| `{name}` | {fs} | {ff} |")
-            lines.append("")
+            lines += [f"Data Type `{def_name}`:", "", *field_table(definition.get("properties", {}), defs)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def field_table(props: dict[str, Any], defs: dict[str, Any]) -> list[str]:
+    rows = ["| field | Firestore type | FlutterFlow type |", "|---|---|---|"]
+    for name, prop in props.items():
+        fs, ff = describe_type(prop, defs)
+        rows.append(f"| `{name}` | {fs} | {ff} |")
+    return [*rows, ""]
 
 
 # ---- events --------------------------------------------------------------------------

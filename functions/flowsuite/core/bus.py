@@ -368,25 +368,14 @@ def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[
     counts = {"retried": 0, "stalled": 0, "lost": 0, "processed": 0}
     deliveries = db.collection(DELIVERIES)
 
-    due = (
-        deliveries.where(filter=FieldFilter("status", "==", FAILED))
-        .where(filter=FieldFilter("next_attempt_at", "<=", now))
-        .limit(limit)
-        .stream()
-    )
-    for snap in due:
-        counts["retried"] += 1
-        counts["processed"] += redeliver(snap.get("subscriber"), snap.get("event_path"), via="sweep", db=db) == PROCESSED
-
-    stalled = (
-        deliveries.where(filter=FieldFilter("status", "==", PROCESSING))
-        .where(filter=FieldFilter("lease_until", "<=", now))
-        .limit(limit)
-        .stream()
-    )
-    for snap in stalled:
-        counts["stalled"] += 1
-        counts["processed"] += redeliver(snap.get("subscriber"), snap.get("event_path"), via="sweep", db=db) == PROCESSED
+    # Failures whose retry is due, then deliveries whose lease ran out (stalled).
+    for status, field, counter in ((FAILED, "next_attempt_at", "retried"), (PROCESSING, "lease_until", "stalled")):
+        query = (deliveries.where(filter=FieldFilter("status", "==", status))
+                 .where(filter=FieldFilter(field, "<=", now)).limit(limit))
+        for snap in query.stream():
+            counts[counter] += 1
+            outcome = redeliver(snap.get("subscriber"), snap.get("event_path"), via="sweep", db=db)
+            counts["processed"] += outcome == PROCESSED
 
     lost_before = now - dt.timedelta(seconds=settings.BUS_LOST_AFTER_SECONDS)
     window_start = now - dt.timedelta(days=2)
