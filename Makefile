@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the suite locally; `make test` runs every test.
-.PHONY: setup dev test unit integration wrapper lint contracts bench seed-export clean
+.PHONY: setup dev test unit integration wrapper lint contracts bench seed-export screenshots clean
 
 PY := .venv/bin/python
 PYTEST_ARGS ?=
@@ -36,6 +36,10 @@ bench: setup
 # Rebuild emulator-data/ (the seed) from devtools/seed.py.
 seed-export: setup
 	$(PY) -m devtools.seed export
+
+# Refresh the console screenshots in docs/ from the last test run.
+screenshots:
+	cp .run/screenshots/*.png docs/console/
 
 clean:
 	rm -rf .run

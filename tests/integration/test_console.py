@@ -15,9 +15,11 @@ from tests.integration.payments_helpers import confirm
 from tests.integration.shop import order, place, product
 
 ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / ".run" / "screenshots"  # `make screenshots` copies them into docs/console/
 
 
 def test_the_console_gates_on_admin_traces_a_checkout_and_replays_a_dead_letter(db):
+    SHOTS.mkdir(parents=True, exist_ok=True)
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     assert Path(chromium).exists(), "Debian's chromium package is needed (make setup installs it)"
     url = harness.need("FLOWSUITE_CONSOLE_URL")
@@ -34,7 +36,7 @@ def test_the_console_gates_on_admin_traces_a_checkout_and_replays_a_dead_letter(
     db.document("_faults/notifications_on_order_paid").delete()
 
     scenario = {
-        "url": url, "chromium": chromium, "screenshots": str(ROOT / "docs" / "console"),
+        "url": url, "chromium": chromium, "screenshots": str(SHOTS),
         "member": {"email": member.email, "password": member.password},
         "admin": {"email": admin.email, "password": admin.password},
         "order_id": out["order_id"], "dead_letter": letter, "dead_subscriber": "notifications_on_order_paid",
@@ -58,4 +60,4 @@ def test_the_console_gates_on_admin_traces_a_checkout_and_replays_a_dead_letter(
     assert "replayed" in seen["dead_after"] and "processed" in seen["dead_after"]
     assert harness.doc(db, f"deliveries/{letter}")["status"] == "processed"
     for shot in ("denied", "health", "events", "trace", "dead-letters", "dead-letters-replayed"):
-        assert (ROOT / "docs" / "console" / f"{shot}.png").stat().st_size > 5000
+        assert (SHOTS / f"{shot}.png").stat().st_size > 5000
