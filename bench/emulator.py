@@ -107,10 +107,40 @@ def saga_latency(rounds: int = 15) -> list[dict]:
     ]
 
 
+def throughput(count: int = 1000) -> list[dict]:
+    """1,000 events through one subscriber (ops_on_probe): events/s, lost, processed twice."""
+    from flowsuite.core import events
+    from flowsuite.ops.events import ProbeSent
+
+    db = harness.admin_db()
+    ids = [f"tp-{i}-{uuid.uuid4().hex[:6]}" for i in range(count)]
+    start = time.perf_counter()
+    for chunk in range(0, count, 250):
+        batch = db.batch()
+        for probe_id in ids[chunk:chunk + 250]:
+            batch.set(db.document(f"ops_probes/{probe_id}"), {"probe_id": probe_id, "received": 0})
+            events.publish(batch, ProbeSent(probe_id=probe_id), subject=f"ops_probes/{probe_id}", db=db)
+        batch.commit()
+    deadline = start + 600
+    processed = 0
+    while time.perf_counter() < deadline:
+        processed = db.collection("deliveries").where("subscriber", "==", "ops_on_probe").where(
+            "status", "==", "processed").count().get()[0][0].value
+        if processed >= count:
+            break
+        time.sleep(0.5)
+    elapsed = time.perf_counter() - start
+    received = [s.get("received") for s in db.collection("ops_probes").stream() if s.id.startswith("tp-")]
+    lost = sum(1 for r in received if not r)
+    doubled = sum(1 for r in received if r and r > 1)
+    return [{"benchmark": f"throughput: {count} events through one subscriber", "p50": f"{processed / elapsed:.1f} events/s",
+             "p99/p95": f"lost {lost}, doubled {doubled}", "ratio": "-", "target": "0 lost, 0 doubled"}]
+
+
 def main() -> None:
     import json
 
-    rows = callable_overhead() + saga_latency()
+    rows = callable_overhead() + saga_latency() + throughput()
     print("BENCH-ROWS " + json.dumps(rows))
 
 

@@ -129,3 +129,31 @@ def test_the_correlation_id_from_the_header_reaches_the_event(admin, db):
     assert out["correlation_id"] == "checkout-abc-123"
     event = harness.doc(db, f"topics/ops.probe/events/{out['event_id']}")
     assert event["correlation_id"] == "checkout-abc-123"
+
+
+def _token_with(user: harness.User, **claims) -> str:
+    import base64
+    import json
+
+    header, payload, signature = (user.id_token.split(".") + [""])[:3]
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    body.update(claims)
+    encoded = base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+    return f"{header}.{encoded}.{signature}"
+
+
+def test_an_expired_token_is_unauthenticated(admin):
+    import time
+
+    now = int(time.time())
+    expired = _token_with(admin, iat=now - 7200, exp=now - 3600, auth_time=now - 7200)
+    with pytest.raises(CallableError) as err:
+        call("ops_send_probe", {"idempotency_key": key()}, user=expired)
+    assert err.value.code == "unauthenticated"
+
+
+def test_a_token_for_another_project_is_unauthenticated(admin):
+    other = _token_with(admin, aud="another-project", iss="https://securetoken.google.com/another-project")
+    with pytest.raises(CallableError) as err:
+        call("ops_send_probe", {"idempotency_key": key()}, user=other)
+    assert err.value.code == "unauthenticated"

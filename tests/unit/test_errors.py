@@ -46,3 +46,16 @@ def test_transaction_contention_is_a_retryable_aborted_not_internal():
     code, _, details = errors.describe(ValueError("Failed to commit transaction in 5 attempts."), "c3")
     assert code == "aborted" and details["retryable"] is True
     assert errors.describe(ValueError("other"), "c4")[0] == "internal"
+
+
+def test_an_expired_token_is_refused_before_any_work():
+    import time
+
+    import pytest
+    from flowsuite.core.callables import CallableSpec, check_caller
+    from flowsuite.core.models import Request, Response
+
+    spec = CallableSpec("f", "ops", Request, Response, None, True, False, "f")
+    check_caller(spec, "u1", {"exp": time.time() + 60})
+    with pytest.raises(errors.UnauthenticatedError):
+        check_caller(spec, "u1", {"exp": time.time() - 1})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
@@ -85,6 +86,10 @@ def check_caller(spec: CallableSpec, uid: str | None, claims: dict[str, Any]) ->
     """Identity and role, before any work. Pure, for unit tests."""
     if spec.auth and not uid:
         raise UnauthenticatedError("Sign in to call this function.")
+    # Production verifies signature and expiry in the SDK; the Auth emulator's tokens are
+    # checked for neither, so expiry is checked here too (cheap, and the same everywhere).
+    if uid and isinstance(claims.get("exp"), (int, float)) and claims["exp"] < time.time():
+        raise UnauthenticatedError("The ID token has expired; sign in again.")
     if spec.roles is not None:
         role = claims.get("role") or "member"
         if role not in spec.roles:
