@@ -38,7 +38,7 @@ def main() -> None:
             print(out.stdout[-3000:], out.stderr[-3000:])
             raise SystemExit("bench: the emulator benchmarks failed")
         for row in json.loads(found[-1].removeprefix("BENCH-ROWS ")):
-            rows.append({"benchmark": row["benchmark"], "floor": row["p50"], "suite": row["p99/p95"],
+            rows.append({"benchmark": row["benchmark"], "measured": row["p50"], "reference": row["p99/p95"],
                          "ratio": row["ratio"], "target": row["target"]})
     cols = list(rows[0])
     print(f"machine: {machine()}; median of {args.rounds} runs\n")
