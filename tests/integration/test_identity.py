@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 
@@ -135,8 +136,10 @@ def test_deleting_your_account_erases_it_everywhere(member, db):
     assert call("identity_delete_account", {}, user=member) == {"uid": member.uid, "deleted": True}
     assert not harness.account_exists(member.uid)
     eventually(lambda: not holds_uid(db, member.uid), what="erasure in every registered collection")
-    deleted = harness.doc(db, f"topics/identity.user_deleted/events/{member.uid}")
-    assert deleted["data"] == {"uid": member.uid, "reason": "self"}
+    from flowsuite.identity.service import person_event_id
+
+    deleted = harness.doc(db, f"topics/identity.user_deleted/events/{person_event_id(member.uid)}")
+    assert deleted["data"]["reason"] == "self"  # the uid itself is redacted once every domain erased
 
 
 def test_only_an_admin_deletes_another_account(member, admin):
@@ -234,3 +237,37 @@ def test_the_owner_cannot_change_server_fields(member, field):
     value = dt.datetime.now(dt.UTC) if field == "created_time" else "admin"
     with pytest.raises(Denied):
         AppClient(member).update(f"users/{member.uid}", {field: value})
+
+
+def every_document(db):
+    """Every document in the database, subcollections included (missing parents too)."""
+    stack = [c for c in db.collections() if not c.id.startswith("_")]  # _push_outbox, _faults: emulator only
+    while stack:
+        collection = stack.pop()
+        for ref in collection.list_documents():
+            stack.extend(ref.collections())
+            snap = ref.get()
+            yield ref.path, (snap.to_dict() if snap.exists else None)
+
+
+def test_after_a_deletion_no_document_anywhere_holds_the_uid_or_the_email(db):
+    from tests.integration.payments_helpers import confirm
+    from tests.integration.shop import place, product
+
+    user = harness.sign_up(f"erase-me-{uuid.uuid4().hex[:6]}@example.com", display_name="Erase Me")
+    call("addFcmToken", {"userDocPath": f"users/{user.uid}", "fcmToken": "tok-erase", "deviceType": "iOS"}, user=user)
+    AppClient(user).set(f"users/{user.uid}/settings/notifications", {"welcome": {"push": False}})
+    out = place(user, [(product(db), 1)])
+    intent = call("payments_create_intent", {"order_id": out["order_id"], "idempotency_key": uuid.uuid4().hex}, user=user)
+    confirm(harness.doc(db, f"payments/{intent['payment_id']}")["provider_ref"])
+    eventually(lambda: [n for n in db.collection(f"users/{user.uid}/notifications").stream() if n.get("type") == "order_paid"],
+               what="a paid order with its receipt")
+    assert any(user.uid in path or user.uid in repr(data) for path, data in every_document(db))
+
+    call("identity_delete_account", {}, user=user)
+
+    def holding():
+        return [path for path, data in every_document(db)
+                if user.uid in path or user.uid in repr(data) or user.email in repr(data)]
+
+    assert eventually(lambda: not holding(), timeout=60, what="no trace of the user") is True, holding()

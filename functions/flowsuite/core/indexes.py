@@ -57,6 +57,7 @@ SINGLE_FIELD = (
     SingleField("fcm_tokens", "fcm_token", "notifications.service (addFcmToken, token pruning)"),
     SingleField("events", "correlation_id", "console: trace by correlation id"),
     SingleField("events", "id", "console: an event by id"),
+    SingleField("events", "data.uid", "ops.service.erase (redact a deleted user's events)"),
 )
 
 TTL = (

@@ -28,13 +28,16 @@ class Eraser:
 ERASERS: dict[str, Eraser] = {}
 
 
-def eraser(*, collections: tuple[str, ...], **trigger_options):
+def eraser(*, collections: tuple[str, ...], needs_event: bool = False, **trigger_options):
     def decorate(erase: Callable[..., None]) -> Callable:
         domain = domain_of(erase.__module__)
         ERASERS[domain] = Eraser(domain, tuple(collections), erase)
 
         def handler(event) -> None:
-            erase(clients.firestore(), event.data.uid)
+            if needs_event:
+                erase(clients.firestore(), event.data.uid, event)
+            else:
+                erase(clients.firestore(), event.data.uid)
             log.info("user data erased", erased_uid=event.data.uid, collections=list(collections))
 
         handler.__name__ = handler.__qualname__ = f"{domain}_on_user_deleted"

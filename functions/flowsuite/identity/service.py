@@ -27,6 +27,14 @@ FLUTTERFLOW_FIELDS = ("uid", "email", "display_name", "photo_url", "phone_number
 PUBLIC_FIELDS = ("display_name", "photo_url")
 
 
+def person_event_id(uid: str) -> str:
+    """The id of a user's one user_created / user_deleted event: derived from the uid
+    (so a second publish is refused) without holding it (so erasure leaves no uid in ids)."""
+    import hashlib  # noqa: PLC0415
+
+    return hashlib.sha256(f"person:{uid}".encode()).hexdigest()[:32]
+
+
 def normalise_email(email: str | None) -> str | None:
     return email.strip().lower() if email else None
 
@@ -75,7 +83,7 @@ def create_profile_on_sign_up(db, user: Any) -> str:
         batch,
         UserCreated(uid=user.uid, email=normalise_email(user.email), display_name=user.display_name, via="blocking"),
         subject=f"{USERS}/{user.uid}",
-        event_id=user.uid,  # one user_created per uid, whichever path created the profile
+        event_id=person_event_id(user.uid),  # one user_created per uid, whichever path created the profile
         db=db,
     )
     batch.commit()
@@ -95,7 +103,7 @@ def complete_client_profile(db, auth, uid: str) -> bool:
     """A profile the app created itself: add the server fields, publish user_created once."""
     ref = db.collection(USERS).document(uid)
 
-    event_ref = db.collection(UserCreated.event_type.collection).document(uid)
+    event_ref = db.collection(UserCreated.event_type.collection).document(person_event_id(uid))
 
     @gcf.transactional
     def complete(txn) -> str | None:
@@ -111,7 +119,7 @@ def complete_client_profile(db, auth, uid: str) -> bool:
             txn,
             UserCreated(uid=uid, email=email, display_name=data.get("display_name"), via="client"),
             subject=f"{USERS}/{uid}",
-            event_id=uid,
+            event_id=person_event_id(uid),
             db=db,
         )
         return role
@@ -212,11 +220,11 @@ def publish_user_deleted(db, *, uid: str, reason: str) -> bool:
 
     @gcf.transactional
     def publish(txn) -> bool:
-        event_ref = db.collection(UserDeleted.event_type.collection).document(uid)
+        event_ref = db.collection(UserDeleted.event_type.collection).document(person_event_id(uid))
         if event_ref.get(transaction=txn).exists:
             return False
         profile = ref.get(transaction=txn)
-        events.publish(txn, UserDeleted(uid=uid, reason=reason), subject=f"{USERS}/{uid}", event_id=uid, db=db)
+        events.publish(txn, UserDeleted(uid=uid, reason=reason), subject=f"{USERS}/{uid}", event_id=person_event_id(uid), db=db)
         if profile.exists:
             txn.update(ref, {"status": "deleting", "updated_time": gcf.SERVER_TIMESTAMP})
         return True

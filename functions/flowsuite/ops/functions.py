@@ -91,9 +91,9 @@ def ops_diagnose(ctx: CallContext, req: models.Diagnose) -> models.DiagnoseAnswe
     return models.DiagnoseAnswer(ok=True)
 
 
-@eraser(collections=(service.IDEMPOTENCY_RECORDS,))
-def ops_on_user_deleted(db, uid: str) -> None:
-    service.erase(db, uid)
+@eraser(collections=(service.IDEMPOTENCY_RECORDS,), needs_event=True)
+def ops_on_user_deleted(db, uid: str, event) -> None:
+    service.erase(db, uid, event_id=event.id)
 
 
 @https_fn.on_request()

@@ -74,11 +74,38 @@ def diagnose(code: str) -> None:
     raise DIAGNOSTIC_ERRORS[code](f"diagnostic {code}")
 
 
-def erase(db, uid: str) -> None:
-    """Stored callable answers may hold personal data: a deleted user's go."""
-    from flowsuite.identity.erasure import delete_query  # noqa: PLC0415
+REDACTED = "deleted-user"
+PERSONAL_FIELDS = ("email", "display_name")
 
+
+def erase(db, uid: str, *, event_id: str) -> None:
+    """The kernel's part: stored callable answers go; events and dead letters that name
+    the user are redacted, once every other domain has erased its own data (they read
+    the uid from the user_deleted event, so it is redacted last)."""
+    from flowsuite.core.errors import RetryLaterError  # noqa: PLC0415
+    from flowsuite.identity.erasure import ERASERS, delete_query  # noqa: PLC0415
+
+    others = [f"{domain}_on_user_deleted" for domain in ERASERS if domain != "ops"]
+    refs = [db.collection(bus.DELIVERIES).document(bus.delivery_id(event_id, name)) for name in others]
+    pending = [d.id for d in db.get_all(refs) if not d.exists or d.get("status") != bus.PROCESSED]
+    if pending:
+        raise RetryLaterError(f"waiting for the other erasers: {sorted(pending)}")
     delete_query(db, db.collection(idempotency.COLLECTION).where(filter=FieldFilter("uid", "==", uid)))
+    for snap in db.collection_group(events.EVENTS).where(filter=FieldFilter("data.uid", "==", uid)).stream():
+        snap.reference.update(redaction(snap.to_dict(), uid))
+    for snap in db.collection(bus.DEAD_LETTERS).where(filter=FieldFilter("envelope.data.uid", "==", uid)).stream():
+        snap.reference.update({f"envelope.{k}": v for k, v in redaction(snap.get("envelope"), uid).items()})
+
+
+def redaction(envelope: dict, uid: str) -> dict:
+    """The field updates that take a user out of an event envelope. Pure."""
+    data = dict(envelope.get("data") or {})
+    data["uid"] = REDACTED
+    for field in PERSONAL_FIELDS:
+        if field in data:
+            data[field] = None
+    subject = str(envelope.get("subject", "")).replace(uid, REDACTED)
+    return {"data": data, "subject": subject, "redacted": True}
 
 
 def is_admin_request(authorization: str) -> bool:
