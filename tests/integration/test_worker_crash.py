@@ -1,0 +1,66 @@
+"""The functions emulator's workers killed mid-flow: the sweep delivers what they dropped.
+
+Runs last (file name): it kills every Python worker of this suite while events are in
+flight; the emulator starts new workers for later triggers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+from tests import harness
+from tests.harness import eventually
+
+
+def suite_workers() -> list[int]:
+    tag = os.environ.get("FLOWSUITE_SUITE_TAG", "")
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"functions-framework" in cmdline and f"FLOWSUITE_SUITE_TAG={tag}".encode() in environ.split(b"\0"):
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_events_in_flight_when_the_workers_die_are_delivered_by_the_sweep(db):
+    import flowsuite.ops.functions  # noqa: F401 - registers the subscribers for the in-process sweep
+    from flowsuite.core import bus, events
+    from flowsuite.ops.events import ProbeSent
+
+    assert os.environ.get("FLOWSUITE_SUITE_TAG"), "run inside the suite (make test)"
+    ids = [f"crash-{i}-{uuid.uuid4().hex[:6]}" for i in range(40)]
+    batch = db.batch()
+    for probe_id in ids:
+        batch.set(db.document(f"ops_probes/{probe_id}"), {"probe_id": probe_id, "received": 0})
+        events.publish(batch, ProbeSent(probe_id=probe_id), subject=f"ops_probes/{probe_id}", db=db)
+    batch.commit()
+    killed: set[int] = set()
+    deadline = time.monotonic() + 4  # keep killing while the triggers run
+    while time.monotonic() < deadline:
+        for pid in suite_workers():
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    assert killed, "no functions worker was running"
+    time.sleep(2)
+
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)  # leases and the lost window have passed
+    counts = bus.sweep(db=db, now=later)
+    received = eventually(lambda: (r := [harness.doc(db, f"ops_probes/{p}")["received"] for p in ids]) and all(r) and r,
+                          timeout=60, what="every probe delivered")
+    assert received == [1] * len(ids), received  # none lost, none twice
+    print(f"\ncrash: killed {len(killed)} workers; the sweep found {counts}")
