@@ -175,68 +175,7 @@ def test_every_domain_joins_the_erasure_registry():
     assert not missing, f"domains without an eraser: {missing}"
 
 
-# ---- rules: users and public_profiles ------------------------------------------
-
-ACTORS = ("anonymous", "owner", "other", "admin")
-
-
-@pytest.fixture
-def people():
-    owner = harness.sign_up(display_name="Owner")
-    return {"anonymous": None, "owner": owner, "other": harness.sign_up(), "admin": harness.user_with_role("admin")}
-
-
-def attempt(client: AppClient, op: str, collection: str, uid: str) -> bool:
-    path = f"{collection}/{uid}"
-    try:
-        if op == "get":
-            client.get(path)
-        elif op == "list":
-            client.query(collection)
-        elif op == "create":
-            client.create(collection, uid + "-new" if collection == "users" else uid, {"display_name": "x"})
-        elif op == "update":
-            client.update(path, {"display_name": "changed"})
-        elif op == "delete":
-            client.delete(path)
-        return True
-    except Denied:
-        return False
-
-
-USERS_MATRIX = {
-    # (actor, op): allowed
-    **{(a, op): False for a in ACTORS for op in ("get", "list", "create", "update", "delete")},
-    ("owner", "get"): True,
-    ("owner", "update"): True,
-}
-PUBLIC_MATRIX = {
-    **{(a, op): False for a in ACTORS for op in ("get", "list", "create", "update", "delete")},
-    **{(a, op): True for a in ("owner", "other", "admin") for op in ("get", "list")},
-}
-
-
-@pytest.mark.parametrize(("actor", "op"), sorted(USERS_MATRIX))
-def test_rules_users(people, db, actor, op):
-    owner = people["owner"]
-    eventually(lambda: harness.doc(db, f"public_profiles/{owner.uid}"), what="public profile")
-    client = AppClient(people[actor])
-    assert attempt(client, op, "users", owner.uid) is USERS_MATRIX[(actor, op)]
-
-
-@pytest.mark.parametrize(("actor", "op"), sorted(PUBLIC_MATRIX))
-def test_rules_public_profiles(people, db, actor, op):
-    owner = people["owner"]
-    eventually(lambda: harness.doc(db, f"public_profiles/{owner.uid}"), what="public profile")
-    client = AppClient(people[actor])
-    assert attempt(client, op, "public_profiles", owner.uid) is PUBLIC_MATRIX[(actor, op)]
-
-
-@pytest.mark.parametrize("field", ["role", "uid", "email", "created_time", "status"])
-def test_the_owner_cannot_change_server_fields(member, field):
-    value = dt.datetime.now(dt.UTC) if field == "created_time" else "admin"
-    with pytest.raises(Denied):
-        AppClient(member).update(f"users/{member.uid}", {field: value})
+# The rules for users and public_profiles are in test_rules_matrix.py (every actor x operation).
 
 
 def every_document(db):

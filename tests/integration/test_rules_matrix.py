@@ -188,7 +188,8 @@ def profile(world) -> str:
 
 
 @pytest.mark.parametrize("field,value", [("role", "admin"), ("status", "disabled"), ("uid", "someone"),
-                                         ("email", "new@example.com"), ("profile_source", "client")])
+                                         ("email", "new@example.com"), ("profile_source", "client"),
+                                         ("created_time", dt.datetime(2020, 1, 1, tzinfo=dt.UTC))])
 def test_a_user_cannot_set_server_fields_of_their_profile(world, field, value):
     path = profile(world)
     with pytest.raises(Denied):
