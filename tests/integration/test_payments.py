@@ -193,3 +193,16 @@ def test_deleting_the_account_unlinks_payments(member, db):
     kept = payment(db, intent["payment_id"])
     assert kept["status"] == "succeeded" and kept["amount"] == out["total"] and member.uid not in repr(kept)
     eventually(lambda: harness.doc(db, f"stripe_customers/{member.uid}") is None, what="customer record gone")
+
+
+def test_a_transient_failure_answers_5xx_so_stripe_retries_and_the_retry_applies_once(member, db):
+    out, intent, pi = pending_payment(db, member)
+    payload = event("payment_intent.succeeded", {"id": pi, "object": "payment_intent"}, event_id="evt_transient_1")
+    db.document("_faults/payments.webhook").set({"remaining": 1})
+    first = post_webhook(payload, sign(payload))
+    assert first.status_code == 500
+    assert list(db.collection("stripe_events").stream()) == []
+    assert payment(db, intent["payment_id"])["status"] == "requires_payment"
+    retry = post_webhook(payload, sign(payload))  # Stripe's retry
+    assert retry.status_code == 200 and retry.json()["outcome"] == "succeeded"
+    assert len(events_of(db, "payment.succeeded", order_id=out["order_id"])) == 1

@@ -234,8 +234,7 @@ def cancel_by_caller(db, *, order_id: str, uid: str, role: str) -> str:
         staff = role in ("staff", "admin")
         if not staff and order["uid"] != uid:
             raise PermissionDeniedError("This is not your order.", details={"order_id": order_id})
-        allowed = states.staff_may_cancel if staff else states.owner_may_cancel
-        if not allowed(order["status"]):
+        if not states.cancellable(order["status"]):
             raise FailedPreconditionError(
                 f"Order {order_id} is {order['status']} and can no longer be cancelled.",
                 details={"order_id": order_id, "status": order["status"]},

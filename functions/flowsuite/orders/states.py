@@ -35,9 +35,6 @@ def check(current: str, target: str, *, order_id: str) -> None:
         )
 
 
-def owner_may_cancel(status: str) -> bool:
-    return status in (PENDING_PAYMENT, PAID)
-
-
-def staff_may_cancel(status: str) -> bool:
-    return status in (PENDING_PAYMENT, PAID)  # "until fulfilled"
+def cancellable(status: str) -> bool:
+    """The owner may cancel while pending or paid; staff "until fulfilled": the same statuses."""
+    return can(status, CANCELLED)

@@ -156,6 +156,7 @@ def handle_stripe_event(db, event: dict[str, Any]) -> str:
         raise UnknownPaymentError(f"no payment recorded for {intent_id} yet")
     marker = db.collection(STRIPE_EVENTS).document(event_id)
     correlation = (ref.get().to_dict() or {}).get("correlation_id")
+    faults.maybe_fail("payments.webhook", db=db)  # a transient failure: Stripe must retry
 
     @gcf.transactional
     def apply(txn) -> str:

@@ -1,0 +1,27 @@
+"""The order state machine: every pair of statuses, allowed or refused."""
+
+import itertools
+
+import pytest
+from flowsuite.core.errors import FailedPreconditionError
+from flowsuite.orders import states
+
+ALLOWED = {
+    ("pending_payment", "paid"), ("pending_payment", "cancelled"),
+    ("paid", "fulfilled"), ("paid", "cancelled"),
+    ("cancelled", "refunded"),
+}
+
+
+@pytest.mark.parametrize(("current", "target"), list(itertools.product(states.STATUSES, repeat=2)))
+def test_each_transition(current, target):
+    if (current, target) in ALLOWED:
+        states.check(current, target, order_id="o1")
+    else:
+        with pytest.raises(FailedPreconditionError) as err:
+            states.check(current, target, order_id="o1")
+        assert err.value.details == {"order_id": "o1", "status": current, "wanted": target}
+
+
+def test_orders_are_cancellable_while_pending_or_paid():
+    assert [s for s in states.STATUSES if states.cancellable(s)] == ["pending_payment", "paid"]
