@@ -257,3 +257,24 @@ def test_rules_orders(member, staff, db):
             attempt()
     with pytest.raises(Denied):
         AppClient(None).get(f"orders/{mine}")
+
+
+def test_a_reused_key_with_another_order_is_refused_and_writes_nothing(member, db):
+    item, other = product(db, stock=10), product(db, stock=10)
+    key = uuid.uuid4().hex
+    first = place(member, [(item, 1)], key)
+    with pytest.raises(CallableError) as err:
+        place(member, [(other, 2)], key)
+    assert err.value.code == "invalid-argument" and err.value.fields == ["idempotency_key"]
+    assert (stock(db, item), stock(db, other)) == (9, 10)
+    assert [o.id for o in db.collection("orders").stream()] == [first["order_id"]]
+
+
+def test_concurrent_repeats_of_one_order_key_place_one_order(member, db):
+    item = product(db, stock=10)
+    key = uuid.uuid4().hex
+    with cf.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: harness.call_retrying(
+            "orders_place", {"items": [{"product_id": item, "quantity": 2}], "idempotency_key": key}, member), range(6)))
+    assert len({a["order_id"] for a in answers}) == 1
+    assert stock(db, item) == 8 and len(list(db.collection("orders").stream())) == 1

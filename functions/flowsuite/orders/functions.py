@@ -6,7 +6,7 @@ import datetime as dt
 
 from firebase_functions import scheduler_fn
 
-from flowsuite.core import bus, clients, options
+from flowsuite.core import bus, clients, idempotency, options
 from flowsuite.core.callables import CallContext, callable_function
 from flowsuite.identity.erasure import eraser
 from flowsuite.orders import models, service
@@ -42,12 +42,13 @@ def orders_archive_product(ctx: CallContext, req: models.ArchiveProduct) -> mode
     return models.ProductAnswer(**service.archive_product(clients.firestore(), req.product_id))
 
 
-@callable_function(request=models.PlaceOrder, response=models.OrderAnswer, idempotent=True)
+@callable_function(request=models.PlaceOrder, response=models.OrderAnswer, idempotent=True, own_idempotency=True)
 def orders_place(ctx: CallContext, req: models.PlaceOrder) -> models.OrderAnswer:
     """Places an order priced on the server, reserving its stock."""
     return models.OrderAnswer(**service.place_order(
         clients.firestore(), uid=ctx.require_uid(), lines=req.items,
         idempotency_key=req.idempotency_key, correlation_id=ctx.correlation_id,
+        payload_hash=idempotency.payload_hash(req.model_dump(mode="json", exclude={"idempotency_key"})),
     ))
 
 

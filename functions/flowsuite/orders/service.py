@@ -127,7 +127,13 @@ def price_lines(lines: list, products: dict[str, dict | None]) -> tuple[list[dic
     return priced, total, currency or ""
 
 
-def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_id: str) -> dict[str, Any]:
+def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_id: str,
+                payload_hash: str) -> dict[str, Any]:
+    """Reserves stock, writes the order and order.placed in one transaction.
+
+    Idempotent on its own: the order id derives from (uid, key), so a repeat finds the
+    order and answers it; a repeat with another payload is refused.
+    """
     order_id = order_id_for(uid, idempotency_key)
     order_ref = db.collection(ORDERS).document(order_id)
     refs = [db.collection(PRODUCTS).document(line.product_id) for line in lines]
@@ -136,7 +142,10 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
     @gcf.transactional
     def place(txn) -> dict[str, Any]:
         existing = order_ref.get(transaction=txn)
-        if existing.exists:  # the same key, after its idempotency record expired
+        if existing.exists:  # a repeat of the same key
+            if existing.get("request_hash") != payload_hash:
+                raise InvalidArgumentError.for_field(
+                    "idempotency_key", "was already used with a different payload", "idempotency_key_reused")
             return existing.to_dict()
         snaps = {s.id: (s.to_dict() if s.exists else None) for s in txn.get_all(refs)}
         priced, total, currency = price_lines(lines, snaps)
@@ -155,6 +164,7 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
             "status": states.PENDING_PAYMENT,
             "payment_id": None,
             "correlation_id": correlation_id,
+            "request_hash": payload_hash,
             "created_time": now,
             "updated_time": now,
             "expires_at": now + dt.timedelta(minutes=timeout),
