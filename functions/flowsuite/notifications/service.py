@@ -68,7 +68,7 @@ def notify(db, push: PushSender, *, uid: str, kind: str, event_id: str, context:
                 continue
             msg = mail.build(to=address, subject=title, text=text, html=html, message_id_seed=key)
             result = effects.once(key, lambda msg=msg: {"message_id": mail.send(msg)}, meta={"kind": "email"}, db=db)
-        outcomes[channel] = "sent" if result is not None else "skipped"
+        outcomes[channel] = "sent" if result.get("sent", 1) else str(result.get("reason", "nothing_sent"))
     for channel in set(TEMPLATES[kind].channels) - set(channels):
         outcomes[channel] = "disabled"
     log.info("notification delivered", kind=kind, outcomes=outcomes)

@@ -155,13 +155,12 @@ def handle_stripe_event(db, event: dict[str, Any]) -> str:
             return "not_ours"
         raise UnknownPaymentError(f"no payment recorded for {intent_id} yet")
     marker = db.collection(STRIPE_EVENTS).document(event_id)
-    correlation = (ref.get().to_dict() or {}).get("correlation_id")
     faults.maybe_fail("payments.webhook", db=db)  # a transient failure: Stripe must retry
 
     @gcf.transactional
-    def apply(txn) -> str:
+    def apply(txn) -> tuple[str, str | None]:
         if marker.get(transaction=txn).exists:
-            return "duplicate"
+            return "duplicate", None
         payment = ref.get(transaction=txn).to_dict()
         if kind == "payment_intent.succeeded":
             outcome = _succeed(db, txn, ref, payment)
@@ -172,10 +171,10 @@ def handle_stripe_event(db, event: dict[str, Any]) -> str:
             outcome = _refund(db, txn, ref, payment)
         txn.create(marker, {"type": kind, "payment_id": ref.id, "outcome": outcome, "received_time": _now(),
                             "expires_at": _now() + dt.timedelta(days=30)})
-        return outcome
+        return outcome, payment.get("correlation_id")
 
+    outcome, correlation = apply(db.transaction())
     with log.bind(correlation_id=correlation, payment_id=ref.id):
-        outcome = apply(db.transaction())
         log.info("stripe event applied", outcome=outcome)
     return outcome
 
