@@ -366,3 +366,9 @@ def pushes_to(db, token: str) -> list[dict]:
     """What the recording push adapter would have sent to a token (FCM has no emulator)."""
     return [s.to_dict() for s in db.collection("_push_outbox").stream()
             if token in s.to_dict().get("tokens", []) + s.to_dict().get("rejected_tokens", [])]
+
+
+def of_this_test(db, records: list[dict]) -> list[dict]:
+    """Deliveries or dead letters whose event exists now. A trigger of an earlier test can
+    still land after the reset; its event is gone, so it is not this test's."""
+    return [r for r in records if r.get("event_path") and db.document(r["event_path"]).get().exists]

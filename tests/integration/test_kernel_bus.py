@@ -82,7 +82,7 @@ def test_an_always_failing_handler_becomes_a_dead_letter_and_replays_after_a_fix
     assert "fault injected" in letter["error"] and len(letter["history"]) == 3
     assert letter["envelope"]["id"] == out["event_id"]
     listed = call("ops_list_dead_letters", {}, user=admin)["dead_letters"]
-    assert [row["id"] for row in listed] == [dead_id]
+    assert dead_id in [row["id"] for row in listed]
     assert harness.doc(db, f"ops_probes/{out['probe_id']}")["received"] == 0
 
     db.document("_faults/ops_on_probe").delete()  # the fix
@@ -90,7 +90,7 @@ def test_an_always_failing_handler_becomes_a_dead_letter_and_replays_after_a_fix
     assert answer["replayed"] == [{"id": dead_id, "outcome": "processed"}]
     assert processed(db, out["event_id"])
     assert harness.doc(db, f"ops_probes/{out['probe_id']}")["received"] == 1
-    assert call("ops_list_dead_letters", {}, user=admin)["dead_letters"] == []
+    assert dead_id not in [row["id"] for row in call("ops_list_dead_letters", {}, user=admin)["dead_letters"]]
 
 
 def test_replay_needs_ids_or_all(admin):

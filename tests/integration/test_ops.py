@@ -36,7 +36,7 @@ def test_health_for_an_admin_reports_backlog_dead_letters_and_the_sweep(admin, d
     call("ops_run_sweep", {}, user=admin)
     report = health(admin).json()
     assert report["status"] == "up" and report["firestore"]["reachable"] is True
-    assert report["totals"]["dead_letters"] == 1
+    assert report["totals"]["dead_letters"] >= 1
     probe = report["subscribers"]["ops_on_probe"]
     assert probe["dead_letters"] == 1 and probe["domain"] == "ops" and probe["event_type"] == "ops.probe"
     assert {"orders_on_payment_succeeded", "notifications_on_order_paid", "payments_on_order_cancelled"} <= set(report["subscribers"])

@@ -35,7 +35,8 @@ def test_a_failing_subscriber_is_dead_lettered_and_replayed_while_the_others_car
     assert receipts() == []
 
     db.document("_faults/notifications_on_order_paid").delete()
-    assert call("ops_replay_dead_letters", {"all": True}, user=admin)["replayed"] == [{"id": letter_id, "outcome": "processed"}]
+    # `all`: a late trigger of an earlier test may have left a dead letter of its own here too
+    assert {"id": letter_id, "outcome": "processed"} in call("ops_replay_dead_letters", {"all": True}, user=admin)["replayed"]
     assert len(receipts()) == 1
     assert harness.doc(db, f"dead_letters/{letter_id}")["status"] == "replayed"
 
@@ -93,7 +94,8 @@ def test_fifty_users_check_out_at_once_and_the_invariants_hold(db):
 
     eventually(lambda: all(order(db, o)["status"] == "paid" for o in placed), timeout=120, what="every order paid")
     def settled():
-        return all(d.get("status") == "processed" for d in (s.to_dict() for s in db.collection("deliveries").stream()))
+        mine = harness.of_this_test(db, [s.to_dict() for s in db.collection("deliveries").stream()])
+        return all(d.get("status") == "processed" for d in mine)
     eventually(settled, timeout=120, what="every delivery processed")
     print(f"load: settled {time.monotonic() - t0:.1f} s")
 
@@ -111,10 +113,10 @@ def test_fifty_users_check_out_at_once_and_the_invariants_hold(db):
     for pay_doc in payments:
         by_order.setdefault(pay_doc["order_id"], []).append(pay_doc["status"])
     assert all(by_order.get(o["order_id"]) == ["succeeded"] for o in orders)
-    deliveries = [s.to_dict() for s in db.collection("deliveries").stream()]
+    deliveries = harness.of_this_test(db, [s.to_dict() for s in db.collection("deliveries").stream()])
     keys = [(d["event_id"], d["subscriber"]) for d in deliveries]
     assert len(keys) == len(set(keys))
     assert all(d["status"] == "processed" for d in deliveries)
     paid_events = [e for e in (s.to_dict() for s in db.collection("topics/order.paid/events").stream())]
     assert sorted(e["data"]["order_id"] for e in paid_events) == sorted(o["order_id"] for o in orders)
-    assert list(db.collection("dead_letters").stream()) == []
+    assert harness.of_this_test(db, [s.to_dict() for s in db.collection("dead_letters").stream()]) == []
