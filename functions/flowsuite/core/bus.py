@@ -365,7 +365,7 @@ def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[
 
     db = db or clients.firestore()
     now = now or _now()
-    counts = {"retried": 0, "stalled": 0, "lost": 0, "processed": 0}
+    counts = {"retried": 0, "stalled": 0, "lost": 0, "processed": 0, "errors": 0}
     deliveries = db.collection(DELIVERIES)
 
     # Failures whose retry is due, then deliveries whose lease ran out (stalled).
@@ -374,8 +374,8 @@ def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[
                  .where(filter=FieldFilter(field, "<=", now)).limit(limit))
         for snap in query.stream():
             counts[counter] += 1
-            outcome = redeliver(snap.get("subscriber"), snap.get("event_path"), via="sweep", db=db)
-            counts["processed"] += outcome == PROCESSED
+            counts["processed"] += _sweep_one(lambda snap=snap: redeliver(
+                snap.get("subscriber"), snap.get("event_path"), via="sweep", db=db), counts)
 
     lost_before = now - dt.timedelta(seconds=settings.BUS_LOST_AFTER_SECONDS)
     window_start = now - dt.timedelta(days=2)
@@ -396,13 +396,24 @@ def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[
         for spec in subs:
             if delivery_id(snap.id, spec.name) not in recorded:
                 counts["lost"] += 1
-                counts["processed"] += deliver(spec, doc, via="sweep", db=db) == PROCESSED
+                counts["processed"] += _sweep_one(lambda spec=spec, doc=doc: deliver(spec, doc, via="sweep", db=db), counts)
 
     db.collection(OPS_STATE).document("sweep").set(
         {"last_sweep_time": gcf.SERVER_TIMESTAMP, "last_counts": counts}, merge=True
     )
     log.info("sweep finished", **counts)
     return counts
+
+
+def _sweep_one(run: Callable[[], str], counts: dict[str, int]) -> bool:
+    """One redelivery of the sweep: a failure (contention, say) is counted, not fatal;
+    the next sweep takes that delivery up again."""
+    try:
+        return run() == PROCESSED
+    except Exception as exc:  # noqa: BLE001
+        counts["errors"] += 1
+        log.warning("sweep could not redeliver; the next sweep retries", error=error_text(exc))
+        return False
 
 
 def replay_dead_letter(dead_letter_id: str, *, db=None) -> str:

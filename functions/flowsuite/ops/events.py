@@ -21,3 +21,4 @@ class SweepFinished(EventData):
     stalled: int
     lost: int
     processed: int
+    errors: int = 0

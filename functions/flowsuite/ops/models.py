@@ -32,6 +32,7 @@ class SweepAnswer(Response):
     stalled: int
     lost: int
     processed: int
+    errors: int = 0
 
 
 class ListDeadLetters(Request):
