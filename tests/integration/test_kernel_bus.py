@@ -148,3 +148,28 @@ def test_the_sweep_delivers_a_lost_event_and_takes_over_a_stalled_one(admin, db)
     assert harness.doc(db, "ops_probes/stalled")["received"] == counts_before + 1
     assert harness.doc(db, "ops_state/sweep")["last_counts"]["lost"] >= 1
     assert spec.name == "ops_on_probe"
+
+
+def test_a_sweep_judges_leases_by_its_own_clock(db):
+    """A live lease (a worker still running) is left alone by a sweep now, and taken
+    over by a sweep whose clock is past it: the query and the claim use one clock."""
+    import datetime as dt
+
+    import flowsuite.ops.functions  # noqa: F401
+
+    envelope = events.envelope_for(ProbeSent(probe_id="leased"), subject="s", correlation_id="c-leased")
+    db.document(f"topics/ops.probe/events/{envelope.id}").set(envelope.model_dump())
+    eventually(lambda: processed(db, envelope.id), what="first delivery")
+    received = harness.doc(db, "ops_probes/leased")["received"]
+    live_until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=100)
+    db.document(f"deliveries/{envelope.id}:ops_on_probe").update(
+        {"status": "processing", "lease_until": live_until, "attempts": 1})
+
+    assert bus.sweep(db=db)["stalled"] == 0  # not due by the real clock
+    spec = bus.SUBSCRIBERS["ops_on_probe"]
+    assert bus.deliver(spec, envelope.model_dump(), via="sweep", db=db) == "busy"
+
+    counts = bus.sweep(db=db, now=live_until + dt.timedelta(seconds=1))
+    assert counts["stalled"] >= 1 and counts["processed"] >= 1, counts
+    assert processed(db, envelope.id)["attempts"] == 2
+    assert harness.doc(db, "ops_probes/leased")["received"] == received + 1

@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from flowsuite.core import clients, events, faults, log, options, settings
+from flowsuite.core import clients, clock, events, faults, log, options, settings
 from flowsuite.core.errors import FlowsuiteError, RetryLaterError
 
 DELIVERIES = "deliveries"
@@ -122,9 +122,6 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
 
 class LeaseLostError(RuntimeError):
     """Another attempt took the delivery over while this one ran."""
@@ -132,11 +129,12 @@ class LeaseLostError(RuntimeError):
 
 # ---- delivery ----------------------------------------------------------------
 
-def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None) -> str:
+def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None, at: dt.datetime | None = None) -> str:
     """Delivers one event to one subscriber. Returns the outcome; never raises.
 
     Outcomes: processed, duplicate (already processed or dead), busy (another
     attempt holds the lease), failed (will be retried), dead (dead-lettered).
+    ``at`` is the time the lease is judged by (the sweep's clock); default now.
     """
     from google.cloud import firestore as gcf  # noqa: PLC0415
 
@@ -162,7 +160,7 @@ def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None) -
         def claim(txn) -> tuple[str, int]:
             snap = ref.get(transaction=txn)
             record = snap.to_dict() if snap.exists else None
-            now = _now()
+            now = at or clock.utcnow()
             decision = claim_decision(record, now)
             if decision != "run":
                 return decision, int((record or {}).get("attempts", 0))
@@ -214,7 +212,7 @@ def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None) -
 
 
 def _history_entry(attempt: int, via: str, outcome: str, timer: log.Timer, error: str | None = None) -> dict:
-    return {"attempt": attempt, "via": via, "outcome": outcome, "at": _now(), "duration_ms": timer.ms, "error": error}
+    return {"attempt": attempt, "via": via, "outcome": outcome, "at": clock.utcnow(), "duration_ms": timer.ms, "error": error}
 
 
 def _run_transactional(db, ref, spec: Subscriber, event: events.Event, attempt: int, via: str, timer) -> None:
@@ -234,7 +232,7 @@ def _run_transactional(db, ref, spec: Subscriber, event: events.Event, attempt: 
 def _processed_fields(attempt: int, via: str, timer) -> dict[str, Any]:
     from google.cloud import firestore as gcf  # noqa: PLC0415
 
-    now = _now()
+    now = clock.utcnow()
     return {
         "status": PROCESSED,
         "processed_time": now,
@@ -263,7 +261,7 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, attemp
     # A domain error (a refused transition, a missing document) will not heal by
     # retrying: it goes straight to the dead letters for an admin to look at.
     permanent = isinstance(exc, FlowsuiteError) and not retry_later
-    now = _now()
+    now = clock.utcnow()
     dead = permanent or (attempt >= max_attempts and not retry_later)
     entry = _history_entry(attempt, via, DEAD if dead else FAILED, timer, message)
     next_at = None if dead else now + dt.timedelta(
@@ -340,12 +338,12 @@ class NotDueError(RuntimeError):
     ``schedule_time``; raising makes the queue retry with its own backoff."""
 
 
-def redeliver(subscriber_name: str, event_path: str, *, via: str, db=None) -> str:
+def redeliver(subscriber_name: str, event_path: str, *, via: str, db=None, at: dt.datetime | None = None) -> str:
     db = db or clients.firestore()
     if via == "retry":
         record = db.collection(DELIVERIES).document(delivery_id(event_path.rsplit("/", 1)[-1], subscriber_name)).get()
         due_at = record.get("next_attempt_at") if record.exists else None
-        if record.exists and record.get("status") == FAILED and due_at and due_at > _now() + dt.timedelta(seconds=0.5):
+        if record.exists and record.get("status") == FAILED and due_at and due_at > clock.utcnow() + dt.timedelta(seconds=0.5):
             raise NotDueError(f"retry of {subscriber_name} is due at {due_at.isoformat()}")
     spec = SUBSCRIBERS.get(subscriber_name)
     if spec is None:
@@ -355,16 +353,20 @@ def redeliver(subscriber_name: str, event_path: str, *, via: str, db=None) -> st
     if not snap.exists:
         log.error("redelivery of a missing event", subscriber=subscriber_name, event_path=event_path)
         return "missing_event"
-    return deliver(spec, snap.to_dict(), via=via, db=db)
+    return deliver(spec, snap.to_dict(), via=via, db=db, at=at)
 
 
 def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[str, int]:
-    """Retries due failures, takes over stalled deliveries, delivers lost events."""
+    """Retries due failures, takes over stalled deliveries, delivers lost events.
+
+    ``now`` is the sweep's clock: what is due, stalled or lost is judged by it, and
+    so is each lease it takes over.
+    """
     from google.cloud import firestore as gcf  # noqa: PLC0415
     from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415
 
     db = db or clients.firestore()
-    now = now or _now()
+    now = now or clock.utcnow()
     counts = {"retried": 0, "stalled": 0, "lost": 0, "processed": 0, "errors": 0}
     deliveries = db.collection(DELIVERIES)
 
@@ -375,7 +377,7 @@ def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[
         for snap in query.stream():
             counts[counter] += 1
             counts["processed"] += _sweep_one(lambda snap=snap: redeliver(
-                snap.get("subscriber"), snap.get("event_path"), via="sweep", db=db), counts)
+                snap.get("subscriber"), snap.get("event_path"), via="sweep", db=db, at=now), counts)
 
     lost_before = now - dt.timedelta(seconds=settings.BUS_LOST_AFTER_SECONDS)
     window_start = now - dt.timedelta(days=2)
@@ -396,7 +398,7 @@ def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[
         for spec in subs:
             if delivery_id(snap.id, spec.name) not in recorded:
                 counts["lost"] += 1
-                counts["processed"] += _sweep_one(lambda spec=spec, doc=doc: deliver(spec, doc, via="sweep", db=db), counts)
+                counts["processed"] += _sweep_one(lambda spec=spec, doc=doc: deliver(spec, doc, via="sweep", db=db, at=now), counts)
 
     db.collection(OPS_STATE).document("sweep").set(
         {"last_sweep_time": gcf.SERVER_TIMESTAMP, "last_counts": counts}, merge=True
@@ -429,7 +431,7 @@ def replay_dead_letter(dead_letter_id: str, *, db=None) -> str:
         letter = letter_ref.get(transaction=txn)
         if not letter.exists or letter.get("status") != "dead":
             return None
-        now = _now()
+        now = clock.utcnow()
         txn.update(
             delivery_ref,
             {"status": FAILED, "attempts": 0, "next_attempt_at": now, "updated_time": now,

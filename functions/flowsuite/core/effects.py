@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from flowsuite.core import clients
+from flowsuite.core import clients, clock
 from flowsuite.core.errors import RetryLaterError
 
 COLLECTION = "effects"
@@ -51,7 +51,7 @@ def once(
     def claim(txn) -> tuple[str, dict[str, Any] | None]:
         snap = ref.get(transaction=txn)
         record = snap.to_dict() if snap.exists else None
-        now = dt.datetime.now(dt.UTC)
+        now = clock.utcnow()
         decision = decide(record, now)
         if decision == "run":
             txn.set(
@@ -78,8 +78,8 @@ def once(
         result = perform() or {}
     except Exception as exc:
         ref.update({"state": FAILED, "error": f"{type(exc).__name__}: {exc}"[:1000], "lease_until": None,
-                    "updated_time": dt.datetime.now(dt.UTC)})
+                    "updated_time": clock.utcnow()})
         raise
     ref.update({"state": SUCCEEDED, "result": result, "error": None, "lease_until": None,
-                "updated_time": dt.datetime.now(dt.UTC)})
+                "updated_time": clock.utcnow()})
     return result

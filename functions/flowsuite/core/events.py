@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from flowsuite.core import log
+from flowsuite.core import clock, log
 
 TOPICS = "topics"
 EVENTS = "events"
@@ -129,7 +129,7 @@ def envelope_for(
         type=spec.name,
         source=spec.source,
         subject=subject,
-        time=now or dt.datetime.now(dt.UTC),
+        time=now or clock.utcnow(),
         correlation_id=correlation_id or log.correlation_id() or uuid.uuid4().hex,
         schema_version=spec.version,
         data=data.model_dump(mode="json"),

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flowsuite.core import clients, settings
+from flowsuite.core import clients, clock, settings
 from flowsuite.core.errors import FailedPreconditionError, InvalidArgumentError
 
 COLLECTION = "idempotency_records"
@@ -83,7 +83,7 @@ def run(
     def claim(txn) -> tuple[str, dict[str, Any] | None]:
         snap = ref.get(transaction=txn)
         record = snap.to_dict() if snap.exists else None
-        now = dt.datetime.now(dt.UTC)
+        now = clock.utcnow()
         action = decide(record, digest, now)
         if action == "replay":
             return action, record["response"]
@@ -123,7 +123,7 @@ def run(
     except BaseException:
         _release(db, ref, token)
         raise
-    now = dt.datetime.now(dt.UTC)
+    now = clock.utcnow()
     ref.update(
         {
             "status": COMPLETED,

@@ -17,7 +17,7 @@ from typing import Any
 
 from google.cloud import firestore as gcf
 
-from flowsuite.core import clients, effects, log, settings
+from flowsuite.core import clients, clock, effects, log, settings
 from flowsuite.notifications import config
 from flowsuite.notifications.push import PushMessage, PushSender
 from flowsuite.notifications.service import TOKENS, USERS, prune_tokens
@@ -28,9 +28,6 @@ RATE_LIMITS = "push_rate_limits"
 SCHEDULED_FUNCTION = "notificationsSendScheduledPush"  # Cloud Tasks queue ids refuse underscores
 SCHEDULE_SLACK = dt.timedelta(seconds=10)
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def parse_user_refs(raw: Any) -> list[str]:
@@ -64,7 +61,7 @@ def _finish(ref, status: str, num_sent: int, error: str | None) -> str:
 
 
 def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datetime | None = None) -> str:
-    now = now or _now()
+    now = now or clock.utcnow()
     ref = db.collection(collection).document(doc_id)
     snap = ref.get()
     if not snap.exists:
@@ -165,7 +162,7 @@ def due(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datetime 
     """The scheduled task: send if the time has come, else ask the queue to retry."""
     if collection not in (FF_PUSH, FF_USER_PUSH):
         return "unknown_collection"
-    now = now or _now()
+    now = now or clock.utcnow()
     snap = db.collection(collection).document(doc_id).get()
     scheduled = snap.get("scheduled_time") if snap.exists and "scheduled_time" in snap.to_dict() else None
     if isinstance(scheduled, dt.datetime) and scheduled > now + SCHEDULE_SLACK:

@@ -10,9 +10,9 @@ picks one; nothing else knows the difference.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from typing import Any, Protocol
 
+from flowsuite.core import clock
 from flowsuite.notifications import config
 
 
@@ -97,7 +97,7 @@ class RecordingSender:
             record: dict[str, Any] = {
                 "tokens": valid, "rejected_tokens": invalid, "title": message.title, "body": message.body,
                 "data": message.data, "image_url": message.image_url, "sound": message.sound,
-                "time": dt.datetime.now(dt.UTC),
+                "time": clock.utcnow(),
             }
             self.db.collection(self.OUTBOX).add(record)
             total.add(PushResult(sent=len(valid), failed=len(invalid), invalid_tokens=invalid))

@@ -8,7 +8,6 @@ Preferences (``users/{uid}/settings/notifications``) turn a channel off per type
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from typing import Any
 
@@ -28,9 +27,6 @@ SETTINGS = "settings"
 PREFERENCES_DOC = "notifications"
 CHANNELS = ("inbox", "push", "email")
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def enabled_channels(kind: str, preferences: dict[str, Any] | None) -> list[str]:

@@ -8,12 +8,12 @@ from typing import Any
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import bus
+from flowsuite.core import bus, clock
 
 
 def snapshot(db, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """Firestore reachability, per-subscriber backlog, dead letters, last sweep."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or clock.utcnow()
     started = time.perf_counter()
     try:
         db.collection(bus.OPS_STATE).document("sweep").get()

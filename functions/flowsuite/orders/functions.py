@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from firebase_functions import scheduler_fn
 
-from flowsuite.core import bus, clients, idempotency, options
+from flowsuite.core import bus, clients, clock, idempotency, options
 from flowsuite.core.callables import CallContext, callable_function
 from flowsuite.identity.erasure import eraser
 from flowsuite.orders import models, service
@@ -69,7 +67,7 @@ def orders_mark_fulfilled(ctx: CallContext, req: models.OrderRef) -> models.Orde
 @callable_function(request=models.RunExpiry, response=models.ExpiryAnswer, roles=("admin",))
 def orders_run_expiry(ctx: CallContext, req: models.RunExpiry) -> models.ExpiryAnswer:
     """Cancels unpaid orders past their payment window now (admin)."""
-    now = dt.datetime.now(dt.UTC)
+    now = clock.utcnow()
     return models.ExpiryAnswer(cancelled=service.expire_unpaid(clients.firestore(), now=now), checked_at=now)
 
 

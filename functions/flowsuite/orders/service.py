@@ -15,7 +15,7 @@ from typing import Any
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import events, settings
+from flowsuite.core import clock, events, settings
 from flowsuite.core.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -36,9 +36,6 @@ PRODUCTS = "products"
 ORDERS = "orders"
 DELETED_USER = "deleted-user"
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def user_ref(db, uid: str):
@@ -153,7 +150,7 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
             left = snaps[line["product_id"]]["stock"] - line["quantity"]
             txn.update(db.collection(PRODUCTS).document(line["product_id"]),
                        {"stock": left, "updated_time": gcf.SERVER_TIMESTAMP})
-        now = _now()
+        now = clock.utcnow()
         order = {
             "order_id": order_id,
             "uid": uid,
@@ -204,7 +201,7 @@ def _release_stock(txn, db, order: dict[str, Any]) -> None:
 
 def _transition(txn, ref, order: dict, target: str, by: str, extra: dict | None = None) -> None:
     states.check(order["status"], target, order_id=ref.id)
-    now = _now()
+    now = clock.utcnow()
     txn.update(ref, {
         "status": target,
         "updated_time": now,
@@ -310,7 +307,7 @@ def on_payment_refunded(db, txn, data) -> None:
 
 def expire_unpaid(db, *, now: dt.datetime | None = None, limit: int = 200) -> list[str]:
     """Cancels pending orders whose payment window closed, releasing their stock."""
-    now = now or _now()
+    now = now or clock.utcnow()
     due = (
         db.collection(ORDERS)
         .where(filter=FieldFilter("status", "==", states.PENDING_PAYMENT))

@@ -13,7 +13,7 @@ from typing import Any
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import effects, events, faults, log
+from flowsuite.core import clock, effects, events, faults, log
 from flowsuite.core.errors import FailedPreconditionError, NotFoundError, PermissionDeniedError, RetryLaterError
 from flowsuite.payments.events import PaymentFailed, PaymentRefunded, PaymentSucceeded
 
@@ -25,9 +25,6 @@ DELETED_USER = "deleted-user"
 
 REQUIRES_PAYMENT, SUCCEEDED, FAILED, REFUNDED = "requires_payment", "succeeded", "failed", "refunded"
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def payment_id_for(order_id: str) -> str:
@@ -89,7 +86,7 @@ def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, cor
     def record(txn) -> None:
         if ref.get(transaction=txn).exists:
             return
-        now = _now()
+        now = clock.utcnow()
         txn.create(ref, {
             "payment_id": payment_id,
             "uid": uid,
@@ -169,8 +166,8 @@ def handle_stripe_event(db, event: dict[str, Any]) -> str:
             outcome = _fail(db, txn, ref, payment, error.get("code") or error.get("message") or "payment_failed")
         else:
             outcome = _refund(db, txn, ref, payment)
-        txn.create(marker, {"type": kind, "payment_id": ref.id, "outcome": outcome, "received_time": _now(),
-                            "expires_at": _now() + dt.timedelta(days=30)})
+        txn.create(marker, {"type": kind, "payment_id": ref.id, "outcome": outcome, "received_time": clock.utcnow(),
+                            "expires_at": clock.utcnow() + dt.timedelta(days=30)})
         return outcome, payment.get("correlation_id")
 
     outcome, correlation = apply(db.transaction())
@@ -182,7 +179,7 @@ def handle_stripe_event(db, event: dict[str, Any]) -> str:
 def _succeed(db, txn, ref, payment: dict) -> str:
     if payment["status"] != REQUIRES_PAYMENT:
         return f"already_{payment['status']}"
-    txn.update(ref, {"status": SUCCEEDED, "updated_time": _now(), "succeeded_time": _now()})
+    txn.update(ref, {"status": SUCCEEDED, "updated_time": clock.utcnow(), "succeeded_time": clock.utcnow()})
     events.publish(txn, PaymentSucceeded(payment_id=ref.id, order_id=payment["order_id"], uid=payment["uid"],
                                          amount=payment["amount"], currency=payment["currency"]),
                    subject=f"{PAYMENTS}/{ref.id}", correlation_id=payment.get("correlation_id"), db=db)
@@ -192,7 +189,7 @@ def _succeed(db, txn, ref, payment: dict) -> str:
 def _fail(db, txn, ref, payment: dict, reason: str) -> str:
     if payment["status"] != REQUIRES_PAYMENT:
         return f"already_{payment['status']}"
-    txn.update(ref, {"status": FAILED, "failure_reason": reason[:300], "updated_time": _now()})
+    txn.update(ref, {"status": FAILED, "failure_reason": reason[:300], "updated_time": clock.utcnow()})
     events.publish(txn, PaymentFailed(payment_id=ref.id, order_id=payment["order_id"], uid=payment["uid"],
                                       reason=reason[:300]),
                    subject=f"{PAYMENTS}/{ref.id}", correlation_id=payment.get("correlation_id"), db=db)
@@ -204,7 +201,7 @@ def _refund(db, txn, ref, payment: dict) -> str:
         return "already_refunded"
     if payment["status"] != SUCCEEDED:
         raise FailedPreconditionError(f"Payment {ref.id} is {payment['status']}; only a succeeded payment is refunded.")
-    txn.update(ref, {"status": REFUNDED, "updated_time": _now(), "refunded_time": _now()})
+    txn.update(ref, {"status": REFUNDED, "updated_time": clock.utcnow(), "refunded_time": clock.utcnow()})
     events.publish(txn, PaymentRefunded(payment_id=ref.id, order_id=payment["order_id"], uid=payment["uid"],
                                         amount=payment["amount"], currency=payment["currency"]),
                    subject=f"{PAYMENTS}/{ref.id}", correlation_id=payment.get("correlation_id"), db=db)
