@@ -372,3 +372,19 @@ def of_this_test(db, records: list[dict]) -> list[dict]:
     """Deliveries or dead letters whose event exists now. A trigger of an earlier test can
     still land after the reset; its event is gone, so it is not this test's."""
     return [r for r in records if r.get("event_path") and db.document(r["event_path"]).get().exists]
+
+
+def log_lines(correlation_id: str) -> list[dict]:
+    """The JSON log lines of every function the emulator ran that carry this correlation id."""
+    path = need("FLOWSUITE_EMULATOR_LOG")
+    lines = []
+    with open(path, errors="replace") as handle:
+        for raw in handle:
+            start = raw.find("{")
+            if start < 0 or correlation_id not in raw:
+                continue
+            try:
+                lines.append(json.loads(raw[start:]))
+            except ValueError:
+                continue
+    return lines

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from google.cloud.firestore_v1.base_query import FieldFilter
+
 from tests import harness
 from tests.harness import call
 
@@ -42,3 +44,56 @@ def publish(db, data, subject: str = "test") -> str:
     envelope = events.publish(batch, data, subject=subject, db=db)
     batch.commit()
     return envelope.id
+
+
+def checkout_cost(db, user, product_id: str) -> dict:
+    """One whole checkout (place, intent, Stripe's webhook, order paid, receipt) under its
+    own correlation id. Its Firestore reads and writes are summed from the ``fs_reads`` /
+    ``fs_writes`` the client layer logs on each invocation's last line, per function;
+    trigger invocations are counted per event against the event type's subscribers."""
+    from flowsuite.core import bus
+
+    from tests.integration.payments_helpers import confirm
+
+    corr = f"cost-{uuid.uuid4().hex[:12]}"
+    headers = {"X-Correlation-Id": corr}
+    out = place(user, [(product_id, 1)], headers=headers)
+    intent = call("payments_create_intent", {"order_id": out["order_id"], "idempotency_key": uuid.uuid4().hex},
+                  user=user, headers=headers)
+    confirm(harness.doc(db, f"payments/{intent['payment_id']}")["provider_ref"])
+
+    def settled():
+        deliveries = [d.to_dict() for d in db.collection("deliveries").where(filter=FieldFilter("correlation_id", "==", corr)).stream()]
+        if not any(d["subscriber"] == "notifications_on_order_paid" for d in deliveries):
+            return None
+        if any(d["status"] != "processed" for d in deliveries):
+            return None
+        lines = [x for x in harness.log_lines(corr) if x.get("correlation_id") == corr and "fs_reads" in x]
+        finished = [x for x in lines if x["message"] == "delivery processed"]
+        if len(finished) < len(deliveries) or not any(x["function"] == "payments_stripe_webhook" for x in lines):
+            return None  # the last log lines are written after the commits
+        return deliveries, lines
+
+    deliveries, lines = harness.eventually(settled, timeout=60, what="the checkout settled and logged")
+    per_function: dict[str, dict[str, int]] = {}
+    for line in lines:
+        counts = per_function.setdefault(line["function"], {"reads": 0, "writes": 0, "invocations": 0})
+        counts["reads"] += line["fs_reads"]
+        counts["writes"] += line["fs_writes"]
+        counts["invocations"] += 1
+    invocations: dict[str, int] = {}
+    for line in lines:
+        if line.get("via") == "trigger" and line.get("event_id"):
+            invocations[line["event_id"]] = invocations.get(line["event_id"], 0) + 1
+    published = db.collection_group("events").where(filter=FieldFilter("correlation_id", "==", corr)).stream()
+    event_types = {e.id: e.get("type") for e in published}
+    triggers = {event_id: {"type": kind, "invocations": invocations.get(event_id, 0),
+                           "subscribers": len(bus.subscribers_of(kind))}
+                for event_id, kind in event_types.items()}
+    return {
+        "correlation_id": corr,
+        "reads": sum(c["reads"] for c in per_function.values()),
+        "writes": sum(c["writes"] for c in per_function.values()),
+        "per_function": per_function,
+        "events": triggers,
+    }

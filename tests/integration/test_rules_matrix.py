@@ -81,7 +81,6 @@ SPECS: list[Spec] = [
          {"get": {"owner", "staff", "admin"}, "list": {"owner", "staff", "admin"}},
          owner_filter=lambda o: [("uid", "==", o)]),
     server_only("stripe_customers", lambda o, c: f"stripe_customers/{o}", lambda o: {"uid": o, "customer_id": "cus_1"}, {"admin"}),
-    nobody("stripe_events", "stripe_events"),
     Spec("inbox", lambda o, c: f"users/{o}/notifications/n-{c}",
          lambda o: {"type": "welcome", "title": "Hi", "body": "b", "data": {}, "read": False},
          lambda o, a: {"read": True}, {"get": {"owner"}, "list": {"owner"}, "update": {"owner"}}),

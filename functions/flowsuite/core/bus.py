@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from flowsuite.core import clients, clock, events, faults, log, options, settings
+from flowsuite.core import clients, clock, events, faults, log, metering, options, settings
 from flowsuite.core.errors import FlowsuiteError, RetryLaterError
 
 DELIVERIES = "deliveries"
@@ -60,7 +60,7 @@ def subscriber(event_model: type[events.EventData], *, transactional: bool = Tru
     ``txn`` first, then writes with ``txn``; the bus adds the processed mark to the
     same transaction. A handler with effects outside Firestore (Stripe, FCM, SMTP)
     is declared ``transactional=False``, is called as ``handler(event)`` and guards
-    those effects with ``flowsuite.core.effects.once``.
+    each of those effects with ``event.once(step, perform)``.
     """
 
     def decorate(handler: Callable[..., None]) -> Callable:
@@ -123,10 +123,6 @@ def error_text(exc: BaseException) -> str:
 
 
 
-class LeaseLostError(RuntimeError):
-    """Another attempt took the delivery over while this one ran."""
-
-
 # ---- delivery ----------------------------------------------------------------
 
 def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None, at: dt.datetime | None = None) -> str:
@@ -135,9 +131,13 @@ def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None, a
     Outcomes: processed, duplicate (already processed or dead), busy (another
     attempt holds the lease), failed (will be retried), dead (dead-lettered).
     ``at`` is the time the lease is judged by (the sweep's clock); default now.
-    """
-    from google.cloud import firestore as gcf  # noqa: PLC0415
 
+    A transactional subscriber runs in one transaction with its delivery record:
+    the record is read, the handler reads and writes, and the processed mark is
+    written in one commit, so two attempts can never both apply it and no lease
+    is needed. A subscriber with effects outside Firestore claims the delivery
+    with a lease first (status ``processing``), then runs, then is marked.
+    """
     db = db or clients.firestore()
     try:
         envelope = events.Envelope.model_validate(event_doc)
@@ -145,7 +145,6 @@ def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None, a
         log.error("malformed event ignored", subscriber=spec.name, error=error_text(exc))
         return "malformed"
     ref = db.collection(DELIVERIES).document(delivery_id(envelope.id, spec.name))
-    event_path = f"{spec.event_type.collection}/{envelope.id}"
 
     with log.bind(
         domain=spec.domain,
@@ -153,80 +152,110 @@ def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None, a
         correlation_id=envelope.correlation_id,
         event_id=envelope.id,
         event_type=envelope.type,
-    ):
+    ), metering.metered():
         timer = log.Timer()
-
-        @gcf.transactional
-        def claim(txn) -> tuple[str, int]:
-            snap = ref.get(transaction=txn)
-            record = snap.to_dict() if snap.exists else None
-            now = at or clock.utcnow()
-            decision = claim_decision(record, now)
-            if decision != "run":
-                return decision, int((record or {}).get("attempts", 0))
-            attempt = int((record or {}).get("attempts", 0)) + 1
-            base = {
-                "subscriber": spec.name,
-                "domain": spec.domain,
-                "event_id": envelope.id,
-                "event_type": envelope.type,
-                "event_path": event_path,
-                "correlation_id": envelope.correlation_id,
-                "event_time": envelope.time,
-            }
-            txn.set(
-                ref,
-                {
-                    **base,
-                    "status": PROCESSING,
-                    "attempts": attempt,
-                    "lease_until": now + dt.timedelta(seconds=settings.BUS_LEASE_SECONDS),
-                    "started_time": now,
-                    "updated_time": now,
-                    "next_attempt_at": None,
-                    **({} if record else {"created_time": now, "history": []}),
-                },
-                merge=True,
-            )
-            return "run", attempt
-
-        decision, attempt = claim(db.transaction())
+        run = _deliver_in_transaction if spec.transactional else _deliver_with_lease
+        try:
+            decision, attempt = run(db, ref, spec, envelope, via, timer, at)
+        except _LeasedAttemptError as failed:
+            return _record_failure(db, ref, spec, envelope, via, timer, failed.__cause__, leased=failed.attempt)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried
+            return _record_failure(db, ref, spec, envelope, via, timer, exc)
         if decision != "run":
-            log.info("delivery skipped", outcome=decision, via=via, attempt=attempt)
+            log.info("delivery skipped", outcome=decision, via=via, attempt=attempt, **metering.fields())
             return decision
+        log.info("delivery processed", via=via, attempt=attempt, latency_ms=timer.ms, **metering.fields())
+        return PROCESSED
 
+
+def _record_fields(spec: Subscriber, envelope: events.Envelope) -> dict[str, Any]:
+    return {
+        "subscriber": spec.name,
+        "domain": spec.domain,
+        "event_id": envelope.id,
+        "event_type": envelope.type,
+        "event_path": f"{spec.event_type.collection}/{envelope.id}",
+        "correlation_id": envelope.correlation_id,
+        "event_time": envelope.time,
+    }
+
+
+def _event(spec: Subscriber, envelope: events.Envelope, attempt: int, **extra: Any) -> events.Event:
+    return events.Event(envelope=envelope, data=spec.event_type.model.model_validate(envelope.data),
+                        attempt=attempt, **extra)
+
+
+def _deliver_in_transaction(db, ref, spec: Subscriber, envelope: events.Envelope, via: str, timer,
+                            at: dt.datetime | None) -> tuple[str, int]:
+    from google.cloud import firestore as gcf  # noqa: PLC0415
+
+    faults.maybe_fail(spec.name, db=db)
+
+    @gcf.transactional
+    def apply(txn) -> tuple[str, int]:
+        snap = ref.get(transaction=txn)
+        record = snap.to_dict() if snap.exists else None
+        attempts = int((record or {}).get("attempts", 0))
+        decision = claim_decision(record, at or clock.utcnow())
+        if decision != "run":
+            return decision, attempts
+        spec.handler(_event(spec, envelope, attempts + 1), txn)
+        txn.set(ref, {
+            **_record_fields(spec, envelope),
+            **_processed_fields(attempts + 1, via, timer),
+            "attempts": attempts + 1,
+            "next_attempt_at": None,
+            **({} if record else {"created_time": clock.utcnow()}),
+        }, merge=True)
+        return "run", attempts + 1
+
+    return apply(db.transaction())
+
+
+def _deliver_with_lease(db, ref, spec: Subscriber, envelope: events.Envelope, via: str, timer,
+                        at: dt.datetime | None) -> tuple[str, int]:
+    from google.cloud import firestore as gcf  # noqa: PLC0415
+
+    @gcf.transactional
+    def claim(txn) -> tuple[str, int, dict[str, Any]]:
+        snap = ref.get(transaction=txn)
+        record = snap.to_dict() if snap.exists else None
+        now = at or clock.utcnow()
+        decision = claim_decision(record, now)
+        attempts = int((record or {}).get("attempts", 0))
+        if decision != "run":
+            return decision, attempts, {}
+        txn.set(ref, {
+            **_record_fields(spec, envelope),
+            "status": PROCESSING,
+            "attempts": attempts + 1,
+            "lease_until": now + dt.timedelta(seconds=settings.BUS_LEASE_SECONDS),
+            "started_time": now,
+            "updated_time": now,
+            "next_attempt_at": None,
+            **({} if record else {"created_time": now, "history": []}),
+        }, merge=True)
+        return "run", attempts + 1, dict((record or {}).get("steps") or {})
+
+    decision, attempt, steps = claim(db.transaction())
+    if decision != "run":
+        return decision, attempt
+
+    def record_step(step: str, result: dict[str, Any]) -> None:
+        ref.update({f"steps.{step}": result, "updated_time": clock.utcnow()})
+
+    try:
         with log.bind(attempt=attempt):
-            try:
-                data = spec.event_type.model.model_validate(envelope.data)
-                event = events.Event(envelope=envelope, data=data, attempt=attempt)
-                faults.maybe_fail(spec.name, db=db)
-                if spec.transactional:
-                    _run_transactional(db, ref, spec, event, attempt, via, timer)
-                else:
-                    spec.handler(event)
-                    _mark_processed(db, ref, attempt, via, timer)
-            except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried
-                return _record_failure(db, ref, spec, envelope, attempt, via, timer, exc)
-        log.info("delivery processed", via=via, attempt=attempt, latency_ms=timer.ms)
-        return "processed"
+            faults.maybe_fail(spec.name, db=db)
+            spec.handler(_event(spec, envelope, attempt, steps=steps, record_step=record_step))
+            _mark_processed(db, ref, attempt, via, timer)
+    except Exception as exc:
+        raise _LeasedAttemptError(attempt) from exc
+    return "run", attempt
 
 
 def _history_entry(attempt: int, via: str, outcome: str, timer: log.Timer, error: str | None = None) -> dict:
     return {"attempt": attempt, "via": via, "outcome": outcome, "at": clock.utcnow(), "duration_ms": timer.ms, "error": error}
-
-
-def _run_transactional(db, ref, spec: Subscriber, event: events.Event, attempt: int, via: str, timer) -> None:
-    from google.cloud import firestore as gcf  # noqa: PLC0415
-
-    @gcf.transactional
-    def apply(txn) -> None:
-        snap = ref.get(transaction=txn)
-        if not snap.exists or snap.get("status") != PROCESSING or snap.get("attempts") != attempt:
-            raise LeaseLostError("the delivery was taken over by another attempt")
-        spec.handler(event, txn)
-        txn.update(ref, _processed_fields(attempt, via, timer))
-
-    apply(db.transaction())
 
 
 def _processed_fields(attempt: int, via: str, timer) -> dict[str, Any]:
@@ -249,12 +278,25 @@ def _mark_processed(db, ref, attempt: int, via: str, timer) -> None:
     ref.update(_processed_fields(attempt, via, timer))
 
 
-def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, attempt: int, via: str, timer, exc) -> str:
+class _LeasedAttemptError(Exception):
+    """A leased attempt failed (its cause); carries the attempt number it claimed."""
+
+    def __init__(self, attempt: int) -> None:
+        super().__init__(f"attempt {attempt} failed")
+        self.attempt = attempt
+
+
+def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: str, timer, exc,
+                    *, leased: int | None = None) -> str:
+    """Records a failed attempt: retried later with backoff, or dead-lettered.
+
+    A leased attempt (``leased`` is its number) records its failure only while the
+    lease is still its own. Any other failure (a transactional attempt, which wrote
+    nothing; a claim that failed) is the record's next attempt, unless another
+    attempt holds the lease.
+    """
     from google.cloud import firestore as gcf  # noqa: PLC0415
 
-    if isinstance(exc, LeaseLostError):
-        log.warning("delivery lost its lease", via=via)
-        return "busy"
     message = error_text(exc)
     max_attempts = settings.int_value(settings.BUS_MAX_ATTEMPTS)
     retry_later = isinstance(exc, RetryLaterError)
@@ -262,59 +304,64 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, attemp
     # retrying: it goes straight to the dead letters for an admin to look at.
     permanent = isinstance(exc, FlowsuiteError) and not retry_later
     now = clock.utcnow()
-    dead = permanent or (attempt >= max_attempts and not retry_later)
-    entry = _history_entry(attempt, via, DEAD if dead else FAILED, timer, message)
-    next_at = None if dead else now + dt.timedelta(
-        seconds=backoff_seconds(attempt, settings.int_value(settings.BUS_RETRY_BASE_SECONDS))
-    )
 
     @gcf.transactional
-    def record(txn) -> bool:
+    def record(txn) -> tuple[str, int, dt.datetime | None]:
         snap = ref.get(transaction=txn)
-        if not snap.exists or snap.get("status") != PROCESSING or snap.get("attempts") != attempt:
-            return False
-        history = list(snap.get("history") or []) + [entry]
-        txn.update(
-            ref,
-            {
-                "status": DEAD if dead else FAILED,
-                "last_error": message,
-                "lease_until": None,
-                "next_attempt_at": next_at,
-                "updated_time": now,
-                "history": gcf.ArrayUnion([entry]),
-            },
-        )
+        current = snap.to_dict() if snap.exists else None
+        status = (current or {}).get("status")
+        attempts = int((current or {}).get("attempts", 0))
+        if status in (PROCESSED, DEAD):
+            return "duplicate", attempts, None
+        if leased is not None and (status != PROCESSING or attempts != leased):
+            return "busy", attempts, None  # another attempt took the delivery over
+        if leased is None and status == PROCESSING:
+            return "busy", attempts, None  # another attempt holds the lease
+        attempt = leased if leased is not None else attempts + 1
+        dead = permanent or (attempt >= max_attempts and not retry_later)
+        next_at = None if dead else now + dt.timedelta(
+            seconds=backoff_seconds(attempt, settings.int_value(settings.BUS_RETRY_BASE_SECONDS)))
+        entry = _history_entry(attempt, via, DEAD if dead else FAILED, timer, message)
+        txn.set(ref, {
+            **_record_fields(spec, envelope),
+            "status": DEAD if dead else FAILED,
+            "attempts": attempt,
+            "last_error": message,
+            "lease_until": None,
+            "next_attempt_at": next_at,
+            "updated_time": now,
+            "history": gcf.ArrayUnion([entry]),
+            **({} if current else {"created_time": now}),
+        }, merge=True)
         if dead:
-            txn.set(
-                db.collection(DEAD_LETTERS).document(ref.id),
-                {
-                    "delivery_id": ref.id,
-                    "subscriber": spec.name,
-                    "domain": spec.domain,
-                    "event_id": envelope.id,
-                    "event_type": envelope.type,
-                    "event_path": f"{spec.event_type.collection}/{envelope.id}",
-                    "correlation_id": envelope.correlation_id,
-                    "envelope": envelope.model_dump(),
-                    "error": message,
-                    "attempts": attempt,
-                    "history": history,
-                    "status": "dead",
-                    "created_time": now,
-                },
-            )
-        return True
+            txn.set(db.collection(DEAD_LETTERS).document(ref.id), {
+                "delivery_id": ref.id,
+                "subscriber": spec.name,
+                "domain": spec.domain,
+                "event_id": envelope.id,
+                "event_type": envelope.type,
+                "event_path": f"{spec.event_type.collection}/{envelope.id}",
+                "correlation_id": envelope.correlation_id,
+                "envelope": envelope.model_dump(),
+                "error": message,
+                "attempts": attempt,
+                "history": list((current or {}).get("history") or []) + [entry],
+                "status": "dead",
+                "created_time": now,
+            })
+        return (DEAD if dead else FAILED), attempt, next_at
 
-    recorded = record(db.transaction())
-    if dead:
-        log.error("delivery dead-lettered", via=via, error=message, latency_ms=timer.ms,
-                  traceback=traceback.format_exc(limit=10))
+    outcome, attempt, next_at = record(db.transaction())
+    if outcome in ("duplicate", "busy"):
+        log.info("delivery skipped", outcome=outcome, via=via, error=message, **metering.fields())
+        return outcome
+    if outcome == DEAD:
+        log.error("delivery dead-lettered", via=via, attempt=attempt, error=message, latency_ms=timer.ms,
+                  **metering.fields(), traceback="".join(traceback.format_exception(exc, limit=10)))
         return DEAD
-    log.warning("delivery failed; will retry", via=via, error=message, latency_ms=timer.ms,
-                retry_at=next_at.isoformat() if next_at else None)
-    if recorded and next_at is not None:
-        schedule_retry(spec.name, f"{spec.event_type.collection}/{envelope.id}", next_at)
+    log.warning("delivery failed; will retry", via=via, attempt=attempt, error=message, latency_ms=timer.ms,
+                **metering.fields(), retry_at=next_at.isoformat() if next_at else None)
+    schedule_retry(spec.name, f"{spec.event_type.collection}/{envelope.id}", next_at)
     return FAILED
 
 

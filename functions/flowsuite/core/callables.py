@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from flowsuite.core import clients, errors, idempotency, log, options
+from flowsuite.core import clients, errors, idempotency, log, metering, options
 from flowsuite.core.errors import PermissionDeniedError, UnauthenticatedError
 
 Req = TypeVar("Req", bound=BaseModel)
@@ -139,7 +139,8 @@ def callable_function(
             uid = req.auth.uid if req.auth else None
             claims = dict(req.auth.token) if req.auth else {}
             timer = log.Timer()
-            with log.bind(domain=spec.domain, function=spec.name, correlation_id=corr, uid=uid):
+            with log.bind(domain=spec.domain, function=spec.name, correlation_id=corr, uid=uid), \
+                    metering.metered() as meter:
                 try:
                     result = invoke(spec, handler, uid, claims, corr, req.data)
                 except BaseException as exc:  # noqa: BLE001 - the edge maps every error
@@ -148,13 +149,15 @@ def callable_function(
                         log.error(
                             "callable failed unexpectedly",
                             latency_ms=timer.ms,
+                            **meter.fields(),
                             error=f"{type(exc).__name__}: {exc}",
                             traceback=traceback.format_exc(limit=20),
                         )
                     else:
-                        log.info("callable refused", code=code, latency_ms=timer.ms, error=str(exc)[:300])
+                        log.info("callable refused", code=code, latency_ms=timer.ms, **meter.fields(),
+                                 error=str(exc)[:300])
                     raise errors.to_https_error(exc, corr) from None
-                log.info("callable ok", latency_ms=timer.ms)
+                log.info("callable ok", latency_ms=timer.ms, **meter.fields())
                 return result
 
         endpoint.__name__ = endpoint.__qualname__ = spec.name

@@ -11,7 +11,7 @@ import functools
 import os
 from typing import TYPE_CHECKING
 
-from flowsuite.core import settings
+from flowsuite.core import metering, settings
 
 if TYPE_CHECKING:  # pragma: no cover
     import firebase_admin
@@ -35,8 +35,10 @@ def firestore() -> Client:
     if os.environ.get("FIRESTORE_EMULATOR_HOST"):
         from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415
 
-        return gcf.Client(project=settings.project_id(), credentials=AnonymousCredentials())
-    return gcf.Client(project=settings.project_id())
+        client = gcf.Client(project=settings.project_id(), credentials=AnonymousCredentials())
+    else:
+        client = gcf.Client(project=settings.project_id())
+    return metering.instrument(client)  # reads and writes per invocation, in the logs
 
 
 def auth():

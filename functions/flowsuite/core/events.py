@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -96,6 +97,24 @@ class Event(Generic[T]):
     envelope: Envelope
     data: T
     attempt: int = 1
+    # Steps a non-transactional delivery finished in earlier attempts, and how the
+    # bus records a new one on the delivery record (see ``once``).
+    steps: dict[str, Any] = dataclasses.field(default_factory=dict)
+    record_step: Callable[[str, dict[str, Any]], None] | None = None
+
+    def once(self, step: str, perform: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
+        """Runs an effect outside Firestore (a push, an email) at most once per
+        delivery: its result is kept on the delivery record, and a retry of the
+        delivery returns it instead of running ``perform`` again. The delivery's
+        lease keeps two attempts from running at once, so this costs no read and
+        one write per step (``effects.once`` is the same guard outside the bus)."""
+        if step in self.steps:
+            return self.steps[step]
+        result = perform() or {}
+        if self.record_step is not None:
+            self.record_step(step, result)
+        self.steps[step] = result
+        return result
 
     @property
     def id(self) -> str:

@@ -63,6 +63,5 @@ SINGLE_FIELD = (
 TTL = (
     Ttl("idempotency_records", "expires_at", "a callable's stored answer is kept 24 h"),
     Ttl("effects", "expires_at", "records of Stripe/FCM/SMTP effects are kept 30 days"),
-    Ttl("stripe_events", "expires_at", "applied Stripe event ids are kept 30 days (Stripe retries for 3)"),
     Ttl("deliveries", "expires_at", "processed-event marks are kept 30 days"),
 )

@@ -32,7 +32,7 @@ options.apply()
 
 def _notify(event, uid: str, kind: str, context: dict, data: dict[str, str] | None = None) -> None:
     service.notify(
-        clients.firestore(), clients.push_sender(), uid=uid, kind=kind, event_id=event.id,
+        clients.firestore(), clients.push_sender(), once=event.once, uid=uid, kind=kind, event_id=event.id,
         context={"app": config.value(config.APP_NAME), **context},
         data={"type": kind, **(data or {})}, correlation_id=event.correlation_id,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Protocol
 
-from flowsuite.core import clock
+from flowsuite.core import clock, metering
 from flowsuite.notifications import config
 
 
@@ -99,6 +99,7 @@ class RecordingSender:
                 "data": message.data, "image_url": message.image_url, "sound": message.sound,
                 "time": clock.utcnow(),
             }
-            self.db.collection(self.OUTBOX).add(record)
+            with metering.paused():  # FCM's stand-in: production writes nothing here
+                self.db.collection(self.OUTBOX).add(record)
             total.add(PushResult(sent=len(valid), failed=len(invalid), invalid_tokens=invalid))
         return total

@@ -1,7 +1,8 @@
 """Notifications service code: deliver a notification on each channel once.
 
-Each (event, channel) send is an ``effects.once`` record with a lease, so a
-redelivered event never sends twice. The inbox document's id is the event id.
+Each external send (push, email) runs under the delivery's ``once`` guard (the
+bus keeps its result on the delivery record), so a redelivered event never sends
+twice. The inbox document's id is the event id and it is created once.
 Preferences (``users/{uid}/settings/notifications``) turn a channel off per type:
 ``{"order_paid": {"email": false}}``.
 """
@@ -9,12 +10,14 @@ Preferences (``users/{uid}/settings/notifications``) turn a channel off per type
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
+from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import effects, log
+from flowsuite.core import log
 from flowsuite.core.errors import InvalidArgumentError, PermissionDeniedError
 from flowsuite.notifications import email as mail
 from flowsuite.notifications.push import PushMessage, PushSender
@@ -36,9 +39,14 @@ def enabled_channels(kind: str, preferences: dict[str, Any] | None) -> list[str]
     return [c for c in wanted if off.get(c, True) is not False]
 
 
-def notify(db, push: PushSender, *, uid: str, kind: str, event_id: str, context: dict[str, Any],
+Once = Callable[[str, Callable[[], dict[str, Any] | None]], dict[str, Any]]
+
+
+def notify(db, push: PushSender, *, once: Once, uid: str, kind: str, event_id: str, context: dict[str, Any],
            data: dict[str, str] | None = None, correlation_id: str | None = None) -> dict[str, str]:
-    """Sends one notification on every enabled channel, each exactly once. Returns outcomes."""
+    """Sends one notification on every enabled channel, each exactly once. Returns outcomes.
+
+    ``once(step, perform)`` runs an external send at most once (``Event.once``)."""
     user_ref = db.collection(USERS).document(uid)
     user = user_ref.get()
     profile = user.to_dict() if user.exists else None
@@ -52,18 +60,16 @@ def notify(db, push: PushSender, *, uid: str, kind: str, event_id: str, context:
     for channel in channels:
         key = f"notify-{event_id}-{channel}"
         if channel == "inbox":
-            result = effects.once(key, lambda: _inbox(user_ref, event_id, kind, title, text, data, correlation_id),
-                                  meta={"kind": "inbox"}, db=db)
+            result = _inbox(user_ref, event_id, kind, title, text, data, correlation_id)
         elif channel == "push":
-            result = effects.once(key, lambda: _push(db, push, user_ref, title, text, data or {}),
-                                  meta={"kind": "push"}, db=db)
+            result = once(channel, lambda: _push(db, push, user_ref, title, text, data or {}))
         else:
             address = profile.get("email") or context.get("email")
             if not address:
                 outcomes[channel] = "no_address"
                 continue
             msg = mail.build(to=address, subject=title, text=text, html=html, message_id_seed=key)
-            result = effects.once(key, lambda msg=msg: {"message_id": mail.send(msg)}, meta={"kind": "email"}, db=db)
+            result = once(channel, lambda msg=msg: {"message_id": mail.send(msg)})
         outcomes[channel] = "sent" if result.get("sent", 1) else str(result.get("reason", "nothing_sent"))
     for channel in set(TEMPLATES[kind].channels) - set(channels):
         outcomes[channel] = "disabled"
@@ -72,11 +78,15 @@ def notify(db, push: PushSender, *, uid: str, kind: str, event_id: str, context:
 
 
 def _inbox(user_ref, event_id: str, kind: str, title: str, body: str, data, correlation_id) -> dict:
+    """Creates the inbox entry once: a retry finds it (and leaves ``read`` as the user set it)."""
     ref = user_ref.collection(INBOX).document(event_id)
-    ref.set({
-        "type": kind, "title": title, "body": body, "data": data or {}, "read": False,
-        "created_time": gcf.SERVER_TIMESTAMP, "event_id": event_id, "correlation_id": correlation_id,
-    })
+    try:
+        ref.create({
+            "type": kind, "title": title, "body": body, "data": data or {}, "read": False,
+            "created_time": gcf.SERVER_TIMESTAMP, "event_id": event_id, "correlation_id": correlation_id,
+        })
+    except AlreadyExists:
+        pass
     return {"inbox_id": ref.id}
 
 

@@ -35,6 +35,7 @@ class DeliveryDoc(Document):
     last_error: str | None
     correlation_id: str
     history: list[dict[str, Any]]
+    steps: dict[str, Any] = {}  # results of effects outside Firestore (Event.once), kept across attempts
 
 
 @collection("dead_letters/{event_id}:{subscriber}", read="admins", write="the bus; replayed by ops")

@@ -22,6 +22,7 @@ class PaymentDoc(Document):
     status: str
     failure_reason: str | None
     correlation_id: str
+    stripe_event_ids: list[str] = []  # Stripe events applied to it: each is applied once
     created_time: Timestamp
     updated_time: Timestamp
 
@@ -33,14 +34,3 @@ class StripeCustomerDoc(Document):
     uid: str
     customer_id: str
     created_time: Timestamp
-
-
-@collection("stripe_events/{event_id}", read="nobody (server only)", write="payments functions only")
-class StripeEventDoc(Document):
-    """A Stripe webhook event already applied (each is applied once)."""
-
-    type: str
-    payment_id: str
-    outcome: str
-    received_time: Timestamp
-    expires_at: Timestamp

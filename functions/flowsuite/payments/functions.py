@@ -6,7 +6,7 @@ import json
 
 from firebase_functions import https_fn
 
-from flowsuite.core import bus, clients, log, options
+from flowsuite.core import bus, clients, log, metering, options
 from flowsuite.core.callables import CallContext, callable_function
 from flowsuite.core.errors import RetryLaterError
 from flowsuite.identity.erasure import eraser
@@ -42,7 +42,7 @@ def payments_stripe_webhook(req: https_fn.Request) -> https_fn.Response:
     """Stripe's webhook: verified, applied once per Stripe event, 5xx on a transient failure."""
     import stripe  # noqa: PLC0415 - heavy; only this domain pays for it
 
-    with log.bind(domain="payments", function="payments_stripe_webhook"):
+    with log.bind(domain="payments", function="payments_stripe_webhook"), metering.metered() as meter:
         if req.method != "POST":
             return _answer(405, {"error": "POST only"})
         if (req.content_length or 0) > config.WEBHOOK_MAX_BODY_BYTES:
@@ -65,15 +65,16 @@ def payments_stripe_webhook(req: https_fn.Request) -> https_fn.Response:
             return _answer(400, {"error": "invalid signature or payload"})
         with log.bind(stripe_event_id=event_id, stripe_event_type=kind):
             try:
-                outcome = service.handle_stripe_event(clients.firestore(), event)
+                applied = service.handle_stripe_event(clients.firestore(), event)
             except RetryLaterError as exc:
-                log.warning("webhook deferred; Stripe will retry", error=str(exc))
+                log.warning("webhook deferred; Stripe will retry", error=str(exc), **meter.fields())
                 return _answer(503, {"error": "retry later"})
             except Exception as exc:  # noqa: BLE001 - Stripe must retry, never a 200 on failure
-                log.error("webhook failed", error=f"{type(exc).__name__}: {exc}")
+                log.error("webhook failed", error=f"{type(exc).__name__}: {exc}", **meter.fields())
                 return _answer(500, {"error": "internal"})
-            log.info("webhook applied", outcome=outcome)
-            return _answer(200, {"received": True, "outcome": outcome})
+            with log.bind(correlation_id=applied.correlation_id, payment_id=applied.payment_id):
+                log.info("webhook applied", outcome=applied.outcome, **meter.fields())
+            return _answer(200, {"received": True, "outcome": applied.outcome})
 
 
 @bus.subscriber(OrderCancelled, transactional=False, secrets=config.SECRETS)

@@ -7,9 +7,10 @@ retry neither charges twice nor loses the payment.
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 from typing import Any
 
+from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -19,7 +20,6 @@ from flowsuite.payments.events import PaymentFailed, PaymentRefunded, PaymentSuc
 
 PAYMENTS = "payments"
 CUSTOMERS = "stripe_customers"
-STRIPE_EVENTS = "stripe_events"
 ORDERS = "orders"  # read only, as docs/collections.md allows
 DELETED_USER = "deleted-user"
 
@@ -81,13 +81,9 @@ def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, cor
     )
     faults.maybe_fail("payments.after_stripe_intent", db=db)  # a crash between Stripe and Firestore
     ref = db.collection(PAYMENTS).document(payment_id)
-
-    @gcf.transactional
-    def record(txn) -> None:
-        if ref.get(transaction=txn).exists:
-            return
-        now = clock.utcnow()
-        txn.create(ref, {
+    now = clock.utcnow()
+    try:  # created once: a retry after a crash finds it (no read needed to know)
+        ref.create({
             "payment_id": payment_id,
             "uid": uid,
             "user_ref": db.collection("users").document(uid),
@@ -104,8 +100,8 @@ def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, cor
             "created_time": now,
             "updated_time": now,
         })
-
-    record(db.transaction())
+    except AlreadyExists:
+        pass
     return {"payment_id": payment_id, "client_secret": intent["client_secret"], "amount": amount,
             "currency": currency, "customer": customer}
 
@@ -133,75 +129,92 @@ class UnknownPaymentError(RetryLaterError):
     """A PaymentIntent we may have created but not recorded yet: Stripe should retry."""
 
 
-def find_payment(db, intent_id: str):
-    snaps = list(db.collection(PAYMENTS).where(filter=FieldFilter("provider_ref", "==", intent_id)).limit(1).stream())
-    return snaps[0].reference if snaps else None
+@dataclasses.dataclass(frozen=True)
+class Applied:
+    """What a Stripe event did, and to which checkout (for the webhook's log line)."""
+
+    outcome: str
+    payment_id: str | None = None
+    correlation_id: str | None = None
 
 
-def handle_stripe_event(db, event: dict[str, Any]) -> str:
-    """Applies one verified Stripe event once. Returns what happened."""
+def payment_query(db, intent_id: str):
+    return db.collection(PAYMENTS).where(filter=FieldFilter("provider_ref", "==", intent_id)).limit(1)
+
+
+def handle_stripe_event(db, event: dict[str, Any]) -> Applied:
+    """Applies one verified Stripe event once. Returns what happened.
+
+    One transaction finds the payment by its PaymentIntent id, skips an event id
+    it already applied (kept on the payment, ``stripe_event_ids``), and writes the
+    new status with its event: one read and two writes per applied event.
+    """
     event_id, kind = event["id"], event["type"]
     if kind not in HANDLED:
-        return "ignored"
+        return Applied("ignored")
     obj = event["data"]["object"]
     intent_id = obj.get("payment_intent") if kind == "charge.refunded" else obj.get("id")
-    ref = find_payment(db, intent_id or "")
-    if ref is None:
-        metadata = obj.get("metadata") or {}
-        if metadata and "flowsuite_payment_id" not in metadata:
-            return "not_ours"
-        raise UnknownPaymentError(f"no payment recorded for {intent_id} yet")
-    marker = db.collection(STRIPE_EVENTS).document(event_id)
     faults.maybe_fail("payments.webhook", db=db)  # a transient failure: Stripe must retry
 
     @gcf.transactional
-    def apply(txn) -> tuple[str, str | None]:
-        if marker.get(transaction=txn).exists:
-            return "duplicate", None
-        payment = ref.get(transaction=txn).to_dict()
+    def apply(txn) -> Applied | None:
+        found = list(txn.get(payment_query(db, intent_id or "")))
+        if not found:
+            return None
+        ref, payment = found[0].reference, found[0].to_dict()
+        if event_id in (payment.get("stripe_event_ids") or []):
+            return Applied("duplicate", ref.id, payment.get("correlation_id"))
         if kind == "payment_intent.succeeded":
-            outcome = _succeed(db, txn, ref, payment)
+            outcome = _succeed(db, txn, ref, payment, event_id)
         elif kind == "payment_intent.payment_failed":
             error = obj.get("last_payment_error") or {}
-            outcome = _fail(db, txn, ref, payment, error.get("code") or error.get("message") or "payment_failed")
+            outcome = _fail(db, txn, ref, payment, error.get("code") or error.get("message") or "payment_failed",
+                            event_id)
         else:
-            outcome = _refund(db, txn, ref, payment)
-        txn.create(marker, {"type": kind, "payment_id": ref.id, "outcome": outcome, "received_time": clock.utcnow(),
-                            "expires_at": clock.utcnow() + dt.timedelta(days=30)})
-        return outcome, payment.get("correlation_id")
+            outcome = _refund(db, txn, ref, payment, event_id)
+        return Applied(outcome, ref.id, payment.get("correlation_id"))
 
-    outcome, correlation = apply(db.transaction())
-    with log.bind(correlation_id=correlation, payment_id=ref.id):
-        log.info("stripe event applied", outcome=outcome)
-    return outcome
+    applied = apply(db.transaction())
+    if applied is None:
+        metadata = obj.get("metadata") or {}
+        if metadata and "flowsuite_payment_id" not in metadata:
+            return Applied("not_ours")
+        raise UnknownPaymentError(f"no payment recorded for {intent_id} yet")
+    return applied
 
 
-def _succeed(db, txn, ref, payment: dict) -> str:
+def _applied(event_id: str | None, **fields: Any) -> dict[str, Any]:
+    """A payment's new state, and the Stripe event that caused it (applied once)."""
+    seen = {"stripe_event_ids": gcf.ArrayUnion([event_id])} if event_id else {}
+    return {**fields, "updated_time": clock.utcnow(), **seen}
+
+
+def _succeed(db, txn, ref, payment: dict, event_id: str) -> str:
     if payment["status"] != REQUIRES_PAYMENT:
         return f"already_{payment['status']}"
-    txn.update(ref, {"status": SUCCEEDED, "updated_time": clock.utcnow(), "succeeded_time": clock.utcnow()})
+    txn.update(ref, _applied(event_id, status=SUCCEEDED, succeeded_time=clock.utcnow()))
     events.publish(txn, PaymentSucceeded(payment_id=ref.id, order_id=payment["order_id"], uid=payment["uid"],
                                          amount=payment["amount"], currency=payment["currency"]),
                    subject=f"{PAYMENTS}/{ref.id}", correlation_id=payment.get("correlation_id"), db=db)
     return SUCCEEDED
 
 
-def _fail(db, txn, ref, payment: dict, reason: str) -> str:
+def _fail(db, txn, ref, payment: dict, reason: str, event_id: str) -> str:
     if payment["status"] != REQUIRES_PAYMENT:
         return f"already_{payment['status']}"
-    txn.update(ref, {"status": FAILED, "failure_reason": reason[:300], "updated_time": clock.utcnow()})
+    txn.update(ref, _applied(event_id, status=FAILED, failure_reason=reason[:300]))
     events.publish(txn, PaymentFailed(payment_id=ref.id, order_id=payment["order_id"], uid=payment["uid"],
                                       reason=reason[:300]),
                    subject=f"{PAYMENTS}/{ref.id}", correlation_id=payment.get("correlation_id"), db=db)
     return FAILED
 
 
-def _refund(db, txn, ref, payment: dict) -> str:
+def _refund(db, txn, ref, payment: dict, event_id: str | None) -> str:
     if payment["status"] == REFUNDED:
         return "already_refunded"
     if payment["status"] != SUCCEEDED:
         raise FailedPreconditionError(f"Payment {ref.id} is {payment['status']}; only a succeeded payment is refunded.")
-    txn.update(ref, {"status": REFUNDED, "updated_time": clock.utcnow(), "refunded_time": clock.utcnow()})
+    txn.update(ref, _applied(event_id, status=REFUNDED, refunded_time=clock.utcnow()))
     events.publish(txn, PaymentRefunded(payment_id=ref.id, order_id=payment["order_id"], uid=payment["uid"],
                                         amount=payment["amount"], currency=payment["currency"]),
                    subject=f"{PAYMENTS}/{ref.id}", correlation_id=payment.get("correlation_id"), db=db)
@@ -235,7 +248,7 @@ def refund_cancelled_order(db, stripe, *, order_id: str, was_paid: bool) -> str:
     def mark(txn) -> str:
         current = ref.get(transaction=txn).to_dict()
         txn.update(ref, {"refund_id": refund["id"]})
-        return _refund(db, txn, ref, current)
+        return _refund(db, txn, ref, current, None)
 
     return mark(db.transaction())
 

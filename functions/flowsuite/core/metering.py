@@ -1,0 +1,129 @@
+"""Firestore reads and writes per invocation, counted at the client layer.
+
+``clients.firestore()`` instruments the client it builds; an invocation opens
+``metered()`` and logs ``meter.fields()`` (``fs_reads``, ``fs_writes``) on its
+last line, so the logs answer "what does one checkout cost" per correlation id
+(in production a log-based metric sums them per function).
+
+What is counted is what Firestore bills:
+- a read per document a get returns, found or missing;
+- a read per document a query returns, and one for a query that returns none;
+- one read per count aggregation (Firestore bills one per 1,000 index entries);
+- a write per document a commit (a batch, a transaction, a set, an update, a
+  delete) writes, counted when the commit succeeds: a transaction retried after
+  contention pays for every read of every try, and only its last try's writes.
+
+Meters nest: what an inner meter counts (one delivery of a sweep) is added to
+the outer one (the sweep) when it closes. I/O that only the emulator does runs
+``paused()``, so the counts are what production would pay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+
+@dataclasses.dataclass
+class Meter:
+    reads: int = 0
+    writes: int = 0
+
+    def fields(self) -> dict[str, int]:
+        return {"fs_reads": self.reads, "fs_writes": self.writes}
+
+
+_meter: contextvars.ContextVar[Meter | None] = contextvars.ContextVar("flowsuite_meter", default=None)
+
+
+@contextlib.contextmanager
+def metered() -> Iterator[Meter]:
+    outer = _meter.get()
+    meter = Meter()
+    token = _meter.set(meter)
+    try:
+        yield meter
+    finally:
+        _meter.reset(token)
+        if outer is not None:
+            outer.reads += meter.reads
+            outer.writes += meter.writes
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """Emulator-only I/O (fault injection, the push recorder) that production never
+    does: left out of the counts."""
+    token = _meter.set(None)
+    try:
+        yield
+    finally:
+        _meter.reset(token)
+
+
+def fields() -> dict[str, int]:
+    """The current meter's counts so far, for a log line ({} outside a meter)."""
+    meter = _meter.get()
+    return meter.fields() if meter is not None else {}
+
+
+def _field(request: Any, name: str) -> Any:
+    if request is None:
+        return ()
+    return request.get(name, ()) if isinstance(request, dict) else getattr(request, name, ())
+
+
+def _counted(responses: Iterable[Any], meter: Meter | None, is_document, minimum: int) -> Iterator[Any]:
+    """Passes a server stream through, counting its documents into the meter that was
+    current when the call was made (a stream may be finished in another context)."""
+    seen = 0
+    try:
+        for response in responses:
+            if is_document(response):
+                seen += 1
+            yield response
+    finally:
+        if meter is not None:
+            meter.reads += max(minimum, seen)
+
+
+def instrument(client: Any) -> Any:
+    """Wraps the client's RPCs that read or write documents. Idempotent."""
+    api = client._firestore_api  # noqa: SLF001 - the SDK's one RPC stub; built lazily, cached by the client
+    if getattr(api, "_flowsuite_metered", False):
+        return client
+    commit, batch_write = api.commit, api.batch_write
+    batch_get, run_query, run_aggregation = api.batch_get_documents, api.run_query, api.run_aggregation_query
+
+    def metered_commit(request=None, **kwargs):
+        response = commit(request=request, **kwargs)
+        if (meter := _meter.get()) is not None:
+            meter.writes += len(_field(request, "writes"))
+        return response
+
+    def metered_batch_write(request=None, **kwargs):
+        response = batch_write(request=request, **kwargs)
+        if (meter := _meter.get()) is not None:
+            meter.writes += len(_field(request, "writes"))
+        return response
+
+    def metered_batch_get(request=None, **kwargs):
+        return _counted(batch_get(request=request, **kwargs), _meter.get(),
+                        lambda r: "found" in r or "missing" in r, minimum=0)
+
+    def metered_run_query(request=None, **kwargs):
+        return _counted(run_query(request=request, **kwargs), _meter.get(), lambda r: "document" in r, minimum=1)
+
+    def metered_run_aggregation(request=None, **kwargs):
+        if (meter := _meter.get()) is not None:
+            meter.reads += 1
+        return run_aggregation(request=request, **kwargs)
+
+    api.commit, api.batch_write = metered_commit, metered_batch_write
+    api.batch_get_documents, api.run_query = metered_batch_get, metered_run_query
+    api.run_aggregation_query = metered_run_aggregation
+    api._flowsuite_metered = True  # noqa: SLF001
+    return client
