@@ -4,6 +4,9 @@
    same emulator, 16 concurrent clients, p50 and p99; the ratio of p50s.
 3. Saga latency: from the Stripe webhook accepted (200) to the order `paid` and
    to the receipt in the inbox, p50 and p95.
+4. Cost: Firestore reads and writes of one checkout (place, intent, webhook, paid,
+   receipt), as the client layer counts and logs them, for a user's first checkout
+   and a returning customer's; trigger invocations per event against subscribers.
 """
 
 from __future__ import annotations
@@ -107,6 +110,37 @@ def saga_latency(rounds: int = 15) -> list[dict]:
     ]
 
 
+def checkout_cost(rounds: int = 3) -> list[dict]:
+    import main  # noqa: F401 - every domain's subscribers, as discovery sees them
+
+    from tests.integration.shop import checkout_cost as measure
+    from tests.integration.shop import product
+
+    db = harness.admin_db()
+    first, again = [], []
+    for _ in range(rounds):
+        user = harness.sign_up()
+        first.append(measure(db, user, product(db, stock=100)))
+        again.append(measure(db, user, product(db, stock=100)))
+
+    def row(name: str, runs: list[dict]) -> dict:
+        reads = statistics.median(r["reads"] for r in runs)
+        writes = statistics.median(r["writes"] for r in runs)
+        parts = ", ".join(f"{f.split('_', 1)[1]} {c['reads']}r/{c['writes']}w" for f, c in runs[0]["per_function"].items())
+        return {"benchmark": name, "p50": f"{reads:.0f} reads, {writes:.0f} writes", "p99/p95": parts,
+                "ratio": "-", "target": "<= 10 reads, <= 15 writes"}
+
+    events = [e for run in first + again for e in run["events"].values()]
+    exact = sum(1 for e in events if e["invocations"] == e["subscribers"])
+    return [
+        row("cost: a user's first checkout", first),
+        row("cost: a returning customer's checkout", again),
+        {"benchmark": "cost: trigger invocations per event", "p50": f"{exact}/{len(events)} events = subscribers",
+         "p99/p95": ", ".join(sorted({f"{e['type']} {e['subscribers']}" for e in events})),
+         "ratio": "-", "target": "= subscribers"},
+    ]
+
+
 def throughput(count: int = 1000) -> list[dict]:
     """1,000 events through one subscriber (ops_on_probe): events/s, lost, processed twice."""
     from flowsuite.core import events
@@ -140,7 +174,7 @@ def throughput(count: int = 1000) -> list[dict]:
 def main() -> None:
     import json
 
-    rows = callable_overhead() + saga_latency() + throughput()
+    rows = callable_overhead() + saga_latency() + checkout_cost() + throughput()
     print("BENCH-ROWS " + json.dumps(rows))
 
 

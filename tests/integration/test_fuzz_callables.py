@@ -3,12 +3,17 @@
 Payloads come from each request schema (``from_schema`` below, for the subset of
 JSON Schema the models produce) and from junk:
 wrong types, missing and extra fields, huge strings and lists, unicode, extreme
-numbers. Whatever the payload, no answer may be a 5xx or ``internal``.
+numbers. Whatever the payload, no answer may be a 5xx or ``internal``, and a
+refused call writes nothing: each call carries its own correlation id, and the
+"callable refused" log line of each refused one reports the collections the
+client layer saw it write (``fs_written``); only an idempotency record, claimed
+and released again, may appear there, and none may be left in progress.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -16,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import harness
-from tests.harness import call_raw
+from tests.harness import call_raw, eventually
 
 OPENAPI = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
 # ops_diagnose exists to raise each error code on purpose, `internal` included.
@@ -25,6 +30,7 @@ CALLABLES = sorted(p.strip("/") for p in OPENAPI["paths"] if p.strip("/") not in
 SHARED_WORLD = True  # one admin for every case; the module resets once itself
 EXAMPLES = 70  # 16 callables x 70 = 1,120 payloads
 CASES: dict[str, int] = {}
+REFUSED: dict[str, list[str]] = {}  # callable -> correlation ids of refused calls
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
@@ -111,13 +117,34 @@ def test_no_payload_gets_a_5xx_or_internal(name, caller):
     @given(payloads(name))
     def check(data):
         CASES[name] = CASES.get(name, 0) + 1
-        r = call_raw(name, {"data": data}, caller.id_token)
+        corr = f"fuzz-{uuid.uuid4().hex}"
+        r = call_raw(name, {"data": data}, caller.id_token, headers={"X-Correlation-Id": corr})
         body = r.json()
         assert r.status_code < 500, (name, data, body)
         assert body.get("error", {}).get("status") != "INTERNAL", (name, data, body)
+        if "error" in body:
+            REFUSED.setdefault(name, []).append(corr)
 
     check()
     assert CASES[name] >= EXAMPLES // 2
+    assert_refused_calls_wrote_nothing(name, REFUSED.get(name, []))
+
+
+def assert_refused_calls_wrote_nothing(name: str, refused: list[str]) -> None:
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    def logged():
+        lines = {x.get("correlation_id"): x for x in harness.log_lines("fuzz-") if x.get("message") == "callable refused"}
+        return all(c in lines for c in refused) and lines
+
+    lines = eventually(logged, timeout=30, what=f"the log lines of {len(refused)} refused calls of {name}")
+    for corr in refused:
+        line = lines[corr]
+        assert set(line.get("fs_written", [])) <= {"idempotency_records"}, (name, line)
+    db = harness.admin_db()
+    left = (db.collection("idempotency_records").where(filter=FieldFilter("function", "==", name))
+            .where(filter=FieldFilter("status", "==", "in_progress")).get())
+    assert left == [], (name, [s.to_dict() for s in left])
 
 
 def test_report_cases(caller):

@@ -1,9 +1,10 @@
 """Firestore reads and writes per invocation, counted at the client layer.
 
 ``clients.firestore()`` instruments the client it builds; an invocation opens
-``metered()`` and logs ``meter.fields()`` (``fs_reads``, ``fs_writes``) on its
-last line, so the logs answer "what does one checkout cost" per correlation id
-(in production a log-based metric sums them per function).
+``metered()`` and logs ``meter.fields()`` (``fs_reads``, ``fs_writes`` and
+``fs_written``, the collections it wrote) on its last line, so the logs answer
+"what does one checkout cost" per correlation id (in production a log-based
+metric sums them per function), and "did a refused call write anything".
 
 What is counted is what Firestore bills:
 - a read per document a get returns, found or missing;
@@ -31,9 +32,13 @@ from typing import Any
 class Meter:
     reads: int = 0
     writes: int = 0
+    written: set[str] = dataclasses.field(default_factory=set)  # the collections written to
 
-    def fields(self) -> dict[str, int]:
-        return {"fs_reads": self.reads, "fs_writes": self.writes}
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"fs_reads": self.reads, "fs_writes": self.writes}
+        if self.written:
+            out["fs_written"] = sorted(self.written)
+        return out
 
 
 _meter: contextvars.ContextVar[Meter | None] = contextvars.ContextVar("flowsuite_meter", default=None)
@@ -51,6 +56,7 @@ def metered() -> Iterator[Meter]:
         if outer is not None:
             outer.reads += meter.reads
             outer.writes += meter.writes
+            outer.written |= meter.written
 
 
 @contextlib.contextmanager
@@ -64,7 +70,7 @@ def paused() -> Iterator[None]:
         _meter.reset(token)
 
 
-def fields() -> dict[str, int]:
+def fields() -> dict[str, Any]:
     """The current meter's counts so far, for a log line ({} outside a meter)."""
     meter = _meter.get()
     return meter.fields() if meter is not None else {}
@@ -74,6 +80,24 @@ def _field(request: Any, name: str) -> Any:
     if request is None:
         return ()
     return request.get(name, ()) if isinstance(request, dict) else getattr(request, name, ())
+
+
+def collection_of(write: Any) -> str:
+    """The collection a Write protobuf writes to (a subcollection's own name)."""
+    pb = getattr(write, "_pb", write)
+    kind = pb.WhichOneof("operation")
+    name = pb.update.name if kind == "update" else pb.delete if kind == "delete" else pb.transform.document
+    path = name.split("/documents/", 1)[-1].split("/")
+    return path[-2] if len(path) >= 2 else "?"
+
+
+def _count_writes(request: Any) -> None:
+    meter = _meter.get()
+    if meter is None:
+        return
+    writes = _field(request, "writes")
+    meter.writes += len(writes)
+    meter.written.update(collection_of(w) for w in writes)
 
 
 def _counted(responses: Iterable[Any], meter: Meter | None, is_document, minimum: int) -> Iterator[Any]:
@@ -100,14 +124,12 @@ def instrument(client: Any) -> Any:
 
     def metered_commit(request=None, **kwargs):
         response = commit(request=request, **kwargs)
-        if (meter := _meter.get()) is not None:
-            meter.writes += len(_field(request, "writes"))
+        _count_writes(request)
         return response
 
     def metered_batch_write(request=None, **kwargs):
         response = batch_write(request=request, **kwargs)
-        if (meter := _meter.get()) is not None:
-            meter.writes += len(_field(request, "writes"))
+        _count_writes(request)
         return response
 
     def metered_batch_get(request=None, **kwargs):
