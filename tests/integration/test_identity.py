@@ -136,9 +136,9 @@ def test_deleting_your_account_erases_it_everywhere(member, db):
     assert call("identity_delete_account", {}, user=member) == {"uid": member.uid, "deleted": True}
     assert not harness.account_exists(member.uid)
     eventually(lambda: not holds_uid(db, member.uid), what="erasure in every registered collection")
-    from flowsuite.identity.service import person_event_id
+    from flowsuite.core.ids import person_key
 
-    deleted = harness.doc(db, f"topics/identity.user_deleted/events/{person_event_id(member.uid)}")
+    deleted = harness.doc(db, f"topics/identity.user_deleted/events/{person_key(member.uid)}")
     assert deleted["data"]["reason"] == "self"  # the uid itself is redacted once every domain erased
 
 

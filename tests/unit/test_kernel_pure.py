@@ -84,3 +84,11 @@ def test_effect_decisions():
     assert effects.decide({"state": "PROCESSING", "lease_until": LATER}, NOW) == "busy"
     assert effects.decide({"state": "PROCESSING", "lease_until": EARLIER}, NOW) == "run"
     assert effects.decide({"state": "FAILED"}, NOW) == "run"
+
+
+def test_a_person_key_is_stable_and_holds_no_uid():
+    from flowsuite.core.ids import person_key
+
+    uid = "FrMZeQxpIWPmJ7zAjxtxPRMmFb4c"
+    assert person_key(uid) == person_key(uid) != person_key(uid + "x")
+    assert uid not in person_key(uid) and len(person_key(uid)) == 32

@@ -11,7 +11,7 @@ from typing import Any
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import events, log
+from flowsuite.core import events, ids, log
 from flowsuite.core.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -25,14 +25,6 @@ USERS = "users"
 PUBLIC_PROFILES = "public_profiles"
 FLUTTERFLOW_FIELDS = ("uid", "email", "display_name", "photo_url", "phone_number", "created_time")
 PUBLIC_FIELDS = ("display_name", "photo_url")
-
-
-def person_event_id(uid: str) -> str:
-    """The id of a user's one user_created / user_deleted event: derived from the uid
-    (so a second publish is refused) without holding it (so erasure leaves no uid in ids)."""
-    import hashlib  # noqa: PLC0415
-
-    return hashlib.sha256(f"person:{uid}".encode()).hexdigest()[:32]
 
 
 def normalise_email(email: str | None) -> str | None:
@@ -83,7 +75,7 @@ def create_profile_on_sign_up(db, user: Any) -> str:
         batch,
         UserCreated(uid=user.uid, email=normalise_email(user.email), display_name=user.display_name, via="blocking"),
         subject=f"{USERS}/{user.uid}",
-        event_id=person_event_id(user.uid),  # one user_created per uid, whichever path created the profile
+        event_id=ids.person_key(user.uid),  # one user_created per uid, whichever path created the profile
         db=db,
     )
     batch.commit()
@@ -103,7 +95,7 @@ def complete_client_profile(db, auth, uid: str) -> bool:
     """A profile the app created itself: add the server fields, publish user_created once."""
     ref = db.collection(USERS).document(uid)
 
-    event_ref = db.collection(UserCreated.event_type.collection).document(person_event_id(uid))
+    event_ref = db.collection(UserCreated.event_type.collection).document(ids.person_key(uid))
 
     @gcf.transactional
     def complete(txn) -> str | None:
@@ -119,7 +111,7 @@ def complete_client_profile(db, auth, uid: str) -> bool:
             txn,
             UserCreated(uid=uid, email=email, display_name=data.get("display_name"), via="client"),
             subject=f"{USERS}/{uid}",
-            event_id=person_event_id(uid),
+            event_id=ids.person_key(uid),
             db=db,
         )
         return role
@@ -220,11 +212,11 @@ def publish_user_deleted(db, *, uid: str, reason: str) -> bool:
 
     @gcf.transactional
     def publish(txn) -> bool:
-        event_ref = db.collection(UserDeleted.event_type.collection).document(person_event_id(uid))
+        event_ref = db.collection(UserDeleted.event_type.collection).document(ids.person_key(uid))
         if event_ref.get(transaction=txn).exists:
             return False
         profile = ref.get(transaction=txn)
-        events.publish(txn, UserDeleted(uid=uid, reason=reason), subject=f"{USERS}/{uid}", event_id=person_event_id(uid), db=db)
+        events.publish(txn, UserDeleted(uid=uid, reason=reason), subject=f"{USERS}/{uid}", event_id=ids.person_key(uid), db=db)
         if profile.exists:
             txn.update(ref, {"status": "deleting", "updated_time": gcf.SERVER_TIMESTAMP})
         return True

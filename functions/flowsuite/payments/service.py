@@ -14,7 +14,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import clock, effects, events, faults, log
+from flowsuite.core import clock, effects, events, faults, ids, log
 from flowsuite.core.errors import FailedPreconditionError, NotFoundError, PermissionDeniedError, RetryLaterError
 from flowsuite.payments.events import PaymentFailed, PaymentRefunded, PaymentSucceeded
 
@@ -31,13 +31,6 @@ def payment_id_for(order_id: str) -> str:
     return f"pay_{order_id}"
 
 
-def _person_key(uid: str) -> str:
-    """Effect keys name a person by a hash, so no record id holds the uid."""
-    import hashlib  # noqa: PLC0415
-
-    return hashlib.sha256(uid.encode()).hexdigest()[:24]
-
-
 # ---- intents ---------------------------------------------------------------------
 
 def customer_for(db, stripe, uid: str, email: str | None) -> str:
@@ -47,7 +40,7 @@ def customer_for(db, stripe, uid: str, email: str | None) -> str:
     if snap.exists:
         return snap.get("customer_id")
     result = effects.once(
-        f"stripe-customer-{_person_key(uid)}",
+        f"stripe-customer-{ids.person_key(uid)}",
         lambda: {"id": stripe.v1.customers.create(
             params={"email": email, "metadata": {"uid": uid}} if email else {"metadata": {"uid": uid}},
             options={"idempotency_key": f"customer-{uid}"},
@@ -275,7 +268,7 @@ def erase(db, stripe, uid: str) -> None:
     snap = ref.get()
     if snap.exists:
         customer_id = snap.get("customer_id")
-        effects.once(f"stripe-customer-delete-{_person_key(uid)}", lambda: _delete_customer(stripe, customer_id),
+        effects.once(f"stripe-customer-delete-{ids.person_key(uid)}", lambda: _delete_customer(stripe, customer_id),
                      meta={"kind": "stripe_customer_delete"}, db=db)
         ref.delete()
     # Effect records hold the uid in their metadata: keep their outcome, drop the person.
