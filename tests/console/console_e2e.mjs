@@ -62,6 +62,10 @@ try {
   await page.screenshot({ path: `${shots}/dead-letters.png`, fullPage: true });
   await card.locator("button[data-replay]").click();
   await page.waitForSelector(`.card[data-letter="${scenario.dead_letter}"][data-status="replayed"]`, { timeout: 30000 });
+  // The letter turns "replayed" before the redelivery runs; its outcome ("→ processed") follows.
+  await page.waitForFunction(
+    (id) => (document.querySelector(`.card[data-letter="${id}"]`)?.textContent || "").includes("→"),
+    scenario.dead_letter, { timeout: 30000 });
   out.dead_after = await page.locator(`.card[data-letter="${scenario.dead_letter}"]`).textContent();
   await page.screenshot({ path: `${shots}/dead-letters-replayed.png`, fullPage: true });
 } catch (err) {

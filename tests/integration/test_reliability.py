@@ -81,8 +81,9 @@ def test_fifty_users_check_out_at_once_and_the_invariants_hold(db):
             if err.code == "aborted":
                 return "gave_up"
             raise
+        # The order is placed: the app keeps retrying its payment until it starts.
         intent = harness.call_retrying("payments_create_intent", {"order_id": out["order_id"],
-                                                                  "idempotency_key": uuid.uuid4().hex}, user)
+                                                                  "idempotency_key": uuid.uuid4().hex}, user, attempts=8)
         confirm(harness.doc(db, f"payments/{intent['payment_id']}")["provider_ref"])
         return out["order_id"]
 

@@ -131,30 +131,40 @@ class Applied:
     correlation_id: str | None = None
 
 
-def payment_query(db, intent_id: str):
-    return db.collection(PAYMENTS).where(filter=FieldFilter("provider_ref", "==", intent_id)).limit(1)
+def payment_ref(db, obj: dict[str, Any], intent_id: str):
+    """The payment a Stripe object is about: named by the PaymentIntent's metadata
+    (set at creation, delivered in every PaymentIntent event), else found by the
+    intent id (a charge's events carry only that). The caller checks the match."""
+    payment_id = (obj.get("metadata") or {}).get("flowsuite_payment_id")
+    if isinstance(payment_id, str) and payment_id.startswith("pay_") and "/" not in payment_id:
+        return db.collection(PAYMENTS).document(payment_id)
+    query = db.collection(PAYMENTS).where(filter=FieldFilter("provider_ref", "==", intent_id)).limit(1)
+    found = list(query.stream())
+    return found[0].reference if found else None
 
 
 def handle_stripe_event(db, event: dict[str, Any]) -> Applied:
     """Applies one verified Stripe event once. Returns what happened.
 
-    One transaction finds the payment by its PaymentIntent id, skips an event id
-    it already applied (kept on the payment, ``stripe_event_ids``), and writes the
-    new status with its event: one read and two writes per applied event.
+    One transaction reads the payment, skips an event id it already applied (kept
+    on the payment, ``stripe_event_ids``), and writes the new status with its
+    event. The payment is found before the transaction (a query inside one would
+    lock far more than one document), by id when the intent's metadata names it.
     """
     event_id, kind = event["id"], event["type"]
     if kind not in HANDLED:
         return Applied("ignored")
     obj = event["data"]["object"]
-    intent_id = obj.get("payment_intent") if kind == "charge.refunded" else obj.get("id")
+    intent_id = (obj.get("payment_intent") if kind == "charge.refunded" else obj.get("id")) or ""
     faults.maybe_fail("payments.webhook", db=db)  # a transient failure: Stripe must retry
+    ref = payment_ref(db, obj if kind != "charge.refunded" else {}, intent_id)
 
     @gcf.transactional
     def apply(txn) -> Applied | None:
-        found = list(txn.get(payment_query(db, intent_id or "")))
-        if not found:
+        snap = ref.get(transaction=txn)
+        payment = snap.to_dict() if snap.exists else None
+        if payment is None or payment.get("provider_ref") != intent_id:
             return None
-        ref, payment = found[0].reference, found[0].to_dict()
         if event_id in (payment.get("stripe_event_ids") or []):
             return Applied("duplicate", ref.id, payment.get("correlation_id"))
         if kind == "payment_intent.succeeded":
@@ -167,7 +177,7 @@ def handle_stripe_event(db, event: dict[str, Any]) -> Applied:
             outcome = _refund(db, txn, ref, payment, event_id)
         return Applied(outcome, ref.id, payment.get("correlation_id"))
 
-    applied = apply(db.transaction())
+    applied = apply(db.transaction()) if ref is not None else None
     if applied is None:
         metadata = obj.get("metadata") or {}
         if metadata and "flowsuite_payment_id" not in metadata:
