@@ -173,3 +173,32 @@ def test_a_sweep_judges_leases_by_its_own_clock(db):
     assert counts["stalled"] >= 1 and counts["processed"] >= 1, counts
     assert processed(db, envelope.id)["attempts"] == 2
     assert harness.doc(db, "ops_probes/leased")["received"] == received + 1
+
+
+def test_a_retried_delivery_does_not_repeat_the_steps_it_finished(db):
+    """Event.once on a leased delivery: a step that finished before a later step
+    failed is kept on the delivery record, and the retry skips it."""
+    runs = {"push": 0, "email": 0}
+
+    def handler(event):
+        event.once("push", lambda: runs.__setitem__("push", runs["push"] + 1) or {"sent": 1})
+        def email():
+            runs["email"] += 1
+            if runs["email"] == 1:
+                raise ConnectionError("SMTP went away")
+            return {"message_id": "m-1"}
+        event.once("email", email)
+
+    spec = bus.Subscriber(name="test_steps", event_type=ProbeSent.event_type, handler=handler,
+                          transactional=False, domain="ops")
+    envelope = events.envelope_for(ProbeSent(probe_id="steps"), subject="s", correlation_id="c-steps")
+    assert bus.deliver(spec, envelope.model_dump(), via="test", db=db) == "failed"
+    record = delivery(db, envelope.id, "test_steps")
+    assert record["status"] == "failed" and record["steps"] == {"push": {"sent": 1}}
+
+    assert bus.deliver(spec, envelope.model_dump(), via="test", db=db) == "processed"
+    assert runs == {"push": 1, "email": 2}
+    record = delivery(db, envelope.id, "test_steps")
+    assert record["attempts"] == 2 and record["steps"] == {"push": {"sent": 1}, "email": {"message_id": "m-1"}}
+    assert bus.deliver(spec, envelope.model_dump(), via="test", db=db) == "duplicate"
+    assert runs == {"push": 1, "email": 2}

@@ -19,7 +19,7 @@ import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -90,6 +90,14 @@ class Envelope(BaseModel):
     data: dict[str, Any]
 
 
+class StepLog(Protocol):
+    """Where a delivery keeps the results of its steps (the bus's delivery record)."""
+
+    def keep(self, step: str, result: dict[str, Any]) -> None: ...
+
+    def flush(self) -> None: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Event(Generic[T]):
     """An event as a subscriber receives it: the envelope and its typed data."""
@@ -97,22 +105,26 @@ class Event(Generic[T]):
     envelope: Envelope
     data: T
     attempt: int = 1
-    # Steps a non-transactional delivery finished in earlier attempts, and how the
-    # bus records a new one on the delivery record (see ``once``).
+    # Steps a non-transactional delivery finished in earlier attempts, and where the
+    # bus keeps a new one (see ``once``).
     steps: dict[str, Any] = dataclasses.field(default_factory=dict)
-    record_step: Callable[[str, dict[str, Any]], None] | None = None
+    step_log: StepLog | None = None
 
     def once(self, step: str, perform: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
         """Runs an effect outside Firestore (a push, an email) at most once per
         delivery: its result is kept on the delivery record, and a retry of the
         delivery returns it instead of running ``perform`` again. The delivery's
-        lease keeps two attempts from running at once, so this costs no read and
-        one write per step (``effects.once`` is the same guard outside the bus)."""
+        lease keeps two attempts from running at once. A result is written before
+        the next step's effect starts, on a failure, or with the processed mark,
+        so a step costs no read and at most one write (``effects.once`` is the
+        same guard outside the bus)."""
         if step in self.steps:
             return self.steps[step]
+        if self.step_log is not None:
+            self.step_log.flush()
         result = perform() or {}
-        if self.record_step is not None:
-            self.record_step(step, result)
+        if self.step_log is not None:
+            self.step_log.keep(step, result)
         self.steps[step] = result
         return result
 
