@@ -122,7 +122,6 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
-
 # ---- delivery ----------------------------------------------------------------
 
 def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None, at: dt.datetime | None = None) -> str:

@@ -29,7 +29,6 @@ SCHEDULED_FUNCTION = "notificationsSendScheduledPush"  # Cloud Tasks queue ids r
 SCHEDULE_SLACK = dt.timedelta(seconds=10)
 
 
-
 def parse_user_refs(raw: Any) -> list[str]:
     """'users/a,/users/b' or full document paths -> ['a', 'b']. Pure."""
     if not raw:

@@ -31,7 +31,6 @@ PREFERENCES_DOC = "notifications"
 CHANNELS = ("inbox", "push", "email")
 
 
-
 def enabled_channels(kind: str, preferences: dict[str, Any] | None) -> list[str]:
     """The template's channels minus those the user turned off for this type. Pure."""
     wanted = TEMPLATES[kind].channels

@@ -37,7 +37,6 @@ ORDERS = "orders"
 DELETED_USER = "deleted-user"
 
 
-
 def user_ref(db, uid: str):
     return db.collection("users").document(uid)
 

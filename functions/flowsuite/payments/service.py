@@ -26,7 +26,6 @@ DELETED_USER = "deleted-user"
 REQUIRES_PAYMENT, SUCCEEDED, FAILED, REFUNDED = "requires_payment", "succeeded", "failed", "refunded"
 
 
-
 def payment_id_for(order_id: str) -> str:
     return f"pay_{order_id}"
 
