@@ -78,7 +78,7 @@ def event_type(name: str, *, source: str, version: int = 1):
 class Envelope(BaseModel):
     """What every event document holds."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     id: str
     type: str
