@@ -92,3 +92,18 @@ def test_a_person_key_is_stable_and_holds_no_uid():
     uid = "FrMZeQxpIWPmJ7zAjxtxPRMmFb4c"
     assert person_key(uid) == person_key(uid) != person_key(uid + "x")
     assert uid not in person_key(uid) and len(person_key(uid)) == 32
+
+
+def test_an_event_runs_each_step_once_and_names_steps_plainly():
+    import pytest
+    from flowsuite.core import events
+    from flowsuite.ops.events import ProbeSent
+
+    envelope = events.envelope_for(ProbeSent(probe_id="p"), subject="s", correlation_id="c-1234567")
+    done = events.Event(envelope=envelope, data=ProbeSent(probe_id="p"), steps={"push": {"sent": 1}})
+    calls = []
+    assert done.once("push", lambda: calls.append("push")) == {"sent": 1} and calls == []
+    assert done.once("email", lambda: calls.append("email") or {"id": "m"}) == {"id": "m"}
+    assert done.once("email", lambda: calls.append("again")) == {"id": "m"} and calls == ["email"]
+    with pytest.raises(ValueError):
+        done.once("steps.push", dict)

@@ -118,6 +118,8 @@ class Event(Generic[T]):
         the next step's effect starts, on a failure, or with the processed mark,
         so a step costs no read and at most one write (``effects.once`` is the
         same guard outside the bus)."""
+        if not step.isidentifier():  # it names a field of the delivery record
+            raise ValueError(f"step {step!r} must be a plain name (letters, digits, _)")
         if step in self.steps:
             return self.steps[step]
         if self.step_log is not None:
