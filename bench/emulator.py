@@ -32,17 +32,22 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def timed_calls(name: str, make_data, users, per_client: int) -> list[float]:
+def timed_concurrently(sample, per_client: int) -> list[float]:
+    """Milliseconds of ``sample(i)``, ``per_client`` times in each of 16 concurrent clients."""
     def client(i: int) -> list[float]:
         out = []
         for _ in range(per_client):
             start = time.perf_counter()
-            harness.call(name, make_data(i), user=users[i])
+            sample(i)
             out.append((time.perf_counter() - start) * 1000)
         return out
 
     with cf.ThreadPoolExecutor(CLIENTS) as pool:
         return [ms for chunk in pool.map(client, range(CLIENTS)) for ms in chunk]
+
+
+def timed_calls(name: str, make_data, users, per_client: int) -> list[float]:
+    return timed_concurrently(lambda i: harness.call(name, make_data(i), user=users[i]), per_client)
 
 
 def callable_overhead(per_client: int = 12) -> list[dict]:
@@ -85,28 +90,22 @@ def emulator_transactions(products: list[str], per_client: int) -> list[float]:
 
     db = harness.admin_db()
 
-    def client(i: int) -> list[float]:
-        out = []
+    def sample(i: int) -> None:
         product = db.document(f"products/{products[i]}")
-        for _ in range(per_client):
-            order = db.collection("bench_orders").document(uuid.uuid4().hex)
-            event = db.collection("bench_events").document(uuid.uuid4().hex)
-            start = time.perf_counter()
+        order = db.collection("bench_orders").document(uuid.uuid4().hex)
+        event = db.collection("bench_events").document(uuid.uuid4().hex)
 
-            @firestore.transactional
-            def place(txn, order=order, event=event):
-                snap = product.get(transaction=txn)
-                order.get(transaction=txn)
-                txn.update(product, {"stock": snap.get("stock") - 1})
-                txn.create(order, {"items": [{"product_id": products[i], "quantity": 1}], "total": 100})
-                txn.create(event, {"type": "bench.placed", "order_id": order.id})
+        @firestore.transactional
+        def place(txn):
+            snap = product.get(transaction=txn)
+            order.get(transaction=txn)
+            txn.update(product, {"stock": snap.get("stock") - 1})
+            txn.create(order, {"items": [{"product_id": products[i], "quantity": 1}], "total": 100})
+            txn.create(event, {"type": "bench.placed", "order_id": order.id})
 
-            place(db.transaction())
-            out.append((time.perf_counter() - start) * 1000)
-        return out
+        place(db.transaction())
 
-    with cf.ThreadPoolExecutor(CLIENTS) as pool:
-        return [ms for chunk in pool.map(client, range(CLIENTS)) for ms in chunk]
+    return timed_concurrently(sample, per_client)
 
 
 def saga_latency(rounds: int = 15) -> list[dict]:

@@ -184,6 +184,13 @@ def _event(spec: Subscriber, envelope: events.Envelope, attempt: int, **extra: A
                         attempt=attempt, **extra)
 
 
+def _claim_read(txn, ref, now: dt.datetime) -> tuple[dict[str, Any] | None, int, str]:
+    """The delivery record in ``txn``, its attempts so far, and whether this attempt may run."""
+    snap = ref.get(transaction=txn)
+    record = snap.to_dict() if snap.exists else None
+    return record, int((record or {}).get("attempts", 0)), claim_decision(record, now)
+
+
 def _deliver_in_transaction(db, ref, spec: Subscriber, envelope: events.Envelope, via: str, timer,
                             at: dt.datetime | None) -> tuple[str, int]:
     from google.cloud import firestore as gcf  # noqa: PLC0415
@@ -192,10 +199,7 @@ def _deliver_in_transaction(db, ref, spec: Subscriber, envelope: events.Envelope
 
     @gcf.transactional
     def apply(txn) -> tuple[str, int]:
-        snap = ref.get(transaction=txn)
-        record = snap.to_dict() if snap.exists else None
-        attempts = int((record or {}).get("attempts", 0))
-        decision = claim_decision(record, at or clock.utcnow())
+        record, attempts, decision = _claim_read(txn, ref, at or clock.utcnow())
         if decision != "run":
             return decision, attempts
         spec.handler(_event(spec, envelope, attempts + 1), txn)
@@ -217,11 +221,8 @@ def _deliver_with_lease(db, ref, spec: Subscriber, envelope: events.Envelope, vi
 
     @gcf.transactional
     def claim(txn) -> tuple[str, int, dict[str, Any]]:
-        snap = ref.get(transaction=txn)
-        record = snap.to_dict() if snap.exists else None
         now = at or clock.utcnow()
-        decision = claim_decision(record, now)
-        attempts = int((record or {}).get("attempts", 0))
+        record, attempts, decision = _claim_read(txn, ref, now)
         if decision != "run":
             return decision, attempts, {}
         txn.set(ref, {
@@ -353,13 +354,8 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: s
         }, merge=True)
         if dead:
             txn.set(db.collection(DEAD_LETTERS).document(ref.id), {
+                **_record_fields(spec, envelope),
                 "delivery_id": ref.id,
-                "subscriber": spec.name,
-                "domain": spec.domain,
-                "event_id": envelope.id,
-                "event_type": envelope.type,
-                "event_path": f"{spec.event_type.collection}/{envelope.id}",
-                "correlation_id": envelope.correlation_id,
                 "envelope": envelope.model_dump(),
                 "error": message,
                 "attempts": attempt,

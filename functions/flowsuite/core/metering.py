@@ -119,18 +119,14 @@ def instrument(client: Any) -> Any:
     api = client._firestore_api  # noqa: SLF001 - the SDK's one RPC stub; built lazily, cached by the client
     if getattr(api, "_flowsuite_metered", False):
         return client
-    commit, batch_write = api.commit, api.batch_write
     batch_get, run_query, run_aggregation = api.batch_get_documents, api.run_query, api.run_aggregation_query
 
-    def metered_commit(request=None, **kwargs):
-        response = commit(request=request, **kwargs)
-        _count_writes(request)
-        return response
-
-    def metered_batch_write(request=None, **kwargs):
-        response = batch_write(request=request, **kwargs)
-        _count_writes(request)
-        return response
+    def counting_writes(rpc):
+        def metered(request=None, **kwargs):
+            response = rpc(request=request, **kwargs)
+            _count_writes(request)  # after the call: a failed commit writes nothing
+            return response
+        return metered
 
     def metered_batch_get(request=None, **kwargs):
         return _counted(batch_get(request=request, **kwargs), _meter.get(),
@@ -144,7 +140,7 @@ def instrument(client: Any) -> Any:
             meter.reads += 1
         return run_aggregation(request=request, **kwargs)
 
-    api.commit, api.batch_write = metered_commit, metered_batch_write
+    api.commit, api.batch_write = counting_writes(api.commit), counting_writes(api.batch_write)
     api.batch_get_documents, api.run_query = metered_batch_get, metered_run_query
     api.run_aggregation_query = metered_run_aggregation
     api._flowsuite_metered = True  # noqa: SLF001
