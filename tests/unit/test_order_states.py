@@ -7,8 +7,10 @@ from flowsuite.core.errors import FailedPreconditionError
 from flowsuite.orders import states
 
 ALLOWED = {
-    ("pending_payment", "paid"), ("pending_payment", "cancelled"),
-    ("paid", "fulfilled"), ("paid", "cancelled"),
+    ("pending_payment", "paid"), ("pending_payment", "cancelling"), ("pending_payment", "cancelled"),
+    ("cancelling", "cancelled"), ("cancelling", "paid"),
+    ("paid", "fulfilled"), ("paid", "cancelled"), ("paid", "refunded"),
+    ("fulfilled", "refunded"),
     ("cancelled", "refunded"),
 }
 
@@ -25,3 +27,8 @@ def test_each_transition(current, target):
 
 def test_orders_are_cancellable_while_pending_or_paid():
     assert [s for s in states.STATUSES if states.cancellable(s)] == ["pending_payment", "paid"]
+
+
+def test_stock_is_held_until_the_payment_intent_is_closed_or_the_order_refunded():
+    assert {"pending_payment", "cancelling", "paid"} == states.HOLDS_STOCK
+    assert {"pending_payment", "cancelling"} == states.PAYABLE

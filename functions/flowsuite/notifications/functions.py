@@ -12,7 +12,7 @@ from flowsuite.identity.events import UserCreated
 from flowsuite.notifications import config, ffpush, models, service
 from flowsuite.notifications.templates import money
 from flowsuite.orders.events import OrderCancelled, OrderPaid
-from flowsuite.payments.events import PaymentFailed, PaymentRefunded
+from flowsuite.payments.events import PaymentDisputed, PaymentFailed, PaymentRefunded
 
 __all__ = [
     "addFcmToken",
@@ -21,6 +21,7 @@ __all__ = [
     "notifications_on_order_cancelled",
     "notifications_on_payment_failed",
     "notifications_on_payment_refunded",
+    "notifications_on_payment_disputed",
     "notifications_on_user_deleted",
     "notifications_on_ff_push_created",
     "notifications_on_ff_user_push_created",
@@ -30,9 +31,9 @@ __all__ = [
 options.apply()
 
 
-def _notify(event, uid: str, kind: str, context: dict, data: dict[str, str] | None = None) -> None:
+def _notify(event, uid: str, kind: str, context: dict, data: dict[str, str] | None = None, once=None) -> None:
     service.notify(
-        clients.firestore(), clients.push_sender(), once=event.once, uid=uid, kind=kind, event_id=event.id,
+        clients.firestore(), clients.push_sender(), once=once or event.once, uid=uid, kind=kind, event_id=event.id,
         context={"app": config.value(config.APP_NAME), **context},
         data={"type": kind, **(data or {})}, correlation_id=event.correlation_id,
     )
@@ -65,18 +66,39 @@ def notifications_on_order_cancelled(event) -> None:
 
 @bus.subscriber(PaymentFailed, transactional=False, secrets=config.SECRETS)
 def notifications_on_payment_failed(event) -> None:
-    """payment.failed -> inbox, push."""
+    """payment.failed -> inbox, push: the card was declined, the order stays payable with another one."""
     d = event.data
-    _notify(event, d.uid, "payment_failed", {"order_id": d.order_id, "reason": d.reason or "declined"},
-            {"order_id": d.order_id})
+    _notify(event, d.uid, "payment_failed", {"order_id": d.order_id, "reason": (d.reason or "declined").replace("_", " ")},
+            {"order_id": d.order_id, "attempt": str(d.attempt)})
 
 
 @bus.subscriber(PaymentRefunded, transactional=False, secrets=config.SECRETS)
 def notifications_on_payment_refunded(event) -> None:
-    """payment.refunded -> inbox, push, email."""
+    """payment.refunded -> inbox, push, email, saying why."""
     d = event.data
-    _notify(event, d.uid, "payment_refunded", {"order_id": d.order_id, "amount": money(d.amount, d.currency)},
-            {"order_id": d.order_id})
+    _notify(event, d.uid, "payment_refunded",
+            {"order_id": d.order_id, "amount": money(d.amount, d.currency), "why": refund_reason_text(d)},
+            {"order_id": d.order_id, "full": "true" if d.full else "false"})
+
+
+def refund_reason_text(d) -> str:
+    if d.reason.startswith("order_not_payable"):
+        return ("Your payment arrived after the order had been cancelled or could no longer be paid, "
+                "so it was refunded in full.")
+    if not d.full:
+        return f"This is a partial refund: {money(d.amount_refunded or d.amount, d.currency)} refunded in all."
+    return ""
+
+
+@bus.subscriber(PaymentDisputed, transactional=False, secrets=config.SECRETS)
+def notifications_on_payment_disputed(event) -> None:
+    """payment.disputed -> every admin (inbox, email): a chargeback to answer in the Stripe Dashboard."""
+    d = event.data
+    context = {"order_id": d.order_id, "payment_id": d.payment_id, "status": d.status.replace("_", " "),
+               "reason": d.reason or "unknown", "amount": money(d.amount, d.currency)}
+    for i, admin in enumerate(service.admin_uids(clients.firestore())):
+        _notify(event, admin, "dispute_update", context, {"order_id": d.order_id, "dispute_id": d.dispute_id},
+                once=lambda step, perform, i=i: event.once(f"{step}_admin{i}", perform))
 
 
 @eraser(collections=("users/{uid}/notifications", "users/{uid}/fcm_tokens", "users/{uid}/settings",

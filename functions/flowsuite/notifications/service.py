@@ -76,6 +76,12 @@ def notify(db, push: PushSender, *, once: Once, uid: str, kind: str, event_id: s
     return outcomes
 
 
+def admin_uids(db, limit: int = 20) -> list[str]:
+    """The admins to alert (identity keeps each profile's role), in a stable order."""
+    query = db.collection(USERS).where(filter=FieldFilter("role", "==", "admin")).limit(limit)
+    return sorted(snap.id for snap in query.stream())
+
+
 def _inbox(user_ref, event_id: str, kind: str, title: str, body: str, data, correlation_id) -> dict:
     """Creates the inbox entry once: a retry finds it (and leaves ``read`` as the user set it)."""
     ref = user_ref.collection(INBOX).document(event_id)

@@ -6,6 +6,8 @@ import dataclasses
 import html
 import string
 
+from flowsuite.core.money import format_amount as money  # noqa: F401 - the templates' money format
+
 
 @dataclasses.dataclass(frozen=True)
 class Template:
@@ -42,19 +44,19 @@ TEMPLATES: dict[str, Template] = {
     ),
     "payment_failed": Template(
         "Payment failed",
-        "The payment for order $order_id did not go through ($reason). Your items are no longer reserved.",
+        "The payment for order $order_id did not go through ($reason). Your items are still reserved: "
+        "try another card before the order expires.",
         ("inbox", "push"),
     ),
     "payment_refunded": Template(
         "Refund for order $order_id",
-        "We refunded $amount for order $order_id.",
+        "We refunded $amount for order $order_id. $why",
         ("inbox", "push", "email"),
     ),
+    "dispute_update": Template(
+        "Dispute $status on order $order_id",
+        "A dispute of $amount on order $order_id (payment $payment_id) is $status (reason: $reason). "
+        "Respond in the Stripe Dashboard.",
+        ("inbox", "email"),
+    ),
 }
-
-
-def money(amount: int, currency: str) -> str:
-    zero_decimal = {"jpy", "krw", "vnd", "clp"}
-    if currency.lower() in zero_decimal:
-        return f"{amount} {currency.upper()}"
-    return f"{amount / 100:.2f} {currency.upper()}"

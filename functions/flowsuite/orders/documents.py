@@ -53,3 +53,15 @@ class OrderDoc(Document):
     updated_time: Timestamp
     expires_at: Timestamp
     history: list[StatusChange]
+    request_hash: str  # the idempotency key's payload hash (a repeat with another payload is refused)
+    cancel_reason: str | None = None  # why it is cancelling or cancelled
+    cancelling_time: Timestamp | None = None
+    cancelled_time: Timestamp | None = None
+    paid_time: Timestamp | None = None
+    fulfilled_time: Timestamp | None = None
+    refunded_time: Timestamp | None = None
+    amount_refunded: int = 0  # refunds so far (a partial refund leaves the order paid)
+    dispute_id: str | None = None
+    dispute_status: str | None = None  # Stripe's: needs_response, under_review, won, lost, ...
+    dispute_closed: bool = False
+    anonymised: bool = False  # the account was deleted; kept for accounting

@@ -47,9 +47,30 @@ class OrderCancelled(EventData):
     currency: str
 
 
+@event_type("order.cancel_requested", source="orders")
+class OrderCancelRequested(EventData):
+    """An unpaid order is being cancelled (by its owner, staff, the expiry or an account deletion):
+    payments closes its PaymentIntent at Stripe first, then the stock is released."""
+
+    order_id: str
+    uid: str
+    reason: str
+
+
+@event_type("order.payment_rejected", source="orders")
+class OrderPaymentRejected(EventData):
+    """A payment succeeded for an order that can no longer be paid (cancelled, refunded, erased,
+    or an amount that does not match): payments refunds it."""
+
+    order_id: str
+    uid: str
+    payment_id: str
+    reason: str
+
+
 @event_type("order.refunded", source="orders")
 class OrderRefunded(EventData):
-    """A cancelled, paid order was refunded."""
+    """A paid order was refunded in full (after a cancellation or from the Stripe Dashboard)."""
 
     order_id: str
     uid: str

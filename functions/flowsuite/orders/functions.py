@@ -8,7 +8,7 @@ from flowsuite.core import bus, clients, clock, idempotency, options
 from flowsuite.core.callables import CallContext, callable_function
 from flowsuite.identity.erasure import eraser
 from flowsuite.orders import models, service
-from flowsuite.payments.events import PaymentFailed, PaymentRefunded, PaymentSucceeded
+from flowsuite.payments.events import PaymentCanceled, PaymentDisputed, PaymentRefunded, PaymentSucceeded
 
 __all__ = [
     "orders_upsert_product",
@@ -19,8 +19,9 @@ __all__ = [
     "orders_run_expiry",
     "orders_expire_unpaid",
     "orders_on_payment_succeeded",
-    "orders_on_payment_failed",
+    "orders_on_payment_canceled",
     "orders_on_payment_refunded",
+    "orders_on_payment_disputed",
     "orders_on_user_deleted",
 ]
 
@@ -52,7 +53,8 @@ def orders_place(ctx: CallContext, req: models.PlaceOrder) -> models.OrderAnswer
 
 @callable_function(request=models.OrderRef, response=models.OrderStatusAnswer)
 def orders_cancel(ctx: CallContext, req: models.OrderRef) -> models.OrderStatusAnswer:
-    """Cancels an order: its owner while pending or paid; staff until fulfilled. Paid orders are refunded."""
+    """Cancels an order: its owner while pending or paid; staff until fulfilled. An unpaid order answers
+    `cancelling` and becomes `cancelled` once its PaymentIntent is closed at Stripe; a paid one is refunded."""
     status = service.cancel_by_caller(clients.firestore(), order_id=req.order_id, uid=ctx.require_uid(), role=ctx.role)
     return models.OrderStatusAnswer(order_id=req.order_id, status=status)
 
@@ -66,33 +68,39 @@ def orders_mark_fulfilled(ctx: CallContext, req: models.OrderRef) -> models.Orde
 
 @callable_function(request=models.RunExpiry, response=models.ExpiryAnswer, roles=("admin",))
 def orders_run_expiry(ctx: CallContext, req: models.RunExpiry) -> models.ExpiryAnswer:
-    """Cancels unpaid orders past their payment window now (admin)."""
+    """Starts cancelling unpaid orders past their payment window now (admin)."""
     now = clock.utcnow()
     return models.ExpiryAnswer(cancelled=service.expire_unpaid(clients.firestore(), now=now), checked_at=now)
 
 
 @scheduler_fn.on_schedule(schedule="every 5 minutes")
 def orders_expire_unpaid(event: scheduler_fn.ScheduledEvent) -> None:
-    """Cancels unpaid orders past their payment window, releasing stock."""
+    """Starts cancelling unpaid orders past their payment window (their intents are closed, then stock released)."""
     service.expire_unpaid(clients.firestore())
 
 
 @bus.subscriber(PaymentSucceeded)
 def orders_on_payment_succeeded(event, txn) -> None:
-    """payment.succeeded -> the order is paid (order.paid)."""
+    """payment.succeeded -> the order is paid (order.paid), or the payment rejected (order.payment_rejected)."""
     service.on_payment_succeeded(clients.firestore(), txn, event.data)
 
 
-@bus.subscriber(PaymentFailed)
-def orders_on_payment_failed(event, txn) -> None:
-    """payment.failed -> the order is cancelled and its stock released (order.cancelled)."""
-    service.on_payment_failed(clients.firestore(), txn, event.data)
+@bus.subscriber(PaymentCanceled)
+def orders_on_payment_canceled(event, txn) -> None:
+    """payment.canceled -> the unpaid order is cancelled and its stock released (order.cancelled)."""
+    service.on_payment_canceled(clients.firestore(), txn, event.data)
 
 
 @bus.subscriber(PaymentRefunded)
 def orders_on_payment_refunded(event, txn) -> None:
-    """payment.refunded -> the order is refunded (order.refunded)."""
+    """payment.refunded -> a full refund refunds the order (order.refunded); a partial one is recorded."""
     service.on_payment_refunded(clients.firestore(), txn, event.data)
+
+
+@bus.subscriber(PaymentDisputed)
+def orders_on_payment_disputed(event, txn) -> None:
+    """payment.disputed -> the order shows the dispute and its state."""
+    service.on_payment_disputed(clients.firestore(), txn, event.data)
 
 
 @eraser(collections=(service.ORDERS,))

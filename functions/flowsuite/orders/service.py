@@ -15,7 +15,7 @@ from typing import Any
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import clock, events, settings
+from flowsuite.core import clock, events, log, money, settings
 from flowsuite.core.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -26,8 +26,10 @@ from flowsuite.orders import config, states
 from flowsuite.orders.events import (
     Line,
     OrderCancelled,
+    OrderCancelRequested,
     OrderFulfilled,
     OrderPaid,
+    OrderPaymentRejected,
     OrderPlaced,
     OrderRefunded,
 )
@@ -120,6 +122,9 @@ def price_lines(lines: list, products: dict[str, dict | None]) -> tuple[list[dic
         priced.append({"product_id": line.product_id, "name": product.get("name", ""), "unit_price": unit,
                        "quantity": line.quantity})
         total += unit * line.quantity
+    refused = money.charge_limit_error(total, currency or "usd") if priced else None
+    if refused:
+        raise InvalidArgumentError.for_field("items", f"{refused}: Stripe cannot charge it", "charge_limit")
     return priced, total, currency or ""
 
 
@@ -218,7 +223,10 @@ def _read_order(txn, ref) -> dict[str, Any]:
 
 
 def cancel(db, txn, ref, order: dict, *, by: str, reason: str) -> None:
-    """Cancels an order (in the caller's transaction): stock released, order.cancelled published."""
+    """Cancels an order (in the caller's transaction): stock released, order.cancelled published.
+
+    An unpaid order reaches here only once its PaymentIntent is closed (``payment.canceled``);
+    a paid one is refunded by payments (``was_paid``)."""
     was_paid = order["status"] == states.PAID
     _transition(txn, ref, order, states.CANCELLED, by, {"cancel_reason": reason})
     if order["status"] in states.HOLDS_STOCK:
@@ -231,6 +239,15 @@ def cancel(db, txn, ref, order: dict, *, by: str, reason: str) -> None:
     )
 
 
+def request_cancel(db, txn, ref, order: dict, *, by: str, reason: str) -> None:
+    """Starts cancelling an unpaid order: ``cancelling`` (stock still held) and
+    order.cancel_requested, on which payments closes the PaymentIntent at Stripe. The order is
+    cancelled on payment.canceled, or paid if Stripe says the payment got there first."""
+    _transition(txn, ref, order, states.CANCELLING, by, {"cancel_reason": reason})
+    events.publish(txn, OrderCancelRequested(order_id=ref.id, uid=order["uid"], reason=reason),
+                   subject=f"{ORDERS}/{ref.id}", db=db)
+
+
 def cancel_by_caller(db, *, order_id: str, uid: str, role: str) -> str:
     ref = db.collection(ORDERS).document(order_id)
 
@@ -240,12 +257,18 @@ def cancel_by_caller(db, *, order_id: str, uid: str, role: str) -> str:
         staff = role in ("staff", "admin")
         if not staff and order["uid"] != uid:
             raise PermissionDeniedError("This is not your order.", details={"order_id": order_id})
+        if order["status"] == states.CANCELLING:
+            return states.CANCELLING  # a double tap: the first request is under way
         if not states.cancellable(order["status"]):
             raise FailedPreconditionError(
                 f"Order {order_id} is {order['status']} and can no longer be cancelled.",
                 details={"order_id": order_id, "status": order["status"]},
             )
-        cancel(db, txn, ref, order, by=uid, reason="cancelled_by_staff" if staff and order["uid"] != uid else "cancelled_by_customer")
+        reason = "cancelled_by_staff" if staff and order["uid"] != uid else "cancelled_by_customer"
+        if order["status"] == states.PENDING_PAYMENT:
+            request_cancel(db, txn, ref, order, by=uid, reason=reason)
+            return states.CANCELLING
+        cancel(db, txn, ref, order, by=uid, reason=reason)
         return states.CANCELLED
 
     return run(db.transaction())
@@ -264,17 +287,33 @@ def mark_fulfilled(db, *, order_id: str, by: str) -> str:
     return run(db.transaction())
 
 
+def rejection_reason(order: dict, data) -> str | None:
+    """Why a succeeded payment cannot pay this order, or None when it pays it. Pure."""
+    if order.get("anonymised"):
+        return "account_deleted"
+    if order["status"] not in states.PAYABLE:
+        return f"order_{order['status']}"
+    if data.amount != order["total"] or data.currency != order["currency"]:
+        return "amount_mismatch"
+    return None
+
+
 def on_payment_succeeded(db, txn, data) -> None:
+    """payment.succeeded: the order is paid, or, when it can no longer be paid, the payment is
+    rejected (payments refunds it) and an order still being cancelled is cancelled."""
     ref = db.collection(ORDERS).document(data.order_id)
     order = _read_order(txn, ref)
-    if order["status"] == states.PAID and order.get("payment_id") == data.payment_id:
+    if order.get("payment_id") == data.payment_id and order["status"] != states.CANCELLING:
+        return  # already paid by it (and perhaps fulfilled, cancelled or refunded since)
+    reason = rejection_reason(order, data)
+    if reason is not None:
+        if order["status"] == states.CANCELLING:
+            cancel(db, txn, ref, order, by="payments", reason=order.get("cancel_reason") or reason)
+        events.publish(txn, OrderPaymentRejected(order_id=data.order_id, uid=data.uid, payment_id=data.payment_id,
+                                                 reason=reason),
+                       subject=f"{ORDERS}/{data.order_id}", db=db)
         return
-    if data.amount != order["total"] or data.currency != order["currency"]:
-        raise FailedPreconditionError(
-            f"Payment {data.payment_id} of {data.amount} {data.currency} does not match order "
-            f"{data.order_id} ({order['total']} {order['currency']})."
-        )
-    _transition(txn, ref, order, states.PAID, "payments", {"payment_id": data.payment_id})
+    _transition(txn, ref, order, states.PAID, "payments", {"payment_id": data.payment_id, "cancel_reason": None})
     events.publish(
         txn,
         OrderPaid(order_id=data.order_id, uid=order["uid"], total=order["total"], currency=order["currency"],
@@ -283,20 +322,34 @@ def on_payment_succeeded(db, txn, data) -> None:
     )
 
 
-def on_payment_failed(db, txn, data) -> None:
+def on_payment_canceled(db, txn, data) -> None:
+    """payment.canceled: nobody can pay the order any more, so it is cancelled and its stock released."""
     ref = db.collection(ORDERS).document(data.order_id)
     order = _read_order(txn, ref)
-    if order["status"] == states.CANCELLED:
-        return  # already cancelled (by the customer or the expiry job)
-    cancel(db, txn, ref, order, by="payments", reason="payment_failed")
+    if order["status"] not in states.PAYABLE:
+        return  # already cancelled, or paid before the intent was closed
+    reason = order.get("cancel_reason") if order["status"] == states.CANCELLING else None
+    cancel(db, txn, ref, order, by="payments", reason=reason or data.reason or "payment_canceled")
 
 
 def on_payment_refunded(db, txn, data) -> None:
+    """payment.refunded: a full refund of a paid order refunds it (a paid, unfulfilled order's
+    stock goes back); a partial one is recorded; a refunded payment that never paid the order
+    (a late success) leaves it as it is."""
     ref = db.collection(ORDERS).document(data.order_id)
     order = _read_order(txn, ref)
+    if order.get("payment_id") != data.payment_id:
+        return  # the payment never paid this order: nothing to undo here
+    refunded = max(int(order.get("amount_refunded") or 0), int(data.amount_refunded or data.amount))
+    if not data.full:
+        if refunded > int(order.get("amount_refunded") or 0):
+            txn.update(ref, {"amount_refunded": refunded, "updated_time": clock.utcnow()})
+        return
     if order["status"] == states.REFUNDED:
         return
-    _transition(txn, ref, order, states.REFUNDED, "payments")
+    _transition(txn, ref, order, states.REFUNDED, "payments", {"amount_refunded": refunded})
+    if order["status"] in states.HOLDS_STOCK:
+        _release_stock(txn, db, order)
     events.publish(
         txn,
         OrderRefunded(order_id=data.order_id, uid=order["uid"], total=order["total"], currency=order["currency"]),
@@ -304,8 +357,19 @@ def on_payment_refunded(db, txn, data) -> None:
     )
 
 
+def on_payment_disputed(db, txn, data) -> None:
+    """payment.disputed: the order shows the dispute and its state (staff act on it in Stripe)."""
+    ref = db.collection(ORDERS).document(data.order_id)
+    order = _read_order(txn, ref)
+    if order.get("dispute_id") == data.dispute_id and order.get("dispute_closed") and not data.closed:
+        return  # an older update of a dispute already closed
+    txn.update(ref, {"dispute_id": data.dispute_id, "dispute_status": data.status, "dispute_closed": data.closed,
+                     "updated_time": clock.utcnow()})
+
+
 def expire_unpaid(db, *, now: dt.datetime | None = None, limit: int = 200) -> list[str]:
-    """Cancels pending orders whose payment window closed, releasing their stock."""
+    """Starts cancelling pending orders whose payment window closed (the intent is closed at
+    Stripe, then the stock released). One bad order is logged and skipped, never a stop."""
     now = now or clock.utcnow()
     due = (
         db.collection(ORDERS)
@@ -314,7 +378,7 @@ def expire_unpaid(db, *, now: dt.datetime | None = None, limit: int = 200) -> li
         .limit(limit)
         .stream()
     )
-    cancelled = []
+    expired = []
     for snap in due:
         ref = snap.reference
 
@@ -323,12 +387,15 @@ def expire_unpaid(db, *, now: dt.datetime | None = None, limit: int = 200) -> li
             order = _read_order(txn, ref)
             if order["status"] != states.PENDING_PAYMENT or order["expires_at"] > now:
                 return False
-            cancel(db, txn, ref, order, by="expiry", reason="payment_timeout")
+            request_cancel(db, txn, ref, order, by="expiry", reason="payment_timeout")
             return True
 
-        if run(db.transaction()):
-            cancelled.append(ref.id)
-    return cancelled
+        try:
+            if run(db.transaction()):
+                expired.append(ref.id)
+        except Exception as exc:  # noqa: BLE001 - one bad order never stops the others
+            log.error("expiry skipped an order", order_id=ref.id, error=f"{type(exc).__name__}: {exc}"[:300])
+    return expired
 
 
 def erase(db, uid: str) -> None:
@@ -345,7 +412,7 @@ def erase(db, uid: str) -> None:
             def cancel_pending(txn, ref=ref) -> None:
                 order = _read_order(txn, ref)
                 if order["status"] == states.PENDING_PAYMENT:
-                    cancel(db, txn, ref, order, by="erasure", reason="account_deleted")
+                    request_cancel(db, txn, ref, order, by="erasure", reason="account_deleted")
 
             @gcf.transactional
             def anonymise(txn, ref=ref) -> None:

@@ -17,12 +17,29 @@ class PaymentDoc(Document):
     amount: int
     currency: str
     provider: str
-    provider_ref: str
+    provider_ref: str | None  # the PaymentIntent id (None: closed before any intent was created)
     customer: str | None
-    status: str
-    failure_reason: str | None
+    status: str  # requires_payment, requires_action, processing, succeeded, partially_refunded, refunded, canceled
+    failure_reason: str | None  # the last declined attempt's reason (a decline is not final)
+    failed_attempts: int = 0
+    last_failure_time: Timestamp | None = None
     correlation_id: str
     stripe_event_ids: list[str] = []  # Stripe events applied to it: each is applied once
+    stripe_state_time: int = 0  # `created` of the newest intent event applied: an older one never overwrites it
+    amount_received: int | None = None
+    charge_id: str | None = None
+    succeeded_time: Timestamp | None = None
+    canceled_time: Timestamp | None = None
+    cancellation_reason: str | None = None
+    amount_refunded: int = 0  # the charge's running refunded total
+    refund_id: str | None = None  # our own refund
+    refund_reason: str | None = None
+    refunded_time: Timestamp | None = None
+    dispute_id: str | None = None
+    dispute_status: str | None = None  # Stripe's: needs_response, under_review, won, lost, ...
+    dispute_reason: str | None = None
+    dispute_amount: int | None = None
+    anonymised: bool = False  # the account was deleted; kept for accounting
     created_time: Timestamp
     updated_time: Timestamp
 

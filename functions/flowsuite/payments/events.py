@@ -7,7 +7,7 @@ from flowsuite.core.events import EventData, event_type
 
 @event_type("payment.succeeded", source="payments")
 class PaymentSucceeded(EventData):
-    """Stripe confirmed the payment of an order."""
+    """Stripe confirmed the payment of an order (the order is paid, or refunded if it can no longer be)."""
 
     payment_id: str
     order_id: str
@@ -18,7 +18,20 @@ class PaymentSucceeded(EventData):
 
 @event_type("payment.failed", source="payments")
 class PaymentFailed(EventData):
-    """The payment of an order failed (declined card, expired authentication)."""
+    """An attempt to pay an order failed (a declined card). Not final: the same PaymentIntent
+    stays payable with another card until the order is cancelled or expires."""
+
+    payment_id: str
+    order_id: str
+    uid: str
+    reason: str = ""
+    attempt: int = 1
+
+
+@event_type("payment.canceled", source="payments")
+class PaymentCanceled(EventData):
+    """The order's PaymentIntent is closed at Stripe (or none was ever created): nobody can pay it
+    any more, so the order's stock can be released."""
 
     payment_id: str
     order_id: str
@@ -28,10 +41,29 @@ class PaymentFailed(EventData):
 
 @event_type("payment.refunded", source="payments")
 class PaymentRefunded(EventData):
-    """A succeeded payment was refunded in full."""
+    """Money went back to the customer: ``amount`` this time, ``amount_refunded`` in all;
+    ``full`` when nothing of the payment is left."""
 
     payment_id: str
     order_id: str
     uid: str
     amount: int
     currency: str
+    amount_refunded: int | None = None
+    full: bool = True
+    reason: str = ""
+
+
+@event_type("payment.disputed", source="payments")
+class PaymentDisputed(EventData):
+    """A customer's bank opened, updated or closed a dispute (chargeback) on a payment."""
+
+    payment_id: str
+    order_id: str
+    uid: str
+    dispute_id: str
+    status: str
+    reason: str = ""
+    amount: int
+    currency: str
+    closed: bool = False

@@ -8,6 +8,8 @@ retry neither charges twice nor loses the payment.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import json
 from typing import Any
 
 from google.api_core.exceptions import AlreadyExists
@@ -16,14 +18,23 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from flowsuite.core import clock, effects, events, faults, ids, log
 from flowsuite.core.errors import FailedPreconditionError, NotFoundError, PermissionDeniedError, RetryLaterError
-from flowsuite.payments.events import PaymentFailed, PaymentRefunded, PaymentSucceeded
+from flowsuite.payments.events import (
+    PaymentCanceled,
+    PaymentDisputed,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentSucceeded,
+)
 
 PAYMENTS = "payments"
 CUSTOMERS = "stripe_customers"
 ORDERS = "orders"  # read only, as docs/collections.md allows
 DELETED_USER = "deleted-user"
 
-REQUIRES_PAYMENT, SUCCEEDED, FAILED, REFUNDED = "requires_payment", "succeeded", "failed", "refunded"
+REQUIRES_PAYMENT, REQUIRES_ACTION, PROCESSING = "requires_payment", "requires_action", "processing"
+SUCCEEDED, PARTIALLY_REFUNDED, REFUNDED, CANCELED = "succeeded", "partially_refunded", "refunded", "canceled"
+PAYABLE = frozenset({REQUIRES_PAYMENT, REQUIRES_ACTION, PROCESSING})  # the intent can still be paid
+PAID_STATES = frozenset({SUCCEEDED, PARTIALLY_REFUNDED, REFUNDED})
 
 
 def payment_id_for(order_id: str) -> str:
@@ -50,7 +61,11 @@ def customer_for(db, stripe, uid: str, email: str | None) -> str:
     return result["id"]
 
 
-def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, correlation_id: str) -> dict[str, Any]:
+def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, correlation_id: str,
+                  project: str | None = None) -> dict[str, Any]:
+    """The order's one PaymentIntent (created once; a decline leaves it payable, so every later
+    call answers the same intent) and what flutter_stripe's PaymentSheet needs for a customer
+    with saved cards: the customer and a fresh ephemeral key."""
     order_snap = db.collection(ORDERS).document(order_id).get()
     if not order_snap.exists:
         raise NotFoundError(f"No order {order_id}.", details={"order_id": order_id})
@@ -68,7 +83,7 @@ def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, cor
 
     intent = effects.once(
         f"stripe-intent-{payment_id}",
-        lambda: _create_intent(stripe, payment_id, order_id, uid, amount, currency, customer),
+        lambda: _create_intent(stripe, payment_id, order_id, uid, amount, currency, customer, project),
         meta={"uid": uid, "kind": "stripe_payment_intent", "payment_id": payment_id}, db=db,
     )
     faults.maybe_fail("payments.after_stripe_intent", db=db)  # a crash between Stripe and Firestore
@@ -88,37 +103,73 @@ def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, cor
             "customer": customer,
             "status": REQUIRES_PAYMENT,
             "failure_reason": None,
+            "failed_attempts": 0,
+            "amount_refunded": 0,
             "correlation_id": order.get("correlation_id") or correlation_id,
             "created_time": now,
             "updated_time": now,
         })
     except AlreadyExists:
-        pass
+        _close_if_cancelled(db, stripe, ref, intent["id"])
     return {"payment_id": payment_id, "client_secret": intent["client_secret"], "amount": amount,
-            "currency": currency, "customer": customer}
+            "currency": currency, "customer": customer, "ephemeral_key": _ephemeral_key(stripe, customer)}
 
 
-def _create_intent(stripe, payment_id, order_id, uid, amount, currency, customer) -> dict[str, str]:
+def _close_if_cancelled(db, stripe, ref, intent_id: str) -> None:
+    """The order was cancelled while its intent was being created (a closed payment with no
+    intent was recorded): the new intent is closed too, and the caller told."""
+
+    @gcf.transactional
+    def adopt(txn) -> dict:
+        payment = ref.get(transaction=txn).to_dict()
+        if payment.get("provider_ref") is None:
+            txn.update(ref, {"provider_ref": intent_id, "updated_time": clock.utcnow()})
+        return payment
+
+    payment = adopt(db.transaction())
+    if payment.get("provider_ref") not in (None, intent_id) or payment["status"] != CANCELED:
+        return
+    effects.once(f"stripe-cancel-{ref.id}", lambda: _cancel_intent(stripe, intent_id, "requested_by_customer"),
+                 meta={"kind": "stripe_cancel_intent", "payment_id": ref.id}, db=db)
+    raise FailedPreconditionError(f"Order {payment['order_id']} was cancelled.",
+                                  details={"order_id": payment["order_id"], "status": "cancelled"})
+
+
+def _ephemeral_key(stripe, customer: str) -> str:
+    """A short-lived key that lets the PaymentSheet show the customer's saved cards. Stripe
+    requires an explicit API version for it: the SDK sends its pinned one on every request."""
+    return stripe.v1.ephemeral_keys.create(params={"customer": customer}).secret
+
+
+def _create_intent(stripe, payment_id, order_id, uid, amount, currency, customer, project) -> dict[str, str]:
+    metadata = {"flowsuite_payment_id": payment_id, "order_id": order_id, "uid": uid}
+    if project:
+        metadata["flowsuite_project"] = project
     intent = stripe.v1.payment_intents.create(
         params={
             "amount": amount,
             "currency": currency,
             "customer": customer,
             "payment_method_types": ["card"],
-            "metadata": {"flowsuite_payment_id": payment_id, "order_id": order_id, "uid": uid},
+            "metadata": metadata,
         },
         options={"idempotency_key": f"intent-{payment_id}"},
     )
     return {"id": intent.id, "client_secret": intent.client_secret}
 
 
-# ---- webhook -----------------------------------------------------------------------
+# ---- Stripe events: the webhook, the cancel answer, reconciliation ----------------
 
-HANDLED = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded")
+INTENT_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.processing",
+                 "payment_intent.requires_action", "payment_intent.canceled")
+DISPUTE_EVENTS = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
+HANDLED = (*INTENT_EVENTS, "charge.refunded", *DISPUTE_EVENTS)
+DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
 
 
 class UnknownPaymentError(RetryLaterError):
-    """A PaymentIntent we may have created but not recorded yet: Stripe should retry."""
+    """A Stripe event names one of our payments that is not recorded yet, or arrived before the
+    state it builds on (a refund before its success): Stripe should retry."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,59 +181,85 @@ class Applied:
     correlation_id: str | None = None
 
 
-def payment_ref(db, obj: dict[str, Any], intent_id: str):
-    """The payment a Stripe object is about: named by the PaymentIntent's metadata
-    (set at creation, delivered in every PaymentIntent event), else found by the
-    intent id (a charge's events carry only that). The caller checks the match."""
-    payment_id = (obj.get("metadata") or {}).get("flowsuite_payment_id")
-    if isinstance(payment_id, str) and payment_id.startswith("pay_") and "/" not in payment_id:
-        return db.collection(PAYMENTS).document(payment_id)
-    query = db.collection(PAYMENTS).where(filter=FieldFilter("provider_ref", "==", intent_id)).limit(1)
-    found = list(query.stream())
-    return found[0].reference if found else None
+def _names_ours(metadata: dict[str, Any], project: str | None) -> str | None:
+    """The payment id an object's metadata names, when it names one of this project's."""
+    payment_id = metadata.get("flowsuite_payment_id")
+    if not (isinstance(payment_id, str) and payment_id.startswith("pay_") and "/" not in payment_id):
+        return None
+    named_project = metadata.get("flowsuite_project")
+    if project and named_project and named_project != project:
+        return None  # another deployment (staging, a second app) sharing the Stripe account
+    return payment_id
 
 
-def handle_stripe_event(db, event: dict[str, Any]) -> Applied:
+def _intent_of(kind: str, obj: dict[str, Any]) -> str:
+    if kind.startswith("payment_intent."):
+        return str(obj.get("id") or "")
+    return str(obj.get("payment_intent") or "")
+
+
+def payment_ref(db, kind: str, obj: dict[str, Any], project: str | None):
+    """(the payment a Stripe object is about, whether its metadata names it). Named by the
+    metadata we set on the PaymentIntent (copied to its charge), else found by intent or charge
+    id (a dispute carries no metadata). None when it is not one of ours."""
+    named = _names_ours(obj.get("metadata") or {}, project)
+    if named:
+        return db.collection(PAYMENTS).document(named), True
+    for field, value in (("provider_ref", _intent_of(kind, obj)), ("charge_id", obj.get("charge"))):
+        if value:
+            query = db.collection(PAYMENTS).where(filter=FieldFilter(field, "==", value)).limit(1)
+            found = list(query.stream())
+            if found:
+                return found[0].reference, False
+    return None, False
+
+
+def handle_stripe_event(db, event: dict[str, Any], *, project: str | None = None) -> Applied:
     """Applies one verified Stripe event once. Returns what happened.
 
-    One transaction reads the payment, skips an event id it already applied (kept
-    on the payment, ``stripe_event_ids``), and writes the new status with its
-    event. The payment is found before the transaction (a query inside one would
-    lock far more than one document), by id when the intent's metadata names it.
+    An event about an object that is not one of our payments answers ``not_ours`` (Stripe must
+    get a 2xx, or it retries for days and disables the endpoint); only an event that names our
+    payment which is not recorded yet raises ``UnknownPaymentError`` (retry). The payment is
+    found before the transaction (a query inside one would lock far more than a document).
     """
-    event_id, kind = event["id"], event["type"]
+    kind = event["type"]
     if kind not in HANDLED:
         return Applied("ignored")
     obj = event["data"]["object"]
-    intent_id = (obj.get("payment_intent") if kind == "charge.refunded" else obj.get("id")) or ""
     faults.maybe_fail("payments.webhook", db=db)  # a transient failure: Stripe must retry
-    ref = payment_ref(db, obj if kind != "charge.refunded" else {}, intent_id)
+    ref, named = payment_ref(db, kind, obj, project)
+    if ref is None:
+        return Applied("not_ours")
+    applied = apply_event(db, ref, event)
+    if applied is None:
+        if named:
+            raise UnknownPaymentError(f"no payment recorded for {_intent_of(kind, obj)} yet")
+        return Applied("not_ours")
+    return applied
+
+
+def apply_event(db, ref, event: dict[str, Any]) -> Applied | None:
+    """One transaction: reads the payment, skips an event id it already applied (kept on the
+    payment, ``stripe_event_ids``), and applies the event by the payment's state and the
+    event's ``created`` (an older event never overwrites a newer state). None when the payment
+    is missing or belongs to another intent."""
+    event_id, kind, obj = str(event["id"]), event["type"], event["data"]["object"]
+    intent_id = _intent_of(kind, obj)
+    created = int(event.get("created") or 0)
 
     @gcf.transactional
     def apply(txn) -> Applied | None:
         snap = ref.get(transaction=txn)
         payment = snap.to_dict() if snap.exists else None
-        if payment is None or payment.get("provider_ref") != intent_id:
+        if payment is None or (intent_id and payment.get("provider_ref") != intent_id):
             return None
         if event_id in (payment.get("stripe_event_ids") or []):
             return Applied("duplicate", ref.id, payment.get("correlation_id"))
-        if kind == "payment_intent.succeeded":
-            outcome = _succeed(db, txn, ref, payment, event_id)
-        elif kind == "payment_intent.payment_failed":
-            error = obj.get("last_payment_error") or {}
-            outcome = _fail(db, txn, ref, payment, error.get("code") or error.get("message") or "payment_failed",
-                            event_id)
-        else:
-            outcome = _refund(db, txn, ref, payment, event_id)
+        step = _STEPS[kind.rsplit(".", 1)[-1] if kind.startswith("payment_intent.") else kind]
+        outcome = step(db, txn, ref, payment, obj, event_id, created)
         return Applied(outcome, ref.id, payment.get("correlation_id"))
 
-    applied = apply(db.transaction()) if ref is not None else None
-    if applied is None:
-        metadata = obj.get("metadata") or {}
-        if metadata and "flowsuite_payment_id" not in metadata:
-            return Applied("not_ours")
-        raise UnknownPaymentError(f"no payment recorded for {intent_id} yet")
-    return applied
+    return apply(db.transaction())
 
 
 def _applied(event_id: str | None, **fields: Any) -> dict[str, Any]:
@@ -191,36 +268,188 @@ def _applied(event_id: str | None, **fields: Any) -> dict[str, Any]:
     return {**fields, "updated_time": clock.utcnow(), **seen}
 
 
-def _succeed(db, txn, ref, payment: dict, event_id: str) -> str:
-    if payment["status"] != REQUIRES_PAYMENT:
+def _newer(payment: dict, created: int) -> bool:
+    return created >= int(payment.get("stripe_state_time") or 0)
+
+
+def _publish(db, txn, ref, payment: dict, data) -> None:
+    events.publish(txn, data, subject=f"{PAYMENTS}/{ref.id}", correlation_id=payment.get("correlation_id"), db=db)
+
+
+def _ids(ref, payment: dict) -> dict[str, str]:
+    return {"payment_id": ref.id, "order_id": payment["order_id"], "uid": payment["uid"]}
+
+
+def _succeeded(db, txn, ref, payment: dict, obj: dict, event_id: str, created: int) -> str:
+    """Money moved: from any unpaid state (even one we closed) the payment succeeded, and orders
+    decides whether it pays the order or is refunded."""
+    if payment["status"] in PAID_STATES:
         return f"already_{payment['status']}"
-    txn.update(ref, _applied(event_id, status=SUCCEEDED, succeeded_time=clock.utcnow()))
-    events.publish(txn, PaymentSucceeded(payment_id=ref.id, order_id=payment["order_id"], uid=payment["uid"],
-                                         amount=payment["amount"], currency=payment["currency"]),
-                   subject=f"{PAYMENTS}/{ref.id}", correlation_id=payment.get("correlation_id"), db=db)
+    amount = int(obj.get("amount_received") or obj.get("amount") or payment["amount"])
+    txn.update(ref, _applied(event_id, status=SUCCEEDED, succeeded_time=clock.utcnow(), amount_received=amount,
+                             charge_id=obj.get("latest_charge"), stripe_state_time=max(created, 0)))
+    _publish(db, txn, ref, payment, PaymentSucceeded(**_ids(ref, payment), amount=amount,
+                                                     currency=obj.get("currency") or payment["currency"]))
     return SUCCEEDED
 
 
-def _fail(db, txn, ref, payment: dict, reason: str, event_id: str) -> str:
-    if payment["status"] != REQUIRES_PAYMENT:
+def _failed(db, txn, ref, payment: dict, obj: dict, event_id: str, created: int) -> str:
+    """A declined attempt: recorded and told, the order stays payable with the same intent."""
+    if payment["status"] not in PAYABLE:
+        return f"stale_{payment['status']}"
+    error = obj.get("last_payment_error") or {}
+    reason = str(error.get("decline_code") or error.get("code") or error.get("message") or "payment_failed")[:300]
+    attempt = int(payment.get("failed_attempts") or 0) + 1
+    fields = {"failed_attempts": attempt, "failure_reason": reason, "last_failure_time": clock.utcnow()}
+    if _newer(payment, created):
+        fields.update(status=REQUIRES_PAYMENT, stripe_state_time=created)
+    txn.update(ref, _applied(event_id, **fields))
+    _publish(db, txn, ref, payment, PaymentFailed(**_ids(ref, payment), reason=reason, attempt=attempt))
+    return "attempt_failed"
+
+
+def _in_flight(status: str):
+    def step(db, txn, ref, payment: dict, obj: dict, event_id: str, created: int) -> str:
+        if payment["status"] not in PAYABLE or not _newer(payment, created):
+            return f"stale_{payment['status']}"
+        txn.update(ref, _applied(event_id, status=status, stripe_state_time=created))
+        return status
+    return step
+
+
+def _canceled(db, txn, ref, payment: dict, obj: dict, event_id: str, created: int) -> str:
+    if payment["status"] == CANCELED:
+        return "already_canceled"
+    if payment["status"] not in PAYABLE:
+        return f"stale_{payment['status']}"
+    reason = str(obj.get("cancellation_reason") or "canceled_in_stripe")
+    txn.update(ref, _applied(event_id, status=CANCELED, canceled_time=clock.utcnow(), cancellation_reason=reason,
+                             stripe_state_time=created))
+    _publish(db, txn, ref, payment, PaymentCanceled(**_ids(ref, payment), reason=reason))
+    return CANCELED
+
+
+def _charge_refunded(db, txn, ref, payment: dict, obj: dict, event_id: str, created: int) -> str:
+    """A refund made anywhere (our own, or in the Stripe Dashboard): the charge's running total
+    decides, so a late or repeated event never lowers it, and a partial refund stays partial."""
+    if payment["status"] in PAYABLE:
+        raise UnknownPaymentError(f"a refund of {ref.id} arrived before its success")
+    total = int(obj.get("amount_refunded") or 0)
+    before = int(payment.get("amount_refunded") or 0)
+    if total <= before:
         return f"already_{payment['status']}"
-    txn.update(ref, _applied(event_id, status=FAILED, failure_reason=reason[:300]))
-    events.publish(txn, PaymentFailed(payment_id=ref.id, order_id=payment["order_id"], uid=payment["uid"],
-                                      reason=reason[:300]),
-                   subject=f"{PAYMENTS}/{ref.id}", correlation_id=payment.get("correlation_id"), db=db)
-    return FAILED
+    return _mark_refunded(db, txn, ref, payment, total, full=bool(obj.get("refunded")) or total >= payment["amount"],
+                          reason="refunded_in_stripe", event_id=event_id)
 
 
-def _refund(db, txn, ref, payment: dict, event_id: str | None) -> str:
-    if payment["status"] == REFUNDED:
-        return "already_refunded"
-    if payment["status"] != SUCCEEDED:
-        raise FailedPreconditionError(f"Payment {ref.id} is {payment['status']}; only a succeeded payment is refunded.")
-    txn.update(ref, _applied(event_id, status=REFUNDED, refunded_time=clock.utcnow()))
-    events.publish(txn, PaymentRefunded(payment_id=ref.id, order_id=payment["order_id"], uid=payment["uid"],
-                                        amount=payment["amount"], currency=payment["currency"]),
-                   subject=f"{PAYMENTS}/{ref.id}", correlation_id=payment.get("correlation_id"), db=db)
-    return REFUNDED
+def _mark_refunded(db, txn, ref, payment: dict, total: int, *, full: bool, reason: str,
+                   event_id: str | None = None, refund_id: str | None = None) -> str:
+    before = int(payment.get("amount_refunded") or 0)
+    status = REFUNDED if full else PARTIALLY_REFUNDED
+    fields = {"status": status, "amount_refunded": total, "refunded_time": clock.utcnow(),
+              "refund_reason": payment.get("refund_reason") or reason}
+    if refund_id:
+        fields["refund_id"] = refund_id
+    txn.update(ref, _applied(event_id, **fields))
+    _publish(db, txn, ref, payment, PaymentRefunded(
+        **_ids(ref, payment), amount=total - before, currency=payment["currency"], amount_refunded=total,
+        full=full, reason=reason))
+    return status
+
+
+def _dispute(db, txn, ref, payment: dict, obj: dict, event_id: str, created: int) -> str:
+    status = str(obj.get("status") or "needs_response")
+    closed = status in DISPUTE_CLOSED
+    if payment.get("dispute_id") == obj.get("id") and payment.get("dispute_status") in DISPUTE_CLOSED and not closed:
+        return "stale_dispute"
+    if payment.get("dispute_id") == obj.get("id") and payment.get("dispute_status") == status:
+        txn.update(ref, _applied(event_id))
+        return "dispute_unchanged"
+    txn.update(ref, _applied(event_id, dispute_id=obj.get("id"), dispute_status=status,
+                             dispute_reason=obj.get("reason"), dispute_amount=obj.get("amount")))
+    _publish(db, txn, ref, payment, PaymentDisputed(
+        **_ids(ref, payment), dispute_id=str(obj.get("id")), status=status, reason=str(obj.get("reason") or ""),
+        amount=int(obj.get("amount") or 0), currency=str(obj.get("currency") or payment["currency"]), closed=closed))
+    return f"dispute_{status}"
+
+
+_STEPS = {
+    "succeeded": _succeeded,
+    "payment_failed": _failed,
+    "processing": _in_flight(PROCESSING),
+    "requires_action": _in_flight(REQUIRES_ACTION),
+    "canceled": _canceled,
+    "charge.refunded": _charge_refunded,
+    **{kind: _dispute for kind in DISPUTE_EVENTS},
+}
+
+
+def intent_event(intent: dict[str, Any], kind: str, source: str) -> dict[str, Any]:
+    """A Stripe event for what we learnt from the API itself (a cancel's answer, reconciliation),
+    applied through the same steps as a webhook. It describes the intent as it is now."""
+    return {"id": f"{source}:{intent.get('id')}:{kind}", "type": kind, "created": int(clock.utcnow().timestamp()),
+            "data": {"object": intent}}
+
+
+# ---- closing an unpaid order's intent ------------------------------------------------
+
+STRIPE_CANCELLATION_REASONS = {"payment_timeout": "abandoned"}
+CANCELABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"})
+
+
+def close_for_cancel(db, stripe, *, order_id: str, uid: str, reason: str, correlation_id: str | None) -> str:
+    """order.cancel_requested: closes the order's PaymentIntent at Stripe before the stock is
+    released (payment.canceled). If Stripe says it already succeeded, the payment succeeds and
+    the order follows it; while it is processing, this retries until Stripe settles it.
+    With no intent yet, a closed payment is recorded so that one created later is closed too."""
+    ref = db.collection(PAYMENTS).document(payment_id_for(order_id))
+
+    @gcf.transactional
+    def read_or_close(txn) -> dict | None:
+        snap = ref.get(transaction=txn)
+        if snap.exists:
+            return snap.to_dict()
+        now = clock.utcnow()
+        txn.create(ref, {
+            "payment_id": ref.id, "uid": uid, "user_ref": db.collection("users").document(uid), "order_id": order_id,
+            "order_ref": db.collection(ORDERS).document(order_id), "amount": 0, "currency": "", "provider": "stripe",
+            "provider_ref": None, "customer": None, "status": CANCELED, "cancellation_reason": reason,
+            "canceled_time": now, "failure_reason": None, "correlation_id": correlation_id or "",
+            "created_time": now, "updated_time": now,
+        })
+        _publish(db, txn, ref, {"correlation_id": correlation_id}, PaymentCanceled(
+            payment_id=ref.id, order_id=order_id, uid=uid, reason=reason))
+        return None
+
+    payment = read_or_close(db.transaction())
+    if payment is None:
+        return "closed_without_intent"
+    if payment["status"] not in PAYABLE:
+        return f"already_{payment['status']}"  # canceled: payment.canceled is out; paid: the order follows it
+    intent = effects.once(
+        f"stripe-cancel-{ref.id}",
+        lambda: _cancel_intent(stripe, payment["provider_ref"], STRIPE_CANCELLATION_REASONS.get(reason,
+                                                                                              "requested_by_customer")),
+        meta={"kind": "stripe_cancel_intent", "payment_id": ref.id}, db=db,
+    )
+    kind = "payment_intent.succeeded" if intent["status"] == "succeeded" else "payment_intent.canceled"
+    applied = apply_event(db, ref, intent_event({**intent, "cancellation_reason": reason}, kind, "cancel"))
+    return applied.outcome if applied else "no_payment"
+
+
+def _cancel_intent(stripe, intent_id: str, stripe_reason: str) -> dict[str, Any]:
+    """Cancels at Stripe; a refusal is read from the intent's state (succeeded is an answer,
+    processing is "not yet")."""
+    import stripe as stripe_sdk  # noqa: PLC0415 - heavy; only payments pays for it
+
+    try:
+        intent = stripe.v1.payment_intents.cancel(intent_id, params={"cancellation_reason": stripe_reason})
+    except stripe_sdk.InvalidRequestError:
+        intent = stripe.v1.payment_intents.retrieve(intent_id)
+        if intent.status not in ("succeeded", "canceled"):
+            raise RetryLaterError(f"intent {intent_id} is {intent.status}; it cannot be cancelled yet") from None
+    return {"id": intent.id, "status": intent.status, "latest_charge": intent.get("latest_charge"),
+            "amount_received": intent.get("amount_received"), "currency": intent.get("currency")}
 
 
 # ---- refunds -----------------------------------------------------------------------
@@ -229,18 +458,25 @@ def refund_cancelled_order(db, stripe, *, order_id: str, was_paid: bool) -> str:
     """order.cancelled after payment: refund through Stripe once, then mark refunded."""
     if not was_paid:
         return "not_paid"
-    ref = db.collection(PAYMENTS).document(payment_id_for(order_id))
+    return refund_in_full(db, stripe, payment_id=payment_id_for(order_id), reason="order_cancelled")
+
+
+def refund_in_full(db, stripe, *, payment_id: str, reason: str) -> str:
+    """Refunds what is left of a succeeded payment through Stripe (once, under an effect record),
+    then marks it refunded (payment.refunded). Used for cancelled paid orders and for payments
+    that succeeded for an order that could no longer be paid."""
+    ref = db.collection(PAYMENTS).document(payment_id)
     snap = ref.get()
     if not snap.exists:
         return "no_payment"
     payment = snap.to_dict()
     if payment["status"] == REFUNDED:
         return "already_refunded"
-    if payment["status"] != SUCCEEDED:
+    if payment["status"] not in (SUCCEEDED, PARTIALLY_REFUNDED):
         raise FailedPreconditionError(f"Payment {ref.id} is {payment['status']}; nothing to refund.")
     refund = effects.once(
         f"stripe-refund-{ref.id}",
-        lambda: _create_refund(stripe, ref.id, payment["provider_ref"]),
+        lambda: _create_refund(stripe, ref.id, payment["provider_ref"], reason),
         meta={"kind": "stripe_refund", "payment_id": ref.id}, db=db,
     )
     if refund.get("status") not in ("succeeded", "pending"):
@@ -249,16 +485,64 @@ def refund_cancelled_order(db, stripe, *, order_id: str, was_paid: bool) -> str:
     @gcf.transactional
     def mark(txn) -> str:
         current = ref.get(transaction=txn).to_dict()
-        txn.update(ref, {"refund_id": refund["id"]})
-        return _refund(db, txn, ref, current, None)
+        if current["status"] == REFUNDED:
+            return "already_refunded"
+        total = int(current.get("amount_received") or current["amount"])
+        return _mark_refunded(db, txn, ref, current, total, full=True, reason=reason, refund_id=refund["id"])
 
     return mark(db.transaction())
 
 
-def _create_refund(stripe, payment_id: str, intent_id: str) -> dict[str, str]:
-    refund = stripe.v1.refunds.create(params={"payment_intent": intent_id},
-                                      options={"idempotency_key": f"refund-{payment_id}"})
+def _create_refund(stripe, payment_id: str, intent_id: str, reason: str) -> dict[str, str]:
+    refund = stripe.v1.refunds.create(
+        params={"payment_intent": intent_id, "metadata": {"flowsuite_payment_id": payment_id, "reason": reason}},
+        options={"idempotency_key": f"refund-{payment_id}"})
     return {"id": refund.id, "status": refund.status}
+
+
+# ---- reconciliation with Stripe ----------------------------------------------------
+
+RECONCILED_STATES = {"succeeded": "payment_intent.succeeded", "canceled": "payment_intent.canceled",
+                     "processing": "payment_intent.processing", "requires_action": "payment_intent.requires_action"}
+
+
+def reconcile_with_stripe(db, stripe, *, since: dt.datetime, project: str | None) -> dict[str, int]:
+    """Lists the PaymentIntents created since ``since`` and applies, through the webhook's own
+    steps, any state the webhooks missed: successes, cancellations, refunds (the charge's
+    total). Webhooks are not the only source of truth. One bad intent is counted, never a stop."""
+    counts: dict[str, int] = {"checked": 0, "not_ours": 0, "applied": 0, "unchanged": 0, "errors": 0}
+    params = {"created": {"gte": int(since.timestamp())}, "limit": 100}
+    for intent in stripe.v1.payment_intents.list(params=params).auto_paging_iter():
+        counts["checked"] += 1
+        obj = _plain(intent)
+        if not _names_ours(obj.get("metadata") or {}, project):
+            counts["not_ours"] += 1
+            continue
+        try:
+            found = [intent_event(obj, RECONCILED_STATES[obj["status"]], "reconcile")] \
+                if obj.get("status") in RECONCILED_STATES else []
+            if obj.get("status") == "succeeded" and obj.get("latest_charge"):
+                charge = _plain(stripe.v1.charges.retrieve(obj["latest_charge"]))
+                if int(charge.get("amount_refunded") or 0) > 0:
+                    found.append({**intent_event(charge, "charge.refunded", "reconcile"),
+                                  "id": f"reconcile:{charge['id']}:refunded:{charge['amount_refunded']}"})
+            for event in found:
+                applied = handle_stripe_event(db, event, project=project)
+                changed = not applied.outcome.startswith(("already", "duplicate", "stale", "not_ours"))
+                counts["applied" if changed else "unchanged"] += 1
+                if changed:
+                    log.warning("reconciliation applied a state the webhooks missed", payment_id=applied.payment_id,
+                                stripe_event_type=event["type"], outcome=applied.outcome)
+        except Exception as exc:  # noqa: BLE001 - one intent never stops the others
+            counts["errors"] += 1
+            log.error("reconciliation skipped an intent", intent_id=obj.get("id"),
+                      error=f"{type(exc).__name__}: {exc}"[:300])
+    return counts
+
+
+def _plain(obj) -> dict[str, Any]:
+    """A Stripe object as plain JSON-like dicts (what a webhook's ``data.object`` is)."""
+    return obj if type(obj) is dict else json.loads(str(obj))
 
 
 # ---- erasure -----------------------------------------------------------------------
