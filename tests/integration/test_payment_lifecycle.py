@@ -1,0 +1,304 @@
+"""Stripe's documented PaymentIntent lifecycle, sequence by sequence, on the emulators.
+
+Every Stripe call goes through the real `stripe` SDK to the Stripe stand-in
+(localstripe made faithful by devtools/stripe_standin.py), which sends its own
+signed webhooks. The invariant under test: no customer is charged without a
+paid order or a refund.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+
+import pytest
+import requests
+import stripe
+
+from tests import harness
+from tests.harness import CallableError, call, eventually
+from tests.integration.payments_helpers import confirm, post_webhook, sign, stripe_client
+from tests.integration.shop import events_of, order, place, product, stock
+
+DECLINED = "4000000000000341"  # declined when charged
+DISPUTED = "4000000000000259"  # succeeds, then the customer's bank disputes it
+
+
+def start_payment(db, member, item=None, qty: int = 1) -> tuple[dict, dict, str]:
+    out = place(member, [(item or product(db), qty)])
+    intent = call("payments_create_intent", {"order_id": out["order_id"], "idempotency_key": uuid.uuid4().hex},
+                  user=member)
+    return out, intent, payment(db, intent["payment_id"])["provider_ref"]
+
+
+def payment(db, payment_id: str) -> dict:
+    return harness.doc(db, f"payments/{payment_id}")
+
+
+def stripe_intent(pi: str):
+    return stripe_client().v1.payment_intents.retrieve(pi)
+
+
+def charged(pi: str) -> int:
+    """What Stripe holds of the customer's money for an intent: received minus refunded."""
+    intent = stripe_intent(pi)
+    if intent.status != "succeeded":
+        return 0
+    return intent.amount_received - stripe_client().v1.charges.retrieve(intent.latest_charge).amount_refunded
+
+
+def standin(path: str, **fields) -> None:
+    r = requests.post(f"{harness.need('FLOWSUITE_STRIPE_URL')}/_config/{path}", data=fields, timeout=10)
+    assert r.status_code < 300, r.text
+
+
+@pytest.fixture(autouse=True)
+def webhooks_flow_again():
+    """A test that drops the stand-in's webhooks lets them flow again, pass or fail."""
+    yield
+    standin("webhooks/drop", count=0)
+
+
+def settled(db) -> None:
+    """Every delivery of the test processed (nothing in flight, nothing failed or dead)."""
+    def done():
+        records = [s.to_dict() for s in db.collection("deliveries").stream()]
+        return records and all(r["status"] == "processed" for r in records)
+    eventually(done, timeout=45, what="every delivery processed")
+
+
+def test_a_decline_then_another_card_on_the_same_intent_pays_the_order(member, db):
+    item = product(db, stock=2)
+    out, intent, pi = start_payment(db, member, item, 2)
+    declined = confirm(pi, DECLINED)
+    assert getattr(declined, "code", None) == "card_declined"  # the SDK raised CardError, as Stripe answers 402
+    eventually(lambda: payment(db, intent["payment_id"]).get("failed_attempts") == 1, what="attempt recorded")
+    failed = payment(db, intent["payment_id"])
+    assert failed["status"] == "requires_payment" and failed["failure_reason"] and failed["last_failure_time"]
+    eventually(lambda: harness.doc(db, f"users/{member.uid}/notifications/"
+                                   f"{events_of(db, 'payment.failed', order_id=out['order_id'])[0]['id']}"),
+               what="the customer is told")
+    settled(db)
+    assert order(db, out["order_id"])["status"] == "pending_payment" and stock(db, item) == 0
+    assert stripe_intent(pi).status == "requires_payment_method"
+    again = call("payments_create_intent", {"order_id": out["order_id"], "idempotency_key": uuid.uuid4().hex},
+                 user=member)
+    assert again["client_secret"] == intent["client_secret"]  # the PaymentSheet retries the same intent
+    assert confirm(pi).status == "succeeded"
+    eventually(lambda: order(db, out["order_id"])["status"] == "paid", what="order paid")
+    assert payment(db, intent["payment_id"])["status"] == "succeeded" and stock(db, item) == 0
+    assert charged(pi) == out["total"]
+
+
+def test_a_decline_then_cancel_closes_the_intent_and_releases_stock_once(member, db):
+    item = product(db, stock=3)
+    out, intent, pi = start_payment(db, member, item, 2)
+    confirm(pi, DECLINED)
+    eventually(lambda: payment(db, intent["payment_id"]).get("failed_attempts") == 1, what="attempt recorded")
+    assert call("orders_cancel", {"order_id": out["order_id"]}, user=member)["status"] == "cancelling"
+    assert stock(db, item) == 1  # held until Stripe has closed the intent
+    assert call("orders_cancel", {"order_id": out["order_id"]}, user=member)["status"] == "cancelling"  # double tap
+    eventually(lambda: order(db, out["order_id"])["status"] == "cancelled", what="order cancelled")
+    assert stripe_intent(pi).status == "canceled"
+    assert payment(db, intent["payment_id"])["status"] == "canceled"
+    settled(db)
+    assert stock(db, item) == 3
+    assert len(events_of(db, "order.cancelled", order_id=out["order_id"])) == 1
+    assert len(events_of(db, "order.cancel_requested", order_id=out["order_id"])) == 1
+    with pytest.raises(stripe.StripeError):  # the customer's sheet was still open: Stripe refuses
+        confirm(pi)
+    assert charged(pi) == 0
+    with pytest.raises(CallableError) as err:
+        call("payments_create_intent", {"order_id": out["order_id"], "idempotency_key": uuid.uuid4().hex},
+             user=member)
+    assert err.value.code == "failed-precondition"
+
+
+def test_cancelling_an_order_stripe_has_already_charged_makes_it_paid(member, db):
+    item = product(db, stock=1)
+    out, intent, pi = start_payment(db, member, item)
+    standin("webhooks/drop", count=10)  # the success webhook is late: Stripe charged, we do not know yet
+    assert confirm(pi).status == "succeeded"
+    assert call("orders_cancel", {"order_id": out["order_id"]}, user=member)["status"] == "cancelling"
+    eventually(lambda: order(db, out["order_id"])["status"] == "paid", what="the order follows the payment")
+    assert payment(db, intent["payment_id"])["status"] == "succeeded" and stock(db, item) == 0
+    assert charged(pi) == out["total"]
+
+
+def test_a_success_for_an_order_that_can_no_longer_be_paid_is_refunded(member, db):
+    """An order that can no longer be paid (here an operator cancelled it in the console while
+    the customer's sheet was open) receives a real Stripe success: the money goes back."""
+    item = product(db, stock=2)
+    out, intent, pi = start_payment(db, member, item)
+    db.document(f"orders/{out['order_id']}").update({"status": "cancelled", "cancel_reason": "cancelled_by_operator"})
+    assert confirm(pi).status == "succeeded"
+    eventually(lambda: payment(db, intent["payment_id"])["status"] == "refunded", timeout=45, what="refunded")
+    refunded = payment(db, intent["payment_id"])
+    assert refunded["refund_reason"].startswith("order_not_payable") and refunded["amount_refunded"] == out["total"]
+    assert order(db, out["order_id"])["status"] == "cancelled"
+    assert charged(pi) == 0
+    note = eventually(lambda: [n.to_dict() for n in db.collection(f"users/{member.uid}/notifications").stream()
+                               if n.get("type") == "payment_refunded"], what="the customer is told why")
+    assert "cancelled" in note[0]["body"]
+    settled(db)
+    assert list(db.collection("dead_letters").stream()) == []
+
+
+def test_an_account_deleted_mid_payment_is_refunded_not_charged(member, db):
+    item = product(db, stock=1)
+    out, intent, pi = start_payment(db, member, item)
+    standin("webhooks/drop", count=10)
+    assert confirm(pi).status == "succeeded"
+    call("identity_delete_account", {}, user=member)
+    eventually(lambda: payment(db, intent["payment_id"])["status"] == "refunded", timeout=45, what="refunded")
+    eventually(lambda: order(db, out["order_id"])["status"] == "cancelled", what="order cancelled")
+    settled(db)
+    assert charged(pi) == 0 and stock(db, item) == 1
+
+
+def test_expiry_closes_the_intent_before_releasing_stock(admin, member, db):
+    item = product(db, stock=2)
+    out, intent, pi = start_payment(db, member, item)
+    db.document(f"orders/{out['order_id']}").update({"expires_at": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)})
+    assert call("orders_run_expiry", {}, user=admin)["cancelled"] == [out["order_id"]]
+    eventually(lambda: order(db, out["order_id"])["status"] == "cancelled", what="order cancelled")
+    assert stripe_intent(pi).status == "canceled" and stripe_intent(pi).cancellation_reason == "abandoned"
+    assert stock(db, item) == 2
+    assert events_of(db, "order.cancelled", order_id=out["order_id"])[0]["data"]["reason"] == "payment_timeout"
+
+
+def paid_order(db, member, card: str = "4242424242424242", item=None) -> tuple[dict, dict, str]:
+    out, intent, pi = start_payment(db, member, item or product(db, price=2000, stock=5))
+    assert confirm(pi, card).status == "succeeded"
+    eventually(lambda: order(db, out["order_id"])["status"] == "paid", what="order paid")
+    return out, intent, pi
+
+
+def test_a_partial_dashboard_refund_is_recorded_as_partial(member, db):
+    out, intent, pi = paid_order(db, member)
+    stripe_client().v1.refunds.create(params={"payment_intent": pi, "amount": 500})  # an operator in the Dashboard
+    eventually(lambda: payment(db, intent["payment_id"])["status"] == "partially_refunded", what="partial")
+    assert payment(db, intent["payment_id"])["amount_refunded"] == 500
+    eventually(lambda: order(db, out["order_id"]).get("amount_refunded") == 500, what="order shows it")
+    assert order(db, out["order_id"])["status"] == "paid"
+    stripe_client().v1.refunds.create(params={"payment_intent": pi})  # the rest
+    eventually(lambda: order(db, out["order_id"])["status"] == "refunded", what="order refunded")
+    assert payment(db, intent["payment_id"])["amount_refunded"] == 2000
+    assert [e["data"]["full"] for e in sorted(events_of(db, "payment.refunded", order_id=out["order_id"]),
+                                              key=lambda e: e["time"])] == [False, True]
+
+
+def test_a_full_dashboard_refund_refunds_the_order_and_returns_its_stock(member, db):
+    item = product(db, price=2000, stock=5)
+    out, intent, pi = paid_order(db, member, item=item)
+    assert stock(db, item) == 4
+    stripe_client().v1.refunds.create(params={"payment_intent": pi})
+    eventually(lambda: order(db, out["order_id"])["status"] == "refunded", what="order refunded")
+    assert payment(db, intent["payment_id"])["status"] == "refunded" and stock(db, item) == 5
+    settled(db)
+    assert len(events_of(db, "payment.refunded", order_id=out["order_id"])) == 1
+
+
+def test_a_dispute_opened_and_closed_marks_payment_and_order_and_tells_admins(admin, member, db):
+    out, intent, pi = paid_order(db, member, card=DISPUTED)
+    eventually(lambda: payment(db, intent["payment_id"]).get("dispute_status") == "needs_response", what="disputed")
+    eventually(lambda: order(db, out["order_id"]).get("dispute_status") == "needs_response", what="order disputed")
+    dispute_id = payment(db, intent["payment_id"])["dispute_id"]
+    alerts = eventually(lambda: [n.to_dict() for n in db.collection(f"users/{admin.uid}/notifications").stream()
+                                 if n.get("type") == "dispute_update"], what="admin alerted")
+    assert out["order_id"] in alerts[0]["title"]
+    stripe_client().v1.disputes.update(dispute_id, params={"evidence": {"uncategorized_text": "winning_evidence"}})
+    eventually(lambda: order(db, out["order_id"]).get("dispute_status") == "won", what="dispute won")
+    assert order(db, out["order_id"])["dispute_closed"] is True and order(db, out["order_id"])["status"] == "paid"
+    assert payment(db, intent["payment_id"])["dispute_status"] == "won"
+    mine = [n.get("type") for n in db.collection(f"users/{member.uid}/notifications").stream()]
+    assert "dispute_update" not in mine and "order_paid" in mine  # admins are told, not the customer
+
+
+def signed(kind: str, obj: dict, created: int, event_id: str | None = None) -> tuple[str, str]:
+    payload = json.dumps({"id": event_id or f"evt_{uuid.uuid4().hex[:16]}", "object": "event", "type": kind,
+                          "created": created, "data": {"object": obj}})
+    return payload, sign(payload)
+
+
+def test_events_out_of_order_never_overwrite_a_newer_state(member, db):
+    out, intent, pi = start_payment(db, member)
+    obj = json.loads(str(stripe_intent(pi)))
+    now = int(time.time())
+    succeeded = {**obj, "status": "succeeded", "amount_received": obj["amount"]}
+    assert post_webhook(*signed("payment_intent.succeeded", succeeded, now)).json()["outcome"] == "succeeded"
+    older = [("payment_intent.processing", {**obj, "status": "processing"}),
+             ("payment_intent.requires_action", {**obj, "status": "requires_action"}),
+             ("payment_intent.payment_failed", {**obj, "status": "requires_payment_method",
+                                                "last_payment_error": {"code": "card_declined"}})]
+    for kind, body in older:
+        r = post_webhook(*signed(kind, body, now - 30))
+        assert r.status_code == 200 and r.json()["outcome"].startswith("stale"), (kind, r.text)
+    assert payment(db, intent["payment_id"])["status"] == "succeeded"
+    eventually(lambda: order(db, out["order_id"])["status"] == "paid", what="order paid")
+
+    fresh_out, fresh_intent, fresh_pi = start_payment(db, member)
+    fresh = json.loads(str(stripe_intent(fresh_pi)))
+    assert post_webhook(*signed("payment_intent.processing", {**fresh, "status": "processing"}, now)).json()[
+        "outcome"] == "processing"
+    failed_before = {**fresh, "status": "requires_payment_method", "last_payment_error": {"code": "card_declined"}}
+    post_webhook(*signed("payment_intent.payment_failed", failed_before, now - 60))
+    assert payment(db, fresh_intent["payment_id"])["status"] == "processing"  # the older failure did not win
+    refund_first = {"id": "ch_x", "object": "charge", "payment_intent": fresh_pi, "amount": fresh["amount"],
+                    "amount_refunded": fresh["amount"], "refunded": True, "metadata": fresh["metadata"]}
+    assert post_webhook(*signed("charge.refunded", refund_first, now)).status_code == 503  # before its success
+
+
+def test_events_that_are_not_ours_answer_200_and_ours_not_yet_recorded_503(member, db):
+    cases = {
+        "no metadata": {"id": "pi_other_app", "object": "payment_intent", "metadata": {}},
+        "another app": {"id": "pi_other_app2", "object": "payment_intent", "metadata": {"app": "other"}},
+        "another project": {"id": "pi_staging", "object": "payment_intent",
+                            "metadata": {"flowsuite_payment_id": "pay_x", "flowsuite_project": "demo-staging"}},
+        "a charge of another app": {"id": "ch_other", "object": "charge", "payment_intent": "pi_nope",
+                                    "amount_refunded": 100, "metadata": {}},
+        "a dispute of another app": {"id": "dp_other", "object": "dispute", "charge": "ch_nope",
+                                     "payment_intent": "pi_nope", "status": "needs_response", "amount": 100},
+    }
+    kinds = {"a charge of another app": "charge.refunded", "a dispute of another app": "charge.dispute.created"}
+    for name, obj in cases.items():
+        r = post_webhook(*signed(kinds.get(name, "payment_intent.succeeded"), obj, int(time.time())))
+        assert (r.status_code, r.json().get("outcome")) == (200, "not_ours"), name
+    ours = {"id": "pi_unrecorded", "object": "payment_intent",
+            "metadata": {"flowsuite_payment_id": "pay_unrecorded", "flowsuite_project": "demo-flowsuite"}}
+    assert post_webhook(*signed("payment_intent.succeeded", ours, int(time.time()))).status_code == 503
+    assert list(db.collection("payments").stream()) == []
+
+
+def test_a_dropped_webhook_is_repaired_by_reconciliation(admin, member, db):
+    out, intent, pi = start_payment(db, member)
+    standin("webhooks/drop", count=10)  # Stripe gave up on this endpoint: the success never arrives
+    assert confirm(pi).status == "succeeded"
+    time.sleep(2)  # the stand-in sends (here: drops) its webhooks about a second after the change
+    assert payment(db, intent["payment_id"])["status"] == "requires_payment"
+    answer = call("payments_run_reconciliation", {"hours": 1}, user=admin)
+    assert answer["applied"] == 1 and answer["errors"] == 0 and answer["checked"] >= 1
+    eventually(lambda: order(db, out["order_id"])["status"] == "paid", what="order paid")
+    again = call("payments_run_reconciliation", {"hours": 1}, user=admin)
+    assert again["applied"] == 0 and again["unchanged"] >= 1
+    with pytest.raises(CallableError) as err:
+        call("payments_run_reconciliation", {"hours": 1}, user=member)
+    assert err.value.code == "permission-denied"
+
+
+@pytest.mark.parametrize(("price", "currency", "qty"), [(49, "usd", 1), (29, "gbp", 1), (100_000_000, "usd", 1),
+                                                        (2_000_000, "usd", 60)])
+def test_totals_stripe_cannot_charge_are_refused_and_hold_nothing(member, db, price, currency, qty):
+    item = product(db, price=price, currency=currency, stock=100)
+    with pytest.raises(CallableError) as err:
+        place(member, [(item, qty)])
+    assert err.value.code == "invalid-argument" and err.value.fields == ["items"]
+    assert stock(db, item) == 100 and list(db.collection("orders").stream()) == []
+
+
+def test_the_payment_sheet_gets_customer_and_ephemeral_key(member, db):
+    out, intent, pi = start_payment(db, member)
+    assert intent["customer"].startswith("cus_") and intent["ephemeral_key"].startswith("ek_")
+    assert stripe_intent(pi).customer == intent["customer"]
