@@ -77,9 +77,8 @@ def test_a_decline_then_another_card_on_the_same_intent_pays_the_order(member, d
     eventually(lambda: payment(db, intent["payment_id"]).get("failed_attempts") == 1, what="attempt recorded")
     failed = payment(db, intent["payment_id"])
     assert failed["status"] == "requires_payment" and failed["failure_reason"] and failed["last_failure_time"]
-    eventually(lambda: harness.doc(db, f"users/{member.uid}/notifications/"
-                                   f"{events_of(db, 'payment.failed', order_id=out['order_id'])[0]['id']}"),
-               what="the customer is told")
+    told = eventually(lambda: events_of(db, "payment.failed", order_id=out["order_id"]), what="payment.failed")
+    eventually(lambda: harness.doc(db, f"users/{member.uid}/notifications/{told[0]['id']}"), what="the customer is told")
     settled(db)
     assert order(db, out["order_id"])["status"] == "pending_payment" and stock(db, item) == 0
     assert stripe_intent(pi).status == "requires_payment_method"
@@ -278,13 +277,13 @@ def test_a_dropped_webhook_is_repaired_by_reconciliation(admin, member, db):
     assert confirm(pi).status == "succeeded"
     time.sleep(2)  # the stand-in sends (here: drops) its webhooks about a second after the change
     assert payment(db, intent["payment_id"])["status"] == "requires_payment"
-    answer = call("payments_run_reconciliation", {"hours": 1}, user=admin)
+    answer = call("payments_run_reconciliation", {"minutes": 5}, user=admin)
     assert answer["applied"] == 1 and answer["errors"] == 0 and answer["checked"] >= 1
     eventually(lambda: order(db, out["order_id"])["status"] == "paid", what="order paid")
-    again = call("payments_run_reconciliation", {"hours": 1}, user=admin)
+    again = call("payments_run_reconciliation", {"minutes": 5}, user=admin)
     assert again["applied"] == 0 and again["unchanged"] >= 1
     with pytest.raises(CallableError) as err:
-        call("payments_run_reconciliation", {"hours": 1}, user=member)
+        call("payments_run_reconciliation", {"minutes": 5}, user=member)
     assert err.value.code == "permission-denied"
 
 

@@ -21,4 +21,4 @@ WEBHOOK_MAX_BODY_BYTES = 256 * 1024
 
 def api_base() -> str:
     return os.environ.get(STRIPE_API_BASE.name) or STRIPE_API_BASE.default
-RECONCILE_HOURS = 72  # Stripe retries a webhook for up to three days
+RECONCILE_MINUTES = 72 * 60  # Stripe retries a webhook for up to three days

@@ -107,23 +107,24 @@ def payments_on_order_payment_rejected(event) -> None:
                            reason=f"order_not_payable:{event.data.reason}")
 
 
-def _reconcile(hours: int) -> dict[str, int]:
+def _reconcile(minutes: int) -> dict[str, int]:
     return service.reconcile_with_stripe(clients.firestore(), clients.stripe(),
-                                         since=clock.utcnow() - dt.timedelta(hours=hours), project=settings.project_id())
+                                         since=clock.utcnow() - dt.timedelta(minutes=minutes),
+                                         project=settings.project_id())
 
 
 @callable_function(request=models.RunReconciliation, response=models.ReconciliationAnswer, roles=("admin",),
                    secrets=config.SECRETS)
 def payments_run_reconciliation(ctx: CallContext, req: models.RunReconciliation) -> models.ReconciliationAnswer:
-    """Applies what Stripe knows and the webhooks missed, for intents created in the last `hours` (admin)."""
-    return models.ReconciliationAnswer(**_reconcile(req.hours))
+    """Applies what Stripe knows and the webhooks missed, for intents created in the last `minutes` (admin)."""
+    return models.ReconciliationAnswer(**_reconcile(req.minutes))
 
 
 @scheduler_fn.on_schedule(schedule="every 30 minutes", secrets=config.SECRETS)
 def payments_reconcile_stripe(event: scheduler_fn.ScheduledEvent) -> None:
     """Every 30 minutes: the last three days of PaymentIntents (Stripe retries a webhook for three days)."""
     with log.bind(domain="payments", function="payments_reconcile_stripe"):
-        log.info("stripe reconciliation finished", **_reconcile(config.RECONCILE_HOURS))
+        log.info("stripe reconciliation finished", **_reconcile(config.RECONCILE_MINUTES))
 
 
 @eraser(collections=(service.PAYMENTS, service.CUSTOMERS), secrets=config.SECRETS)

@@ -22,8 +22,8 @@ class IntentAnswer(Response):
 
 
 class RunReconciliation(Request):
-    hours: int = Field(default=config.RECONCILE_HOURS, ge=1, le=24 * 30,
-                       description="Look at PaymentIntents created in the last this many hours.")
+    minutes: int = Field(default=config.RECONCILE_MINUTES, ge=1, le=30 * 24 * 60,
+                         description="Look at PaymentIntents created in the last this many minutes.")
 
 
 class ReconciliationAnswer(Response):
@@ -31,4 +31,5 @@ class ReconciliationAnswer(Response):
     not_ours: int
     applied: int
     unchanged: int
+    unknown: int = Field(description="Intents naming a payment that was never recorded (its creation crashed).")
     errors: int

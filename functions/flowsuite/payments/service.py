@@ -510,7 +510,7 @@ def reconcile_with_stripe(db, stripe, *, since: dt.datetime, project: str | None
     """Lists the PaymentIntents created since ``since`` and applies, through the webhook's own
     steps, any state the webhooks missed: successes, cancellations, refunds (the charge's
     total). Webhooks are not the only source of truth. One bad intent is counted, never a stop."""
-    counts: dict[str, int] = {"checked": 0, "not_ours": 0, "applied": 0, "unchanged": 0, "errors": 0}
+    counts: dict[str, int] = {"checked": 0, "not_ours": 0, "applied": 0, "unchanged": 0, "unknown": 0, "errors": 0}
     params = {"created": {"gte": int(since.timestamp())}, "limit": 100}
     for intent in stripe.v1.payment_intents.list(params=params).auto_paging_iter():
         counts["checked"] += 1
@@ -533,6 +533,8 @@ def reconcile_with_stripe(db, stripe, *, since: dt.datetime, project: str | None
                 if changed:
                     log.warning("reconciliation applied a state the webhooks missed", payment_id=applied.payment_id,
                                 stripe_event_type=event["type"], outcome=applied.outcome)
+        except UnknownPaymentError:
+            counts["unknown"] += 1  # its creation crashed before the payment was recorded: nobody can pay it
         except Exception as exc:  # noqa: BLE001 - one intent never stops the others
             counts["errors"] += 1
             log.error("reconciliation skipped an intent", intent_id=obj.get("id"),
