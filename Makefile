@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the suite locally; `make test` runs every test.
-.PHONY: setup dev test unit integration wrapper lint contracts bench seed-export screenshots clean
+.PHONY: setup dev test unit standin integration wrapper lint contracts bench seed-export screenshots clean
 
 PY := .venv/bin/python
 PYTEST_ARGS ?=
@@ -10,10 +10,14 @@ setup:
 dev: setup
 	@$(PY) -m devtools.suite start
 
-test: setup lint unit integration wrapper
+test: setup lint unit standin integration wrapper
 
 unit:
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+# The Stripe stand-in (devtools/stripe_standin.py) on its own port (8431), against the real stripe SDK.
+standin:
+	$(PY) -m pytest tests/standin -q $(PYTEST_ARGS)
 
 integration:
 	$(PY) -m devtools.suite exec -- $(PY) -m pytest tests/integration -q --durations=20 $(PYTEST_ARGS)

