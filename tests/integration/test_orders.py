@@ -130,6 +130,7 @@ def test_payment_succeeded_makes_the_order_paid(member, db):
 
 
 def test_a_failed_payment_does_not_touch_the_order(member, db):
+    import main  # noqa: F401 - every domain's subscribers, as discovery sees them
     from flowsuite.core import bus
 
     item = product(db, stock=4)

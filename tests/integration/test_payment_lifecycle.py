@@ -126,6 +126,27 @@ def test_cancelling_an_order_stripe_has_already_charged_makes_it_paid(member, db
     assert charged(pi) == out["total"]
 
 
+def test_cancelling_while_the_payment_is_processing_waits_for_stripe_to_settle_it(member, db):
+    """A bank debit is `processing` for days and Stripe will not cancel it: the order stays
+    `cancelling` (stock held) and the cancel is retried; once the debit fails, the intent is
+    closed and the order cancelled."""
+    item = product(db, stock=1)
+    out, intent, pi = start_payment(db, member, item)
+    pm = stripe_client().v1.payment_methods.create(
+        params={"type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "1"}})
+    stripe_client().v1.payment_intents.update(pi, params={"payment_method": pm.id})
+    standin(f"payment_intents/{pi}/processing")
+    eventually(lambda: payment(db, intent["payment_id"])["status"] == "processing", what="processing")
+    assert call("orders_cancel", {"order_id": out["order_id"]}, user=member)["status"] == "cancelling"
+    eventually(lambda: [d for d in db.collection("deliveries").stream()
+                        if d.get("subscriber") == "payments_on_order_cancel_requested" and d.get("attempts", 0) >= 1
+                        and d.get("status") == "failed"], what="Stripe refused to cancel a processing intent")
+    assert order(db, out["order_id"])["status"] == "cancelling" and stock(db, item) == 0
+    standin(f"payment_intents/{pi}/settle", outcome="failed")
+    eventually(lambda: order(db, out["order_id"])["status"] == "cancelled", timeout=60, what="order cancelled")
+    assert stripe_intent(pi).status == "canceled" and stock(db, item) == 1 and charged(pi) == 0
+
+
 def test_a_success_for_an_order_that_can_no_longer_be_paid_is_refunded(member, db):
     """An order that can no longer be paid (here an operator cancelled it in the console while
     the customer's sheet was open) receives a real Stripe success: the money goes back."""

@@ -22,7 +22,7 @@ def suite(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def leftover_workers() -> list[str]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines()
-            if ("functions-framework" in line or "cloud-firestore-emulator" in line or "localstripe" in line
+            if ("functions-framework" in line or "cloud-firestore-emulator" in line or "localstripe" in line or "stripe_standin" in line
                 or "aiosmtpd" in line) and "ps -eo" not in line]
 
 

@@ -448,8 +448,8 @@ def _cancel_intent(stripe, intent_id: str, stripe_reason: str) -> dict[str, Any]
         intent = stripe.v1.payment_intents.retrieve(intent_id)
         if intent.status not in ("succeeded", "canceled"):
             raise RetryLaterError(f"intent {intent_id} is {intent.status}; it cannot be cancelled yet") from None
-    return {"id": intent.id, "status": intent.status, "latest_charge": intent.get("latest_charge"),
-            "amount_received": intent.get("amount_received"), "currency": intent.get("currency")}
+    plain = _plain(intent)
+    return {key: plain.get(key) for key in ("id", "status", "latest_charge", "amount_received", "currency")}
 
 
 # ---- refunds -----------------------------------------------------------------------
