@@ -41,7 +41,7 @@ SUBSCRIBERS = {
     "order_cancelled": (lambda u: OrderCancelled(order_id="o-2", uid=u, reason="cancelled_by_customer",
                                                  was_paid=False, total=100, currency="usd"), {"inbox", "push"}, "o-2"),
     "payment_failed": (lambda u: PaymentFailed(payment_id="p", order_id="o-3", uid=u, reason="card_declined"),
-                       {"inbox", "push"}, "card_declined"),
+                       {"inbox", "push"}, "(card declined). Your items are still reserved"),
     "payment_refunded": (lambda u: PaymentRefunded(payment_id="p", order_id="o-4", uid=u, amount=999, currency="eur"),
                          {"inbox", "push", "email"}, "9.99 EUR"),
 }
