@@ -68,7 +68,7 @@ def ops_on_probe(event, txn) -> None:
     service.record_probe(clients.firestore(), txn, event)
 
 
-@callable_function(request=models.ListDeadLetters, response=models.DeadLetterList, roles=ADMIN)
+@callable_function(request=models.ListDeadLetters, response=models.DeadLetterList, roles=ADMIN, read_only=True)
 def ops_list_dead_letters(ctx: CallContext, req: models.ListDeadLetters) -> models.DeadLetterList:
     """Lists dead letters, newest first (admin)."""
     rows = service.list_dead_letters(clients.firestore(), limit=req.limit, subscriber=req.subscriber)
@@ -84,7 +84,7 @@ def ops_replay_dead_letters(ctx: CallContext, req: models.ReplayDeadLetters) -> 
     return models.ReplayAnswer(replayed=[models.ReplayOutcome(id=i, outcome=o) for i, o in results])
 
 
-@callable_function(request=models.Diagnose, response=models.DiagnoseAnswer, roles=ADMIN)
+@callable_function(request=models.Diagnose, response=models.DiagnoseAnswer, roles=ADMIN, read_only=True)
 def ops_diagnose(ctx: CallContext, req: models.Diagnose) -> models.DiagnoseAnswer:
     """Raises the error asked for, to check the error map end to end (emulator only, admin)."""
     service.diagnose(req.code)
@@ -111,7 +111,7 @@ def ops_health(req: https_fn.Request) -> https_fn.Response:
         return https_fn.Response(json.dumps(report, default=str), status=code, mimetype="application/json")
 
 
-@callable_function(request=models.Ping, response=models.Pong, auth=False)
+@callable_function(request=models.Ping, response=models.Pong, auth=False, read_only=True)
 def ops_ping(ctx: CallContext, req: models.Ping) -> models.Pong:
     """Answers at once: a liveness check for apps, and the floor for callable benchmarks."""
     return models.Pong(ok=True, correlation_id=ctx.correlation_id)
