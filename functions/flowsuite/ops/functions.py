@@ -98,14 +98,18 @@ def ops_on_user_deleted(db, uid: str, event) -> None:
 
 @https_fn.on_request()
 def ops_health(req: https_fn.Request) -> https_fn.Response:
-    """Health and metrics. Without an admin ID token it answers only up or down."""
-    from flowsuite.core import log  # noqa: PLC0415
+    """Health and metrics. The caller is checked before anything is read: an admin ID token gets
+    the whole report; anyone else only up or down, from one read cached per instance."""
+    from flowsuite.core import log, metering  # noqa: PLC0415
+    from flowsuite.core.callables import correlation_id_from  # noqa: PLC0415
 
-    with log.bind(domain="ops", function="ops_health"):
-        report = health.snapshot(clients.firestore())
+    with log.bind(domain="ops", function="ops_health", correlation_id=correlation_id_from(req.headers)), \
+            metering.metered() as meter:
+        admin = service.is_admin_request(req.headers.get("Authorization", ""))
+        db = clients.firestore()
+        report = health.snapshot(db) if admin else health.liveness(db)
         code = 200 if report["status"] == "up" else 503
-        if not service.is_admin_request(req.headers.get("Authorization", "")):
-            report = {"status": report["status"]}
+        log.info("health answered", admin=admin, status=report["status"], **meter.fields())
         if req.args.get("format") == "prometheus":
             return https_fn.Response(health.prometheus(report), status=code, mimetype="text/plain; version=0.0.4")
         return https_fn.Response(json.dumps(report, default=str), status=code, mimetype="application/json")
