@@ -452,3 +452,13 @@ def test_reconciliation_refuses_to_erase_most_profiles_until_an_admin_confirms(a
     assert sorted(confirmed["erased"]) == uids and confirmed["needs_confirmation"] is False
     eventually(lambda: all(harness.doc(db, f"users/{uid}") is None for uid in uids), what="confirmed erasure")
     assert harness.doc(db, f"users/{admin.uid}")["role"] == "admin"
+
+
+def test_a_malformed_profile_field_is_never_copied_to_the_public_profile(db):
+    user = harness.sign_up(display_name="Ada")
+    eventually(lambda: (harness.doc(db, f"public_profiles/{user.uid}") or {}).get("display_name") == "Ada",
+               what="public profile")
+    # written past the rules (which refuse it from the app): the trigger must neither crash nor copy it
+    db.document(f"users/{user.uid}").update({"display_name": {"html": "<b>x</b>"}, "photo_url": 5})
+    eventually(lambda: harness.doc(db, f"public_profiles/{user.uid}")["display_name"] == "", what="left out")
+    assert harness.doc(db, f"public_profiles/{user.uid}")["photo_url"] == ""

@@ -32,7 +32,29 @@ def test_sign_up_sends_a_welcome_to_the_inbox_and_by_email(db):
     mail = eventually(lambda: harness.mails_to(user.email), what="welcome email")
     assert len(mail) == 1 and "Welcome to" in mail[0]["Subject"]
     parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in mail[0].walk() if not p.is_multipart()}
-    assert "Hi Ada" in parts["text/plain"] and "<h1>" in parts["text/html"]
+    assert "Hi there" in parts["text/plain"] and "<h1>" in parts["text/html"]
+    assert "Ada" not in parts["text/plain"] + parts["text/html"]  # a typed display name never goes out by email
+
+
+def test_a_display_name_cannot_turn_the_welcome_email_into_phishing(db):
+    """Anyone can sign up with someone else's address: the welcome email must carry none of their text."""
+    bait = "Your bank account is locked, verify it at https://evil.example/login"
+    victim = f"victim-{uuid.uuid4().hex[:6]}@example.com"
+    user = harness.sign_up(victim, display_name=bait)
+    mail = eventually(lambda: harness.mails_to(victim), what="welcome email")
+    text = mail[0]["Subject"] + "".join(p.get_payload(decode=True).decode() for p in mail[0].walk()
+                                        if not p.is_multipart())
+    assert "Welcome to" in text and "evil.example" not in text and "bank account" not in text
+    assert bait in eventually(lambda: inbox(db, user.uid), what="inbox")[0]["body"]  # the owner's own inbox
+
+
+def test_malformed_preferences_never_stop_a_notification(db, member):
+    db.document(f"users/{member.uid}/settings/notifications").set({"order_paid": "email off", "welcome": ["x"]})
+    event_id = publish(db, OrderPaid(order_id="o-prefs", uid=member.uid, total=100, currency="usd", payment_id="p"))
+    eventually(lambda: (d := harness.doc(db, f"deliveries/{event_id}:notifications_on_order_paid")) and
+               d["status"] == "processed", what="delivered despite the malformed preferences")
+    assert harness.doc(db, f"users/{member.uid}/notifications/{event_id}")["type"] == "order_paid"
+    assert harness.doc(db, f"dead_letters/{event_id}:notifications_on_order_paid") is None
 
 
 SUBSCRIBERS = {

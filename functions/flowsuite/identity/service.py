@@ -183,13 +183,19 @@ def complete_client_profile(db, auth, uid: str) -> bool:
     return True
 
 
+def text_or_empty(value: Any) -> str:
+    """A profile field as other users may see it: a string, or nothing (a malformed value is
+    never copied into public_profiles). Pure."""
+    return value if isinstance(value, str) else ""
+
+
 def sync_public_profile(db, uid: str, before: dict | None, after: dict | None) -> None:
     ref = db.collection(PUBLIC_PROFILES).document(uid)
     if after is None:
         ref.delete()
         return
-    wanted = {k: after.get(k) or "" for k in PUBLIC_FIELDS}
-    if before is not None and all((before.get(k) or "") == wanted[k] for k in PUBLIC_FIELDS):
+    wanted = {k: text_or_empty(after.get(k)) for k in PUBLIC_FIELDS}
+    if before is not None and all(text_or_empty(before.get(k)) == wanted[k] for k in PUBLIC_FIELDS):
         return
     ref.set({"uid": uid, **wanted, "updated_time": gcf.SERVER_TIMESTAMP})
 
