@@ -99,7 +99,8 @@ def _inbox(user_ref, event_id: str, kind: str, title: str, body: str, data, corr
 
 
 def _push(db, push: PushSender, user_ref, title: str, body: str, data: dict[str, str]) -> dict:
-    tokens = [s.get("fcm_token") for s in user_ref.collection(TOKENS).stream() if s.get("fcm_token")]
+    tokens = [t for t in (s.to_dict().get("fcm_token") for s in user_ref.collection(TOKENS).stream())
+              if isinstance(t, str) and t]  # a malformed token document is skipped, never a failed delivery
     if not tokens:
         return {"sent": 0, "reason": "no_tokens"}
     result = push.send(tokens, PushMessage(title=title, body=body, data=data))
