@@ -20,7 +20,8 @@ DOCS = ROOT / "docs"
 EMULATOR_SERVER = "http://127.0.0.1:5001/demo-flowsuite/us-central1"
 ERROR_STATUSES = {
     "400": ("INVALID_ARGUMENT or FAILED_PRECONDITION", "Bad input (details.fields names each failing field) or a state conflict."),
-    "401": ("UNAUTHENTICATED", "Missing, expired or forged ID token."),
+    "401": ("UNAUTHENTICATED", "Missing, expired, forged or revoked ID token (details.reason: user-not-found, "
+                               "user-disabled, id-token-revoked)."),
     "403": ("PERMISSION_DENIED", "Signed in, but not allowed (role or ownership)."),
     "404": ("NOT_FOUND", "A document the request names does not exist."),
     "409": ("ALREADY_EXISTS", "The thing to create exists already."),
@@ -84,10 +85,13 @@ def openapi(decl: dict[str, Any]) -> dict[str, Any]:
         response_ref = keyed[(spec.response, "validation")]["$ref"]
         roles = f" Roles: {', '.join(sorted(spec.roles))}." if spec.roles else ""
         idem = " Idempotent: repeat with the same idempotency_key to get the first answer." if spec.idempotent else ""
+        revoked = (" A token of a deleted or disabled account, or issued before a role change or a sign-out"
+                   " everywhere, is refused (UNAUTHENTICATED, details.reason)." if spec.auth and spec.checks_revocation
+                   else "")
         operation = {
             "operationId": spec.name,
             "summary": spec.summary,
-            "description": f"Domain: {spec.domain}.{roles}{idem} A Firebase callable: send `{{\"data\": ...}}`.",
+            "description": f"Domain: {spec.domain}.{roles}{idem}{revoked} A Firebase callable: send `{{\"data\": ...}}`.",
             "tags": [spec.domain],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["data"], "properties": {"data": {"$ref": request_ref}}}}}},

@@ -3,8 +3,10 @@
     python -m devtools.seed export     # rebuild emulator-data/ (make seed-export)
 
 The accounts are made through the Auth emulator's sign-up, so the real blocking
-function gives them their profile and role (ADMIN_EMAILS / STAFF_EMAILS in
-functions/.env.local); the products through the orders callable, as staff would.
+function gives them their profile; their emails are then verified (as the link in a
+verification email would) and they sign in, so the sign-in blocking function grants
+the role ADMIN_EMAILS / STAFF_EMAILS name (functions/.env.local): a listed email gets
+its role only once verified. The products go through the orders callable, as staff would.
 """
 
 from __future__ import annotations
@@ -30,11 +32,18 @@ def populate() -> None:
     auth = os.environ["FIREBASE_AUTH_EMULATOR_HOST"]
     functions = os.environ["FLOWSUITE_FUNCTIONS_URL"]
     tokens = {}
+    identity = f"http://{auth}/identitytoolkit.googleapis.com/v1"
     for email, role, password in DEMO_ACCOUNTS:
-        r = requests.post(f"http://{auth}/identitytoolkit.googleapis.com/v1/accounts:signUp",
-                          params={"key": "seed"}, json={"email": email, "password": password,
-                                                         "displayName": role.title(), "returnSecureToken": True},
-                          timeout=30)
+        r = requests.post(f"{identity}/accounts:signUp", params={"key": "seed"},
+                          json={"email": email, "password": password, "displayName": role.title(),
+                                "returnSecureToken": True}, timeout=30)
+        r.raise_for_status()
+        uid = r.json()["localId"]
+        r = requests.post(f"{identity}/projects/{PROJECT_ID}/accounts:update", headers={"Authorization": "Bearer owner"},
+                          json={"localId": uid, "emailVerified": True}, timeout=30)
+        r.raise_for_status()
+        r = requests.post(f"{identity}/accounts:signInWithPassword", params={"key": "seed"},
+                          json={"email": email, "password": password, "returnSecureToken": True}, timeout=30)
         r.raise_for_status()
         tokens[role] = r.json()["idToken"]
         print(f"seed: account {email} ({role})")

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -113,6 +114,22 @@ def sign_in(email: str, password: str) -> User:
     return User(out["localId"], email, password, out["idToken"])
 
 
+def sign_in_with_google(email: str, *, verified: bool = True, name: str | None = None) -> User:
+    """Signs in (signing up the first time) with a Google account, through the Auth emulator's
+    fake IdP: a Google email comes verified, so blocking functions see ``email_verified``."""
+    claims = {"sub": f"google-{uuid.uuid5(uuid.NAMESPACE_URL, email).hex}", "email": email,
+              "email_verified": verified, **({"name": name} if name else {})}
+    body = {"postBody": f"providerId=google.com&id_token={quote(json.dumps(claims))}",
+            "requestUri": "http://localhost", "returnSecureToken": True, "returnIdpCredential": True}
+    out = _identity("accounts:signInWithIdp", body)
+    return User(out["localId"], email, "", out["idToken"])
+
+
+def verify_email(uid: str) -> None:
+    """Marks an account's email verified, as the link in a verification email would."""
+    _identity(f"projects/{PROJECT}/accounts:update", {"localId": uid, "emailVerified": True}, admin=True)
+
+
 def set_claims(user: User, claims: dict[str, Any]) -> User:
     """Sets custom claims with the admin API and returns the user with a fresh token.
 
@@ -132,6 +149,17 @@ def set_claims(user: User, claims: dict[str, Any]) -> User:
 
 def user_with_role(role: str) -> User:
     return set_claims(sign_up(), {"role": role})
+
+
+def token_with(user: User, **claims: Any) -> str:
+    """The user's ID token with some claims changed. The Auth emulator's tokens are unsigned
+    and the Admin SDK does not check their signature under the emulator, so this stands for
+    a token the real service issued with those claims (an old sign-in, an expired token)."""
+    header, payload, signature = (user.id_token.split(".") + [""])[:3]
+    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    body.update(claims)
+    encoded = base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+    return f"{header}.{encoded}.{signature}"
 
 
 # ---- callables ---------------------------------------------------------------
@@ -333,10 +361,12 @@ def doc(db, path: str) -> dict[str, Any] | None:
     return snap.to_dict() if snap.exists else None
 
 
-def create_account_without_blocking_functions(email: str, password: str = "secret-password") -> User:
+def create_account_without_blocking_functions(email: str, password: str = "secret-password",
+                                              verified: bool = False) -> User:
     """An account made with the Admin API (as the console or an Admin SDK script would):
     blocking functions do not run, so no profile exists yet."""
-    out = _identity(f"projects/{PROJECT}/accounts", {"email": email, "password": password}, admin=True)
+    out = _identity(f"projects/{PROJECT}/accounts", {"email": email, "password": password, "emailVerified": verified},
+                    admin=True)
     user = sign_in(email, password)
     assert user.uid == out["localId"]
     return user

@@ -10,7 +10,15 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"],
 });
-const out = {};
+const out = { csp_violations: [] };
+
+// Anything the Content-Security-Policy blocked (the page must not need it).
+function watch(page) {
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && /Content Security Policy/i.test(msg.text())) out.csp_violations.push(msg.text());
+  });
+  return page;
+}
 
 async function signIn(page, email, password) {
   await page.goto(scenario.url, { waitUntil: "domcontentloaded" });
@@ -24,7 +32,7 @@ async function signIn(page, email, password) {
 try {
   // 1. a non-admin sees nothing
   {
-    const page = await browser.newPage({ viewport: { width: 1200, height: 700 } });
+    const page = watch(await browser.newPage({ viewport: { width: 1200, height: 700 } }));
     out.member_state = await signIn(page, scenario.member.email, scenario.member.password);
     out.member_nav_visible = await page.isVisible("#nav");
     out.member_tables_visible = await page.isVisible("#health-table");
@@ -32,7 +40,7 @@ try {
     await page.close();
   }
   // 2. an admin: health, events, trace, dead letters
-  const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
+  const page = watch(await browser.newPage({ viewport: { width: 1300, height: 900 } }));
   out.admin_state = await signIn(page, scenario.admin.email, scenario.admin.password);
   await page.waitForFunction(() => document.body.dataset.health === "ready", null, { timeout: 30000 });
   out.health_rows = await page.locator("#health-table tbody tr").count();

@@ -47,6 +47,7 @@ def test_the_console_gates_on_admin_traces_a_checkout_and_replays_a_dead_letter(
     assert lines, run.stdout[-2000:] + run.stderr[-2000:]
     seen = json.loads(lines[-1])
     assert "error" not in seen, seen.get("error")
+    assert seen["csp_violations"] == []  # everything above ran under the policy
 
     assert seen["member_state"] == "denied"
     assert seen["member_nav_visible"] is False and seen["member_tables_visible"] is False
@@ -61,3 +62,15 @@ def test_the_console_gates_on_admin_traces_a_checkout_and_replays_a_dead_letter(
     assert harness.doc(db, f"deliveries/{letter}")["status"] == "processed"
     for shot in ("denied", "health", "events", "trace", "dead-letters", "dead-letters-replayed"):
         assert (SHOTS / f"{shot}.png").stat().st_size > 5000
+
+
+def test_the_console_is_served_with_its_content_security_policy():
+    import requests
+
+    url = harness.need("FLOWSUITE_CONSOLE_URL")
+    for path in ("/", "/app.js", "/style.css"):
+        r = requests.get(url + path, timeout=30)
+        assert r.status_code == 200, path
+        policy = r.headers.get("Content-Security-Policy", "")
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe" not in policy, path
+        assert r.headers.get("X-Content-Type-Options") == "nosniff"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 
 import pytest
@@ -37,8 +38,100 @@ def test_a_blocked_email_domain_is_refused(db):
     assert list(db.collection("users").stream()) == []
 
 
-def test_an_admin_email_signs_up_as_admin():
-    assert harness.sign_up("admin@flowsuite.test").claims["role"] == "admin"
+# ---- roles need a verified email (issue 16): ADMIN_EMAILS=admin@flowsuite.test and
+# STAFF_EMAILS=staff@flowsuite.test in functions/.env.local ----------------------------
+
+def role_changes(db, uid: str) -> list[tuple[str, str]]:
+    return [(e["data"]["new_role"], e["data"]["changed_by"]) for e in
+            (s.to_dict() for s in db.collection("topics/identity.role_changed/events").stream())
+            if e["data"]["uid"] == uid]
+
+
+def test_an_admin_email_is_a_member_until_it_is_verified(db):
+    user = harness.sign_up("admin@flowsuite.test")
+    assert user.claims["role"] == "member"
+    profile = harness.doc(db, f"users/{user.uid}")
+    assert (profile["role"], profile["pending_role"]) == ("member", "admin")
+    with pytest.raises(CallableError) as err:
+        call("ops_run_sweep", {}, user=user)
+    assert err.value.code == "permission-denied"
+    assert harness.sign_in(user.email, user.password).claims["role"] == "member"  # still unverified
+
+    harness.verify_email(user.uid)
+    verified = harness.sign_in(user.email, user.password)
+    assert verified.claims["role"] == "admin"
+    profile = harness.doc(db, f"users/{user.uid}")
+    assert profile["role"] == "admin" and "pending_role" not in profile
+    assert role_changes(db, user.uid) == [("admin", "email_verified")]
+    assert set(call("ops_run_sweep", {}, user=verified)) >= {"retried", "stalled", "lost"}
+    harness.sign_in(user.email, user.password)  # granted once: no second event
+    assert role_changes(db, user.uid) == [("admin", "email_verified")]
+
+
+def test_a_verified_admin_email_signs_up_as_admin(db):
+    user = harness.sign_in_with_google("admin@flowsuite.test", verified=True)
+    assert user.claims["role"] == "admin" and user.claims["email_verified"] is True
+    profile = harness.doc(db, f"users/{user.uid}")
+    assert profile["role"] == "admin" and "pending_role" not in profile
+
+
+def test_an_unverified_identity_provider_email_gets_no_role(db):
+    user = harness.sign_in_with_google("staff@flowsuite.test", verified=False)
+    assert user.claims["role"] == "member"
+    assert harness.doc(db, f"users/{user.uid}")["pending_role"] == "staff"
+
+
+@pytest.mark.parametrize(("email", "verified", "role", "pending"), [
+    ("admin@flowsuite.test", False, "member", "admin"),
+    ("admin@flowsuite.test", True, "admin", None),
+    ("staff@flowsuite.test", False, "member", "staff"),
+])
+def test_the_fallback_path_grants_a_role_only_to_a_verified_email(db, email, verified, role, pending):
+    user = harness.create_account_without_blocking_functions(email, verified=verified)
+    AppClient(user).create("users", user.uid, {"uid": user.uid, "email": email, "display_name": "",
+                                               "photo_url": "", "phone_number": "", "created_time": dt.datetime.now(dt.UTC)})
+    done = eventually(lambda: (d := harness.doc(db, f"users/{user.uid}")) and "role" in d and d, what="completed profile")
+    assert (done["role"], done.get("pending_role"), done["profile_source"]) == (role, pending, "client")
+    fresh = eventually(lambda: (u := harness.sign_in(email, "secret-password")).claims.get("role") and u, what="claim")
+    assert fresh.claims["role"] == role
+
+
+def test_an_admins_choice_wins_over_a_pending_role(db, admin):
+    user = harness.sign_up("staff@flowsuite.test")
+    assert harness.doc(db, f"users/{user.uid}")["pending_role"] == "staff"
+    assert call("identity_set_role", {"uid": user.uid, "role": "member"}, user=admin)["changed"] is False
+    assert "pending_role" not in harness.doc(db, f"users/{user.uid}")
+    harness.verify_email(user.uid)
+    assert harness.sign_in(user.email, user.password).claims["role"] == "member"
+    assert role_changes(db, user.uid) == []
+
+
+def test_grant_admin_makes_the_first_admin_of_an_existing_account(db):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    user = harness.sign_up(f"first-admin-{uuid.uuid4().hex[:6]}@example.com")
+    assert user.claims["role"] == "member"
+
+    def grant(email: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "devtools.grant_admin", email], cwd=root, env=dict(os.environ),
+                              capture_output=True, text=True, timeout=120)
+
+    done = grant(user.email)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{user.email} ({user.uid}) is now admin" in done.stdout
+    assert harness.doc(db, f"users/{user.uid}")["role"] == "admin"
+    assert role_changes(db, user.uid) == [("admin", "devtools.grant_admin")]
+    admin = harness.sign_in(user.email, user.password)
+    assert admin.claims["role"] == "admin"
+    assert set(call("ops_run_sweep", {}, user=admin)) >= {"retried", "stalled", "lost"}
+    assert "is already admin" in grant(user.email).stdout
+
+    missing = grant("nobody-here@example.com")
+    assert missing.returncode == 1 and "no account" in missing.stderr
 
 
 def test_a_disabled_user_cannot_sign_in(admin, member, db):
@@ -210,3 +303,162 @@ def test_after_a_deletion_no_document_anywhere_holds_the_uid_or_the_email(db):
                 if user.uid in path or user.uid in repr(data) or user.email in repr(data)]
 
     assert eventually(lambda: not holding(), timeout=60, what="no trace of the user") is True, holding()
+
+
+# ---- revoked means revoked (issue 16) ---------------------------------------------------
+
+def refused_as(err: CallableError, reason: str) -> bool:
+    return err.code == "unauthenticated" and err.http_status == 401 and err.details.get("reason") == reason
+
+
+def test_a_deleted_accounts_token_changes_nothing(member, db):
+    from tests.integration.shop import place, product, stock
+
+    item = product(db, stock=5)
+    call("identity_delete_account", {}, user=member)
+    for attempt in (lambda: place(member, [(item, 1)]),
+                    lambda: call("addFcmToken", {"userDocPath": f"users/{member.uid}", "fcmToken": "t",
+                                                 "deviceType": "iOS"}, user=member),
+                    lambda: call("identity_delete_account", {}, user=member)):
+        with pytest.raises(CallableError) as err:
+            attempt()
+        assert refused_as(err.value, "user-not-found"), err.value
+    assert stock(db, item) == 5 and list(db.collection("orders").stream()) == []
+    assert list(db.collection(f"users/{member.uid}/fcm_tokens").stream()) == []
+
+
+def test_a_disabled_accounts_token_is_refused_and_stays_refused_once_enabled(admin, member, db):
+    from tests.integration.shop import place, product
+
+    item = product(db)
+    time.sleep(1.1)  # Auth stamps revocations to the second: the token must be older
+    call("identity_disable_user", {"uid": member.uid, "disabled": True}, user=admin)
+    with pytest.raises(CallableError) as err:
+        place(member, [(item, 1)])
+    assert refused_as(err.value, "user-disabled")
+    call("identity_disable_user", {"uid": member.uid, "disabled": False}, user=admin)
+    with pytest.raises(CallableError) as err:
+        place(member, [(item, 1)])
+    assert refused_as(err.value, "id-token-revoked")
+    assert list(db.collection("orders").stream()) == []
+    assert place(harness.sign_in(member.email, member.password), [(item, 1)])["status"] == "pending_payment"
+
+
+def test_a_token_issued_before_a_role_change_is_refused(admin, staff, db):
+    time.sleep(1.1)
+    call("identity_set_role", {"uid": staff.uid, "role": "member"}, user=admin)
+    product = {"name": "Free", "price": 0, "currency": "usd", "stock": 1, "idempotency_key": uuid.uuid4().hex}
+    with pytest.raises(CallableError) as err:
+        call("orders_upsert_product", product, user=staff)  # the old token still says staff
+    assert refused_as(err.value, "id-token-revoked")
+    assert list(db.collection("products").stream()) == []
+    demoted = harness.sign_in(staff.email, staff.password)
+    assert demoted.claims["role"] == "member"
+    with pytest.raises(CallableError) as err:
+        call("orders_upsert_product", product, user=demoted)
+    assert err.value.code == "permission-denied"
+
+
+def test_sign_out_everywhere_refuses_every_earlier_token(member, db):
+    from tests.integration.shop import place, product
+
+    item = product(db)
+    other_device = harness.sign_in(member.email, member.password)
+    time.sleep(1.1)
+    assert call("identity_sign_out_everywhere", {}, user=member) == {"uid": member.uid, "revoked": True}
+    for token in (member, other_device):
+        with pytest.raises(CallableError) as err:
+            place(token, [(item, 1)])
+        assert refused_as(err.value, "id-token-revoked")
+    assert place(harness.sign_in(member.email, member.password), [(item, 1)])["status"] == "pending_payment"
+
+
+def test_only_an_admin_signs_someone_else_out(member, admin):
+    other = harness.sign_up()
+    with pytest.raises(CallableError) as err:
+        call("identity_sign_out_everywhere", {"uid": other.uid}, user=member)
+    assert err.value.code == "permission-denied"
+    time.sleep(1.1)
+    call("identity_sign_out_everywhere", {"uid": other.uid}, user=admin)
+    with pytest.raises(CallableError) as err:
+        call("identity_sign_out_everywhere", {}, user=other)
+    assert refused_as(err.value, "id-token-revoked")
+
+
+def test_read_only_callables_do_not_look_the_token_up(admin):
+    time.sleep(1.1)
+    call("identity_sign_out_everywhere", {}, user=admin)
+    assert isinstance(call("ops_list_dead_letters", {"limit": 1}, user=admin)["dead_letters"], list)
+    with pytest.raises(CallableError) as err:
+        call("ops_run_sweep", {}, user=admin)
+    assert refused_as(err.value, "id-token-revoked")
+
+
+def test_deleting_your_account_needs_a_recent_sign_in(member):
+    claims = member.claims
+    stale = harness.token_with(member, auth_time=claims["auth_time"] - 3600)  # signed in an hour ago, refreshed since
+    with pytest.raises(CallableError) as err:
+        call("identity_delete_account", {}, user=stale)
+    assert err.value.code == "failed-precondition"
+    assert err.value.details["reason"] == "requires-recent-login" and err.value.details["max_age_seconds"] == 300
+    assert harness.account_exists(member.uid)
+    assert call("identity_delete_account", {}, user=member) == {"uid": member.uid, "deleted": True}
+    assert not harness.account_exists(member.uid)
+
+
+def test_an_admin_deletes_another_account_without_a_recent_sign_in(admin):
+    other = harness.sign_up()
+    stale = harness.token_with(admin, auth_time=admin.claims["auth_time"] - 3600)
+    assert call("identity_delete_account", {"uid": other.uid}, user=stale)["deleted"] is True
+    assert not harness.account_exists(other.uid)
+
+
+def test_a_profile_recreated_by_a_deleted_accounts_token_is_erased_by_reconciliation(admin, member, db):
+    from flowsuite.core.ids import person_key
+
+    call("identity_delete_account", {}, user=member)
+    first = f"deliveries/{person_key(member.uid)}:ops_on_user_deleted"  # ops erases last
+    eventually(lambda: (harness.doc(db, first) or {}).get("status") == "processed", timeout=60, what="first erasure")
+    assert harness.doc(db, f"users/{member.uid}") is None
+    # Firestore's rules cannot tell a deleted account's unexpired token from a live one.
+    AppClient(member).create("users", member.uid, {
+        "uid": member.uid, "email": member.email, "display_name": "Back", "photo_url": "", "phone_number": "",
+        "created_time": dt.datetime.now(dt.UTC)})
+    eventually(lambda: harness.doc(db, f"public_profiles/{member.uid}"), what="the re-created profile synced")
+    answer = call("identity_run_reconciliation", {}, user=admin)
+    assert answer["erased"] == [member.uid] and answer["needs_confirmation"] is False
+    eventually(lambda: not holds_uid(db, member.uid), what="the re-created profile erased again")
+    assert harness.doc(db, f"public_profiles/{member.uid}") is None
+    assert len(list(db.collection("topics/identity.user_deleted/events").stream())) == 2
+    assert call("identity_run_reconciliation", {}, user=admin)["erased"] == []
+
+
+# ---- reconciliation is safe (issue 16): IDENTITY_RECONCILE_MAX_ERASE_PERCENT=10,
+# IDENTITY_RECONCILE_ALWAYS_ERASE=5 (the defaults) --------------------------------------
+
+def test_reconciliation_refuses_to_erase_most_profiles_until_an_admin_confirms(admin, db):
+    gone = [harness.sign_up() for _ in range(7)]
+    for user in gone:
+        harness.delete_account_outside_the_suite(user.uid)
+    uids = sorted(u.uid for u in gone)
+    refused = call("identity_run_reconciliation", {}, user=admin)
+    assert refused["needs_confirmation"] is True and refused["erased"] == []
+    assert sorted(refused["skipped"]) == uids and refused["skipped_count"] == 7
+    assert (refused["checked"], refused["limit"]) == (8, 5)
+    assert all(harness.doc(db, f"users/{uid}")["status"] == "active" for uid in uids)
+    assert list(db.collection("topics/identity.user_deleted/events").stream()) == []
+
+    confirmed = call("identity_run_reconciliation", {"confirm": True}, user=admin)
+    assert sorted(confirmed["erased"]) == uids and confirmed["needs_confirmation"] is False
+    eventually(lambda: all(harness.doc(db, f"users/{uid}") is None for uid in uids), what="confirmed erasure")
+    assert harness.doc(db, f"users/{admin.uid}")["role"] == "admin"
+
+
+def test_a_malformed_profile_field_is_never_copied_to_the_public_profile(db):
+    user = harness.sign_up(display_name="Ada")
+    eventually(lambda: (harness.doc(db, f"public_profiles/{user.uid}") or {}).get("display_name") == "Ada",
+               what="public profile")
+    # written past the rules (which refuse it from the app): the trigger must neither crash nor copy it
+    db.document(f"users/{user.uid}").update({"display_name": {"html": "<b>x</b>"}, "photo_url": 5})
+    eventually(lambda: harness.doc(db, f"public_profiles/{user.uid}")["display_name"] == "", what="left out")
+    assert harness.doc(db, f"public_profiles/{user.uid}")["photo_url"] == ""

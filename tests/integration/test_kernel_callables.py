@@ -131,29 +131,48 @@ def test_the_correlation_id_from_the_header_reaches_the_event(admin, db):
     assert event["correlation_id"] == "checkout-abc-123"
 
 
-def _token_with(user: harness.User, **claims) -> str:
-    import base64
-    import json
-
-    header, payload, signature = (user.id_token.split(".") + [""])[:3]
-    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    body.update(claims)
-    encoded = base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
-    return f"{header}.{encoded}.{signature}"
-
-
 def test_an_expired_token_is_unauthenticated(admin):
     import time
 
     now = int(time.time())
-    expired = _token_with(admin, iat=now - 7200, exp=now - 3600, auth_time=now - 7200)
+    expired = harness.token_with(admin, iat=now - 7200, exp=now - 3600, auth_time=now - 7200)
     with pytest.raises(CallableError) as err:
         call("ops_send_probe", {"idempotency_key": key()}, user=expired)
     assert err.value.code == "unauthenticated"
 
 
 def test_a_token_for_another_project_is_unauthenticated(admin):
-    other = _token_with(admin, aud="another-project", iss="https://securetoken.google.com/another-project")
+    other = harness.token_with(admin, aud="another-project", iss="https://securetoken.google.com/another-project")
     with pytest.raises(CallableError) as err:
         call("ops_send_probe", {"idempotency_key": key()}, user=other)
     assert err.value.code == "unauthenticated"
+
+
+# Ids Firestore reserves ("__...__", ".", "..") are refused at the edge with the field, never `internal`.
+RESERVED = [
+    ("orders_cancel", {"order_id": "__x__"}, "order_id"),
+    ("orders_mark_fulfilled", {"order_id": "__name__"}, "order_id"),
+    ("orders_archive_product", {"product_id": "__"}, "product_id"),
+    ("orders_place", {"items": [{"product_id": "__name__", "quantity": 1}]}, "items.0.product_id"),
+    ("payments_create_intent", {"order_id": "__x__"}, "order_id"),
+    ("identity_set_role", {"uid": "__x__", "role": "staff"}, "uid"),
+    ("identity_disable_user", {"uid": "..", "disabled": True}, "uid"),
+    ("identity_delete_account", {"uid": "."}, "uid"),
+    ("identity_sign_out_everywhere", {"uid": "__x__"}, "uid"),
+    ("ops_replay_dead_letters", {"ids": ["__a:b__"]}, "ids.0"),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "field"), RESERVED, ids=[r[0] for r in RESERVED])
+def test_a_reserved_document_id_is_an_invalid_argument_naming_its_field(admin, db, name, data, field):
+    import main  # noqa: F401 - registers every callable
+    from flowsuite.core.callables import CALLABLES
+
+    if CALLABLES[name].idempotent:
+        data = {**data, "idempotency_key": key()}
+    with pytest.raises(CallableError) as err:
+        call(name, data, user=admin)
+    assert err.value.code == "invalid-argument" and err.value.http_status == 400
+    assert field in err.value.fields, err.value.fields
+    assert "reserved" in err.value.message or "pattern" in err.value.message
+    assert harness.account_exists(admin.uid)

@@ -32,7 +32,29 @@ def test_sign_up_sends_a_welcome_to_the_inbox_and_by_email(db):
     mail = eventually(lambda: harness.mails_to(user.email), what="welcome email")
     assert len(mail) == 1 and "Welcome to" in mail[0]["Subject"]
     parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in mail[0].walk() if not p.is_multipart()}
-    assert "Hi Ada" in parts["text/plain"] and "<h1>" in parts["text/html"]
+    assert "Hi there" in parts["text/plain"] and "<h1>" in parts["text/html"]
+    assert "Ada" not in parts["text/plain"] + parts["text/html"]  # a typed display name never goes out by email
+
+
+def test_a_display_name_cannot_turn_the_welcome_email_into_phishing(db):
+    """Anyone can sign up with someone else's address: the welcome email must carry none of their text."""
+    bait = "Your bank account is locked, verify it at https://evil.example/login"
+    victim = f"victim-{uuid.uuid4().hex[:6]}@example.com"
+    user = harness.sign_up(victim, display_name=bait)
+    mail = eventually(lambda: harness.mails_to(victim), what="welcome email")
+    text = mail[0]["Subject"] + "".join(p.get_payload(decode=True).decode() for p in mail[0].walk()
+                                        if not p.is_multipart())
+    assert "Welcome to" in text and "evil.example" not in text and "bank account" not in text
+    assert bait in eventually(lambda: inbox(db, user.uid), what="inbox")[0]["body"]  # the owner's own inbox
+
+
+def test_malformed_preferences_never_stop_a_notification(db, member):
+    db.document(f"users/{member.uid}/settings/notifications").set({"order_paid": "email off", "welcome": ["x"]})
+    event_id = publish(db, OrderPaid(order_id="o-prefs", uid=member.uid, total=100, currency="usd", payment_id="p"))
+    eventually(lambda: (d := harness.doc(db, f"deliveries/{event_id}:notifications_on_order_paid")) and
+               d["status"] == "processed", what="delivered despite the malformed preferences")
+    assert harness.doc(db, f"users/{member.uid}/notifications/{event_id}")["type"] == "order_paid"
+    assert harness.doc(db, f"dead_letters/{event_id}:notifications_on_order_paid") is None
 
 
 SUBSCRIBERS = {
@@ -165,7 +187,9 @@ def test_a_user_push_without_recipients_never_goes_to_everyone(db, member):
 
 
 def test_empty_title_fails_with_a_reason_and_processed_documents_are_left_alone(db, admin):
-    AppClient(admin).create("ff_push_notifications", "e1", {"notification_title": "", "notification_text": "x"})
+    with pytest.raises(Denied):  # the rules refuse it from the app; the function refuses it from anywhere
+        AppClient(admin).create("ff_push_notifications", "e0", {"notification_title": "", "notification_text": "x"})
+    db.document("ff_push_notifications/e1").set({"notification_title": "", "notification_text": "x"})
     done = ff_push(db, "ff_push_notifications", "e1")
     assert done["status"] == "failed" and "required" in done["error"]
     db.document("ff_push_notifications/old").set({"notification_title": "t", "notification_text": "x", "status": "succeeded"})
@@ -198,6 +222,104 @@ def test_a_scheduled_push_waits_for_its_time(db, admin, member):
     assert done["status"] == "succeeded"
     sent_at = harness.pushes_to(db, tok)[0]["time"]
     assert at - dt.timedelta(seconds=10) <= sent_at <= at + dt.timedelta(seconds=60)
+
+
+# ---- targeted pushes stay targeted (issue 16) ----------------------------------------
+# functions/.env.local: PUSH_RATE_LIMIT=3 (recipients a minute); caps at their defaults
+# (PUSH_MAX_RECIPIENTS=10, PUSH_MAX_RECIPIENTS_STAFF=100).
+
+def user_push(sender, doc_id: str, recipients: list[str], **fields) -> None:
+    AppClient(sender).create("ff_user_push_notifications", doc_id, {
+        "notification_title": "Hi", "notification_text": "ping", "sender": Ref.to(f"users/{sender.uid}"),
+        "user_refs": ",".join(f"/users/{uid}" for uid in recipients), **fields})
+
+
+def charged(db, uid: str) -> int:
+    return (harness.doc(db, f"push_rate_limits/{uid}") or {}).get("count", 0)
+
+
+def test_a_member_push_to_more_than_ten_users_fails_and_sends_nothing(db, member):
+    receiver = harness.sign_up()
+    tok = token(receiver)
+    user_push(member, "many", [receiver.uid] + [f"nobody-{i}" for i in range(10)])
+    done = ff_push(db, "ff_user_push_notifications", "many")
+    assert (done["status"], done["num_sent"]) == ("failed", 0)
+    assert "at most 10" in done["error"] and "11 named" in done["error"]
+    assert harness.pushes_to(db, tok) == [] and charged(db, member.uid) == 0
+
+
+def test_staff_may_name_more_recipients(db, staff):
+    receiver = harness.sign_up()
+    tok = token(receiver)
+    user_push(staff, "staff-many", [receiver.uid] + [f"nobody-{i}" for i in range(19)])
+    done = ff_push(db, "ff_user_push_notifications", "staff-many")
+    assert (done["status"], done["num_sent"], done["error"]) == ("succeeded", 1, "")
+    assert len(harness.pushes_to(db, tok)) == 1 and charged(db, staff.uid) == 20
+
+
+def test_the_rate_limit_counts_recipients_not_documents(db, member):
+    a, b, c = harness.sign_up(), harness.sign_up(), harness.sign_up()
+    tokens = {u.uid: token(u) for u in (a, b, c)}
+    user_push(member, "two", [a.uid, b.uid])
+    assert ff_push(db, "ff_user_push_notifications", "two")["status"] == "succeeded"
+    user_push(member, "two-more", [b.uid, c.uid])
+    refused = ff_push(db, "ff_user_push_notifications", "two-more")
+    assert (refused["status"], refused["num_sent"]) == ("failed", 0) and "rate limit" in refused["error"]
+    assert harness.pushes_to(db, tokens[c.uid]) == [] and len(harness.pushes_to(db, tokens[b.uid])) == 1
+    user_push(member, "one", [c.uid])  # the third recipient of the minute still fits
+    assert ff_push(db, "ff_user_push_notifications", "one")["status"] == "succeeded"
+    assert charged(db, member.uid) == 3
+
+
+@pytest.mark.parametrize(("field", "value", "needle"), [
+    ("notification_image_url", "http://example.com/a.png", "https"),
+    ("notification_title", 42, "required"),
+    ("parameter_data", "d" * 2001, "parameter_data"),
+    ("target_audience", "Everyone", "target_audience"),
+    ("user_refs", ["users/x"], "user_refs"),
+    ("scheduled_time", "tomorrow", "scheduled_time"),
+    ("role", "admin", "unknown fields"),
+])
+def test_a_malformed_push_written_past_the_rules_fails_with_its_reason(db, member, field, value, needle):
+    receiver = harness.sign_up()
+    tok = token(receiver)
+    doc_id = f"bad-{field}"
+    db.document(f"ff_user_push_notifications/{doc_id}").set({
+        "notification_title": "Hi", "notification_text": "ping", "user_refs": f"users/{receiver.uid}",
+        "sender": db.document(f"users/{member.uid}"), field: value})
+    done = ff_push(db, "ff_user_push_notifications", doc_id)
+    assert (done["status"], done["num_sent"]) == ("failed", 0) and needle in done["error"]
+    assert harness.pushes_to(db, tok) == [] and charged(db, member.uid) == 0
+
+
+def test_a_scheduled_push_is_checked_and_charged_when_created(db, member):
+    a, b = harness.sign_up(), harness.sign_up()
+    tok = token(a)
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    user_push(member, "later-many", [a.uid] + [f"nobody-{i}" for i in range(10)], scheduled_time=at)
+    refused = ff_push(db, "ff_user_push_notifications", "later-many")  # at once, not in two hours
+    assert refused["status"] == "failed" and "at most 10" in refused["error"]
+    assert refused.get("scheduled_for") is None
+    user_push(member, "later", [a.uid, b.uid], scheduled_time=at)
+    eventually(lambda: harness.doc(db, "ff_user_push_notifications/later").get("scheduled_for"), what="scheduled")
+    assert charged(db, member.uid) == 2 and not harness.doc(db, "ff_user_push_notifications/later").get("status")
+    user_push(member, "now", [a.uid, b.uid])  # the scheduled push took 2 of the minute's 3
+    assert "rate limit" in ff_push(db, "ff_user_push_notifications", "now")["error"]
+    assert harness.pushes_to(db, tok) == []
+
+
+def test_a_time_beyond_the_schedulers_horizon_is_refused_at_once(db, admin, member):
+    tok = token(member)
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(days=45)
+    AppClient(admin).create("ff_push_notifications", "far", {
+        "notification_title": "Much later", "notification_text": "x", "scheduled_time": at,
+        "user_refs": f"users/{member.uid}"})
+    done = ff_push(db, "ff_push_notifications", "far")
+    assert done["status"] == "failed" and "30 days" in done["error"] and done.get("scheduled_for") is None
+    user_push(member, "far-user", [member.uid], scheduled_time=at)
+    done = ff_push(db, "ff_user_push_notifications", "far-user")
+    assert done["status"] == "failed" and "30 days" in done["error"]
+    assert charged(db, member.uid) == 0 and harness.pushes_to(db, tok) == []
 
 
 # ---- rules -------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 
 import pytest
-from flowsuite.payments.events import PaymentFailed, PaymentRefunded, PaymentSucceeded
+from flowsuite.payments.events import PaymentCanceled, PaymentFailed, PaymentRefunded, PaymentSucceeded
 
 from tests import harness
 from tests.harness import AppClient, CallableError, Denied, Ref, call, eventually
@@ -216,6 +216,100 @@ def test_deleting_the_account_keeps_orders_without_the_person(member, db):
     assert member.uid not in repr(kept)
     eventually(lambda: order(db, pending["order_id"]).get("anonymised"), what="anonymised pending order")
     eventually(lambda: order(db, pending["order_id"])["status"] == "cancelled", what="pending order cancelled")
+
+
+# ---- no stock hoarding (issue 16) ---------------------------------------------------
+# The defaults: ORDER_MAX_UNPAID_ORDERS=3, ORDER_MAX_UNPAID_UNITS=50 (functions/.env.local sets neither).
+
+def hold(db, uid: str) -> dict:
+    return harness.doc(db, f"order_holds/{uid}") or {}
+
+
+def test_a_user_holds_at_most_three_unpaid_orders_and_cancelling_ones_count(member, db):
+    item = product(db, stock=20)
+    # Keep a cancelled order in `cancelling` (its PaymentIntent not yet closed) as long as the test needs.
+    db.document("_faults/payments_on_order_cancel_requested").set({"always": True})
+    first, second, _ = (place(member, [(item, 1)]) for _ in range(3))
+    assert hold(db, member.uid)["orders"] == 3 and hold(db, member.uid)["units"] == 3
+    with pytest.raises(CallableError) as err:
+        place(member, [(item, 1)])
+    assert err.value.code == "resource-exhausted" and err.value.http_status == 429
+    assert (err.value.details["reason"], err.value.details["limit"], err.value.details["held"]) == (
+        "too_many_unpaid_orders", 3, 3)
+    assert stock(db, item) == 17 and len(list(db.collection("orders").stream())) == 3
+
+    assert call("orders_cancel", {"order_id": first["order_id"]}, user=member)["status"] == "cancelling"
+    with pytest.raises(CallableError) as err:
+        place(member, [(item, 1)])
+    assert err.value.code == "resource-exhausted"  # a cancelling order still holds its stock
+    assert order(db, first["order_id"])["status"] == "cancelling"
+
+    publish(db, PaymentCanceled(payment_id="pay_" + first["order_id"], order_id=first["order_id"], uid=member.uid))
+    eventually(lambda: order(db, first["order_id"])["status"] == "cancelled", what="cancelled")
+    assert hold(db, member.uid)["orders"] == 2
+    fourth = place(member, [(item, 1)])
+    assert fourth["status"] == "pending_payment"
+
+    publish(db, PaymentSucceeded(payment_id="pay-" + second["order_id"], order_id=second["order_id"], uid=member.uid,
+                                 amount=second["total"], currency="usd"))
+    eventually(lambda: order(db, second["order_id"])["status"] == "paid", what="paid")
+    assert (hold(db, member.uid)["orders"], hold(db, member.uid)["units"]) == (2, 2)
+    assert place(member, [(item, 1)])["status"] == "pending_payment"  # a paid order holds no slot
+    assert stock(db, item) == 16  # 5 placed, 1 cancelled
+    other = harness.sign_up()
+    assert place(other, [(item, 1)])["status"] == "pending_payment"  # limits are per user
+
+
+def test_unpaid_orders_hold_at_most_fifty_units(member, db):
+    item = product(db, stock=200)
+    with pytest.raises(CallableError) as err:
+        place(member, [(item, 51)])
+    assert err.value.code == "resource-exhausted"
+    assert err.value.details["reason"] == "too_many_unpaid_units" and err.value.details["limit"] == 50
+    assert stock(db, item) == 200 and list(db.collection("orders").stream()) == []
+    place(member, [(item, 30)])
+    with pytest.raises(CallableError) as err:
+        place(member, [(item, 21)])
+    assert (err.value.details["held"], err.value.details["requested"]) == (30, 21)
+    assert place(member, [(item, 20)])["total"] == 20 * 1250
+    assert stock(db, item) == 150
+
+
+def test_a_repeat_of_a_placed_order_is_answered_even_at_the_limit(member, db):
+    item = product(db, stock=10)
+    key = uuid.uuid4().hex
+    first = place(member, [(item, 1)], key)
+    place(member, [(item, 1)])
+    place(member, [(item, 1)])
+    assert place(member, [(item, 1)], key) == first  # a retry is not a fourth order
+    assert hold(db, member.uid)["orders"] == 3 and stock(db, item) == 7
+
+
+def test_concurrent_orders_cannot_exceed_the_limit(member, db):
+    items = [product(db, stock=10) for _ in range(8)]
+
+    def attempt(i: int):
+        try:
+            return harness.call_retrying("orders_place", {"items": [{"product_id": items[i], "quantity": 1}],
+                                                          "idempotency_key": uuid.uuid4().hex}, member, attempts=8)
+        except CallableError as err:
+            return err
+
+    with cf.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(attempt, range(8)))
+    placed = [r for r in results if isinstance(r, dict)]
+    refused = [r for r in results if isinstance(r, CallableError)]
+    assert len(placed) == 3, results
+    assert {r.code for r in refused} == {"resource-exhausted"}
+    assert len(list(db.collection("orders").stream())) == 3 and hold(db, member.uid)["orders"] == 3
+    assert sum(stock(db, i) for i in items) == 8 * 10 - 3
+
+
+def test_the_hold_counter_is_erased_with_the_account(member, db):
+    place(member, [(product(db), 2)])
+    assert hold(db, member.uid)["units"] == 2
+    call("identity_delete_account", {}, user=member)
+    eventually(lambda: harness.doc(db, f"order_holds/{member.uid}") is None, what="hold counter erased")
 
 
 # ---- rules -----------------------------------------------------------------------

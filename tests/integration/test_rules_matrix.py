@@ -102,6 +102,7 @@ SPECS: list[Spec] = [
          {"get": {"owner", "admin"}, "list": {"owner", "admin"}, "create": SIGNED_IN},
          owner_filter=lambda o: [("sender", "==", uid_ref(o))]),
     nobody("push_rate_limits", "push_rate_limits"),
+    nobody("order_holds", "order_holds"),
     server_only("events", lambda o, c: f"topics/ops.sweep_finished/events/e-{c}",
                 lambda o: {"id": "e", "type": "ops.sweep_finished", "data": {}}, {"admin"}),
     admin_only("deliveries", "deliveries"),
@@ -247,3 +248,86 @@ def test_settings_other_than_notifications_are_refused(world):
     owner = world["owner"]
     with pytest.raises(Denied):
         AppClient(owner).set(f"users/{owner.uid}/settings/billing", {"plan": "free"})
+
+
+# ---- field shapes (issue 16): type, size and allowed keys of every field the app writes ----
+
+PUSH = {"notification_title": "t", "notification_text": "x", "user_refs": "users/nobody"}
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("notification_title", ""), ("notification_title", 5), ("notification_title", "t" * 201),
+    ("notification_text", "x" * 1001), ("notification_text", None),
+    ("notification_image_url", "http://example.com/a.png"), ("notification_image_url", "javascript:alert(1)"),
+    ("notification_image_url", "https://" + "a" * 2041), ("notification_image_url", 3),
+    ("notification_sound", "s" * 101), ("notification_sound", True),
+    ("scheduled_time", "tomorrow"), ("target_audience", "Everyone"), ("initial_page_name", "p" * 201),
+    ("parameter_data", "d" * 2001), ("parameter_data", {"id": "1"}), ("user_refs", "u" * 50_001),
+    ("user_refs", ["users/nobody"]), ("timestamp", "now"), ("admitted_time", NOW), ("role", "admin"),
+])
+def test_a_push_with_a_malformed_field_is_refused(world, field, value):
+    me = world["other"]
+    for collection, who, extra in (("ff_user_push_notifications", me, {"sender": uid_ref(me.uid)}),
+                                   ("ff_push_notifications", world["admin"], {})):
+        with pytest.raises(Denied):
+            AppClient(who).create(collection, uuid.uuid4().hex, {**PUSH, **extra, field: value})
+
+
+def test_a_push_with_every_field_well_formed_is_allowed(world):
+    me = world["other"]
+    AppClient(me).create("ff_user_push_notifications", uuid.uuid4().hex, {
+        **PUSH, "sender": uid_ref(me.uid), "notification_image_url": "https://cdn.example.com/a.png",
+        "notification_sound": "default", "scheduled_time": NOW, "target_audience": "iOS",
+        "initial_page_name": "p" * 200, "parameter_data": "d" * 2000, "timestamp": NOW, "status": ""})
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("display_name", 7), ("display_name", "n" * 201), ("photo_url", "http://example.com/me.png"),
+    ("photo_url", "javascript:alert(1)"), ("photo_url", ["https://x"]), ("phone_number", "1" * 41),
+    ("favourite_colour", "blue"), ("fcm_token", "t"),
+])
+def test_a_profile_field_of_the_wrong_shape_or_unknown_is_refused(world, field, value):
+    path = profile(world)
+    with pytest.raises(Denied):
+        AppClient(world["owner"]).update(path, {field: value})
+    owner = world["owner"]
+    world["db"].document(path).delete()
+    with pytest.raises(Denied):
+        AppClient(owner).create("users", owner.uid, {"uid": owner.uid, "email": owner.email, field: value})
+
+
+def test_a_well_formed_profile_is_allowed(world):
+    owner = world["owner"]
+    world["db"].document(f"users/{owner.uid}").delete()
+    AppClient(owner).create("users", owner.uid, {"uid": owner.uid, "email": owner.email, "display_name": "n" * 200,
+                                                 "photo_url": "https://x/y.png", "phone_number": "+41 79 000 00 00",
+                                                 "created_time": NOW})
+    AppClient(owner).update(f"users/{owner.uid}", {"display_name": "Renamed", "photo_url": "", "phone_number": ""})
+
+
+@pytest.mark.parametrize("preferences", [
+    {"welcome": {"email": "no"}}, {"welcome": True}, {"welcome": {"sms": False}}, {"newsletter": {"email": False}},
+    {"order_paid": {"push": 0}},
+])
+def test_notification_settings_of_the_wrong_shape_are_refused(world, preferences):
+    owner = world["owner"]
+    with pytest.raises(Denied):
+        AppClient(owner).set(f"users/{owner.uid}/settings/notifications", preferences)
+
+
+def test_notification_settings_of_every_type_are_allowed(world):
+    from flowsuite.notifications.templates import TEMPLATES
+
+    owner = world["owner"]
+    AppClient(owner).set(f"users/{owner.uid}/settings/notifications",
+                         {kind: {"inbox": True, "push": False, "email": False} for kind in TEMPLATES})
+
+
+@pytest.mark.parametrize("token", [
+    {"fcm_token": "t" * 4097, "device_type": "iOS"}, {"fcm_token": 5, "device_type": "iOS"},
+    {"fcm_token": "t", "device_type": "Windows"}, {"fcm_token": "t", "device_type": "iOS", "created_at": "now"},
+])
+def test_a_push_token_of_the_wrong_shape_is_refused(world, token):
+    owner = world["owner"]
+    with pytest.raises(Denied):
+        AppClient(owner).create(f"users/{owner.uid}/fcm_tokens", uuid.uuid4().hex, token)

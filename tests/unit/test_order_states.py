@@ -32,3 +32,11 @@ def test_orders_are_cancellable_while_pending_or_paid():
 def test_stock_is_held_until_the_payment_intent_is_closed_or_the_order_refunded():
     assert {"pending_payment", "cancelling", "paid"} == states.HOLDS_STOCK
     assert {"pending_payment", "cancelling"} == states.PAYABLE
+
+
+def test_unpaid_orders_are_pending_or_cancelling():
+    assert {"pending_payment", "cancelling"} == states.UNPAID
+    # every way out of the unpaid statuses leaves them for good: the hold is released once
+    for current in states.UNPAID:
+        for target in states.TRANSITIONS[current] - states.UNPAID:
+            assert not states.TRANSITIONS[target] & states.UNPAID

@@ -4,7 +4,8 @@
     def orders_place(ctx: CallContext, req: PlaceOrder) -> OrderPlacedAnswer: ...
 
 The wrapper checks the caller before any work (sign-in, role from the custom
-claim ``role``), parses ``data`` with the request model (bad input answers
+claim ``role``, and for a callable that changes anything, that the token was not
+revoked: the account deleted or disabled, or its sessions revoked since), parses ``data`` with the request model (bad input answers
 ``invalid-argument`` with the failing fields), runs the handler under an
 idempotency record when asked, validates the answer with the response model,
 maps every error through the one error map and logs one structured line per
@@ -50,6 +51,12 @@ class CallableSpec:
     # The handler keeps the idempotency contract itself, inside its own transaction
     # (cheaper than a separate record: one transaction instead of three).
     own_idempotency: bool = False
+    # Changes nothing: the caller's token is not looked up for revocation (see check_not_revoked).
+    read_only: bool = False
+
+    @property
+    def checks_revocation(self) -> bool:
+        return not self.read_only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +109,46 @@ def check_caller(spec: CallableSpec, uid: str | None, claims: dict[str, Any]) ->
             )
 
 
+# Why a token is refused after its account changed, as FlutterFlow shows it (Firebase's own codes).
+REVOKED = {
+    "user-not-found": "This account no longer exists. Sign in again.",
+    "user-disabled": "This account is disabled.",
+    "id-token-revoked": "This sign-in is no longer valid (a role change or a sign-out everywhere). Sign in again.",
+}
+
+
+def revocation_reason(claims: dict[str, Any], *, exists: bool, disabled: bool, valid_after_ms: int | None) -> str | None:
+    """Why a verified token no longer speaks for its account, or None. Pure.
+
+    ``valid_after_ms`` is the account's "tokens valid after" stamp (Auth's ``validSince``),
+    which revoking refresh tokens moves to now: a role change, disabling, a sign-out everywhere."""
+    if not exists:
+        return "user-not-found"
+    if disabled:
+        return "user-disabled"
+    iat = claims.get("iat")
+    if valid_after_ms and (not isinstance(iat, (int, float)) or iat * 1000 < valid_after_ms):
+        return "id-token-revoked"
+    return None
+
+
+def check_not_revoked(uid: str, claims: dict[str, Any]) -> None:
+    """Revoked means revoked: the account must still exist, be enabled, and not have
+    revoked its sessions since the token was issued (``verify_id_token(check_revoked=True)``
+    does the same lookup; the SDK has verified the token itself already). The cost is one
+    Auth lookup (no Firestore read) per state-changing call; read-only callables skip it."""
+    auth = clients.auth()
+    try:
+        user = auth.get_user(uid, app=clients.app())
+    except auth.UserNotFoundError:
+        reason = revocation_reason(claims, exists=False, disabled=False, valid_after_ms=None)
+    else:
+        reason = revocation_reason(claims, exists=True, disabled=bool(user.disabled),
+                                   valid_after_ms=user.tokens_valid_after_timestamp)
+    if reason is not None:
+        raise UnauthenticatedError(REVOKED[reason], details={"reason": reason})
+
+
 def callable_function(
     *,
     request: type[Req],
@@ -110,6 +157,7 @@ def callable_function(
     auth: bool = True,
     idempotent: bool = False,
     own_idempotency: bool = False,
+    read_only: bool = False,
     enforce_app_check: bool = False,
     **https_options: Any,
 ) -> Callable[[Callable[[CallContext, Req], Resp | dict]], Callable]:
@@ -129,6 +177,7 @@ def callable_function(
             auth=auth,
             idempotent=idempotent,
             own_idempotency=own_idempotency,
+            read_only=read_only,
             summary=(handler.__doc__ or handler.__name__).strip().splitlines()[0],
         )
         CALLABLES[spec.name] = spec
@@ -189,6 +238,8 @@ def invoke(
 ) -> dict[str, Any]:
     """Runs one call after the SDK decoded it: checks, parse, idempotency, answer."""
     check_caller(spec, uid, claims)
+    if uid and spec.checks_revocation:
+        check_not_revoked(uid, claims)
     if data is None:
         data = {}
     if not isinstance(data, dict):

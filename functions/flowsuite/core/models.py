@@ -18,15 +18,24 @@ class Response(BaseModel):
 
 
 IdempotencyKey = Annotated[str, StringConstraints(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
-def _document_id(value: str) -> str:
-    if value in (".", "..") or (value.startswith("__") and value.endswith("__")):
-        raise ValueError("is not a valid document id")
+
+
+def is_reserved_id(value: str) -> bool:
+    """Firestore refuses these as document ids: ".", ".." and any ``__...__``. Pure."""
+    return value in (".", "..") or (value.startswith("__") and value.endswith("__"))
+
+
+def not_reserved(value: str) -> str:
+    if is_reserved_id(value):
+        raise ValueError("is a reserved document id (\".\", \"..\" and \"__...__\" are not allowed)")
     return value
 
 
-# A Firebase Auth uid as a Firestore document id: 1-128 characters, no "/", not "." or "..".
-Uid = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/]+$"), AfterValidator(_document_id)]
-DocId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")]
+# A Firebase Auth uid as a Firestore document id: 1-128 characters, no "/", not reserved.
+Uid = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/]+$"), AfterValidator(not_reserved)]
+# A document id in a request: letters, digits, "_" and "-", not reserved ("__...__").
+DocId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$"),
+                  AfterValidator(not_reserved)]
 
 
 class IdempotentRequest(Request):

@@ -7,13 +7,31 @@ import os
 from firebase_functions import params
 
 ADMIN_EMAILS = params.StringParam(
-    "ADMIN_EMAILS", default="", description="Comma-separated emails that sign up as admin."
+    "ADMIN_EMAILS", default="",
+    description="Comma-separated emails that become admin once verified (python -m devtools.grant_admin otherwise).",
 )
 STAFF_EMAILS = params.StringParam(
-    "STAFF_EMAILS", default="", description="Comma-separated emails that sign up as staff."
+    "STAFF_EMAILS", default="", description="Comma-separated emails that become staff once verified."
 )
 BLOCKED_EMAIL_DOMAINS = params.StringParam(
     "BLOCKED_EMAIL_DOMAINS", default="", description="Comma-separated email domains refused at sign-up."
+)
+
+# Revoked means revoked: deleting your own account needs a sign-in this recent (Firebase's
+# "requires-recent-login" is 5 minutes).
+RECENT_LOGIN_SECONDS = params.IntParam(
+    "IDENTITY_RECENT_LOGIN_SECONDS", default=300,
+    description="Deleting your own account needs a sign-in at most this many seconds old.",
+)
+# Reconciliation is safe: a run that would erase more than this share of the profiles it
+# checked (a wrong project or tenant, an Auth outage) erases nothing until an admin confirms.
+RECONCILE_MAX_ERASE_PERCENT = params.IntParam(
+    "IDENTITY_RECONCILE_MAX_ERASE_PERCENT", default=10,
+    description="Reconciliation erases at most this percentage of the profiles it checks unless an admin confirms.",
+)
+RECONCILE_ALWAYS_ERASE = params.IntParam(
+    "IDENTITY_RECONCILE_ALWAYS_ERASE", default=5,
+    description="Reconciliation may always erase this many profiles in one run, whatever the share.",
 )
 
 ROLES = ("member", "staff", "admin")

@@ -21,6 +21,7 @@ class UserDoc(Document):
     role: Literal["member", "staff", "admin"]
     status: Literal["active", "disabled", "deleting"]
     profile_source: Literal["blocking", "client"]
+    pending_role: Literal["staff", "admin"] | None = None  # a listed email's role, granted once it is verified
 
 
 @collection("public_profiles/{uid}", read="any signed-in user", write="identity functions only")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from firebase_functions import firestore_fn, identity_fn, scheduler_fn
 
-from flowsuite.core import clients, errors, log, options
+from flowsuite.core import clients, errors, log, options, settings
 from flowsuite.core.callables import CallContext, callable_function
 from flowsuite.core.errors import PermissionDeniedError
-from flowsuite.identity import models, service
+from flowsuite.identity import config, models, service
 from flowsuite.identity.erasure import eraser
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "identity_set_role",
     "identity_disable_user",
     "identity_delete_account",
+    "identity_sign_out_everywhere",
     "identity_run_reconciliation",
     "identity_reconcile_accounts",
     "identity_on_user_deleted",
@@ -28,7 +31,8 @@ ADMIN = ("admin",)
 
 @identity_fn.before_user_created()
 def identity_before_user_created(event: identity_fn.AuthBlockingEvent) -> identity_fn.BeforeCreateResponse:
-    """Sign-up: refuses blocked domains, sets the role claim, creates the profile, publishes user_created."""
+    """Sign-up: refuses blocked domains, sets the role claim (a listed email's role only when verified),
+    creates the profile, publishes user_created."""
     with log.bind(domain="identity", function="identity_before_user_created", uid=event.data.uid):
         try:
             role = service.create_profile_on_sign_up(clients.firestore(), event.data)
@@ -41,11 +45,13 @@ def identity_before_user_created(event: identity_fn.AuthBlockingEvent) -> identi
 
 @identity_fn.before_user_signed_in()
 def identity_before_user_signed_in(event: identity_fn.AuthBlockingEvent) -> identity_fn.BeforeSignInResponse | None:
-    """Sign-in: refuses disabled users; keeps the role claim in step with the record."""
+    """Sign-in: refuses disabled users; keeps the role claim in step with the record, granting a role
+    a listed email waited for once it is verified."""
     with log.bind(domain="identity", function="identity_before_user_signed_in", uid=event.data.uid):
         if event.data.disabled:
             raise errors.to_https_error(PermissionDeniedError("This account is disabled."), event.event_id)
-        role, status = service.role_on_record(clients.firestore(), event.data.uid)
+        role, status = service.role_on_sign_in(clients.firestore(), event.data.uid, email=event.data.email,
+                                               email_verified=bool(event.data.email_verified))
         if status == "disabled":
             raise errors.to_https_error(PermissionDeniedError("This account is disabled."), event.event_id)
         if status == "deleting":
@@ -87,25 +93,41 @@ def identity_disable_user(ctx: CallContext, req: models.DisableUser) -> models.D
 
 @callable_function(request=models.DeleteAccount, response=models.DeleteAnswer)
 def identity_delete_account(ctx: CallContext, req: models.DeleteAccount) -> models.DeleteAnswer:
-    """Deletes an account: your own, or anyone's as an admin. Every domain erases its data."""
+    """Deletes an account: your own (after a recent sign-in, else `failed-precondition` with
+    details.reason `requires-recent-login`), or anyone's as an admin. Every domain erases its data."""
     uid = req.uid or ctx.require_uid()
     if uid != ctx.uid and ctx.role != "admin":
         raise PermissionDeniedError("Only an admin can delete another user's account.")
+    if uid == ctx.uid:
+        service.require_recent_login(ctx.claims, now=time.time(),
+                                     max_age_seconds=settings.int_value(config.RECENT_LOGIN_SECONDS))
     reason = "self" if uid == ctx.uid else "admin"
     service.delete_account(clients.firestore(), clients.auth(), uid=uid, reason=reason)
     return models.DeleteAnswer(uid=uid, deleted=True)
 
 
+@callable_function(request=models.SignOutEverywhere, response=models.SignOutAnswer)
+def identity_sign_out_everywhere(ctx: CallContext, req: models.SignOutEverywhere) -> models.SignOutAnswer:
+    """Signs an account out everywhere: your own, or anyone's as an admin. Every session's tokens are
+    refused from now on; the app signs in again."""
+    uid = req.uid or ctx.require_uid()
+    if uid != ctx.uid and ctx.role != "admin":
+        raise PermissionDeniedError("Only an admin can sign another user out.")
+    service.sign_out_everywhere(clients.auth(), uid=uid)
+    return models.SignOutAnswer(uid=uid, revoked=True)
+
+
 @callable_function(request=models.RunReconciliation, response=models.ReconciliationAnswer, roles=ADMIN)
 def identity_run_reconciliation(ctx: CallContext, req: models.RunReconciliation) -> models.ReconciliationAnswer:
-    """Erases profiles whose Auth account was deleted outside the suite (admin, on demand)."""
-    checked, erased = service.reconcile(clients.firestore(), clients.auth())
-    return models.ReconciliationAnswer(checked=checked, erased=erased)
+    """Erases profiles whose Auth account was deleted outside the suite (admin, on demand). Beyond the
+    configured share of profiles it erases nothing and reports them, until called with `confirm`."""
+    return models.ReconciliationAnswer(**service.reconcile(clients.firestore(), clients.auth(), confirm=req.confirm))
 
 
 @scheduler_fn.on_schedule(schedule="every 24 hours")
 def identity_reconcile_accounts(event: scheduler_fn.ScheduledEvent) -> None:
-    """Daily: Python has no Auth onDelete trigger, so deletions made elsewhere are found here."""
+    """Daily: Python has no Auth onDelete trigger, so deletions made elsewhere are found here
+    (never more than the configured share without an admin's confirmation)."""
     service.reconcile(clients.firestore(), clients.auth())
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from flowsuite.core.models import Request, Response, Uid
 
 
@@ -37,10 +39,26 @@ class DeleteAnswer(Response):
     deleted: bool
 
 
+class SignOutEverywhere(Request):
+    uid: Uid | None = None  # another user's (admins only); your own when left out
+
+
+class SignOutAnswer(Response):
+    uid: str
+    revoked: bool
+
+
 class RunReconciliation(Request):
-    pass
+    confirm: bool = Field(default=False, description="Erase even when more than the configured share of profiles "
+                                                      "has no Auth account (after checking the project is right).")
 
 
 class ReconciliationAnswer(Response):
     checked: int
     erased: list[str]
+    in_progress: list[str] = Field(description="Profiles whose erasure is already under way.")
+    skipped: list[str] = Field(description="Profiles without an Auth account left alone, as the run needs an "
+                                           "admin's confirmation (the first 100).")
+    skipped_count: int
+    limit: int = Field(description="Profiles this run could erase without confirmation.")
+    needs_confirmation: bool

@@ -11,7 +11,7 @@ from typing import Any
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import events, ids, log
+from flowsuite.core import events, ids, log, settings
 from flowsuite.core.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -41,7 +41,8 @@ def check_sign_up_allowed(email: str | None) -> None:
         raise PermissionDeniedError(f"Sign-ups from {domain} are not allowed.")
 
 
-def initial_role(email: str | None) -> str:
+def listed_role(email: str | None) -> str:
+    """The role ADMIN_EMAILS / STAFF_EMAILS name for an email, verified or not. Pure."""
     email = normalise_email(email)
     if email and email in config.csv(config.ADMIN_EMAILS):
         return "admin"
@@ -50,7 +51,17 @@ def initial_role(email: str | None) -> str:
     return "member"
 
 
-def profile_for(user: Any, role: str, via: str) -> dict[str, Any]:
+def initial_role(email: str | None, verified: bool) -> tuple[str, str | None]:
+    """(role, pending role). A listed email grants its role only once verified: anyone can
+    sign up with an address they do not own. Until then the role waits as pending, and is
+    granted at the first sign-in with the email verified (or by an admin). Pure."""
+    listed = listed_role(email)
+    if listed == "member" or verified:
+        return listed, None
+    return "member", listed
+
+
+def profile_for(user: Any, role: str, via: str, pending_role: str | None = None) -> dict[str, Any]:
     """FlutterFlow's users fields plus the server-owned ones."""
     return {
         "uid": user.uid,
@@ -62,15 +73,16 @@ def profile_for(user: Any, role: str, via: str) -> dict[str, Any]:
         "role": role,
         "status": "active",
         "profile_source": via,
+        **({"pending_role": pending_role} if pending_role else {}),
     }
 
 
 def create_profile_on_sign_up(db, user: Any) -> str:
     """Blocking sign-up: the profile and ``identity.user_created`` in one batch. Returns the role."""
     check_sign_up_allowed(user.email)
-    role = initial_role(user.email)
+    role, pending = initial_role(user.email, bool(getattr(user, "email_verified", False)))
     batch = db.batch()
-    batch.set(db.collection(USERS).document(user.uid), profile_for(user, role, "blocking"))
+    batch.set(db.collection(USERS).document(user.uid), profile_for(user, role, "blocking", pending))
     events.publish(
         batch,
         UserCreated(uid=user.uid, email=normalise_email(user.email), display_name=user.display_name, via="blocking"),
@@ -82,48 +94,99 @@ def create_profile_on_sign_up(db, user: Any) -> str:
     return role
 
 
-def role_on_record(db, uid: str) -> tuple[str | None, str | None]:
-    """(role, status) from the server-side record, or (None, None) without a profile."""
+def record_of(db, uid: str) -> dict[str, Any] | None:
+    """The server-side record (the profile), or None."""
     snap = db.collection(USERS).document(uid).get()
-    if not snap.exists:
+    return snap.to_dict() if snap.exists else None
+
+
+def role_on_sign_in(db, uid: str, *, email: str | None, email_verified: bool) -> tuple[str | None, str | None]:
+    """(role, status) for a sign-in: the record's, with a pending role granted once the email
+    is verified (and still listed). (None, None) without a profile."""
+    record = record_of(db, uid)
+    if record is None:
         return None, None
-    data = snap.to_dict()
-    return data.get("role"), data.get("status")
+    role, status = record.get("role"), record.get("status")
+    if record.get("pending_role") and email_verified and status == "active":
+        role = grant_pending_role(db, uid, email=email) or role
+    return role, status
+
+
+def grant_pending_role(db, uid: str, *, email: str | None) -> str | None:
+    """Grants the role a listed email waited for, now that it is verified. Returns it, or None."""
+    ref = db.collection(USERS).document(uid)
+
+    @gcf.transactional
+    def grant(txn) -> str | None:
+        snap = ref.get(transaction=txn)
+        data = snap.to_dict() if snap.exists else {}
+        pending, old = data.get("pending_role"), data.get("role") or "member"
+        if not pending:
+            return None
+        listed = listed_role(email)
+        update = {"pending_role": gcf.DELETE_FIELD, "updated_time": gcf.SERVER_TIMESTAMP}
+        if listed == "member" or listed == old:  # no longer listed (or the email changed): nothing to grant
+            txn.update(ref, update)
+            return None
+        txn.update(ref, {**update, "role": listed})
+        events.publish(txn, RoleChanged(uid=uid, old_role=old, new_role=listed, changed_by="email_verified"),
+                       subject=f"{USERS}/{uid}", db=db)
+        return listed
+
+    role = grant(db.transaction())
+    if role:
+        log.info("role granted to a verified email", role=role)
+    return role
 
 
 def complete_client_profile(db, auth, uid: str) -> bool:
-    """A profile the app created itself: add the server fields, publish user_created once."""
+    """A profile the app created itself: add the server fields, publish user_created once.
+
+    The email and whether it is verified come from the Auth record, never from the
+    document; a profile whose Auth account is gone is left to reconciliation."""
     ref = db.collection(USERS).document(uid)
 
     event_ref = db.collection(UserCreated.event_type.collection).document(ids.person_key(uid))
+    try:
+        user = auth.get_user(uid)
+    except auth.UserNotFoundError:
+        log.warning("profile without an Auth user; reconciliation will erase it", subject_uid=uid)
+        return False
+    role, pending = initial_role(user.email, bool(user.email_verified))
 
     @gcf.transactional
-    def complete(txn) -> str | None:
+    def complete(txn) -> bool:
         snap = ref.get(transaction=txn)
         published = event_ref.get(transaction=txn).exists
         if not snap.exists or "profile_source" in snap.to_dict() or published:
-            return None  # gone, already complete, or the blocking path won
+            return False  # gone, already complete, or the blocking path won
         data = snap.to_dict()
-        email = normalise_email(data.get("email"))
-        role = initial_role(email)
-        txn.update(ref, {"role": role, "status": "active", "profile_source": "client"})
+        txn.update(ref, {"role": role, "status": "active", "profile_source": "client",
+                         **({"pending_role": pending} if pending else {})})
+        name = data.get("display_name")
         events.publish(
             txn,
-            UserCreated(uid=uid, email=email, display_name=data.get("display_name"), via="client"),
+            UserCreated(uid=uid, email=normalise_email(user.email), display_name=name if isinstance(name, str) else None,
+                        via="client"),
             subject=f"{USERS}/{uid}",
             event_id=ids.person_key(uid),
             db=db,
         )
-        return role
+        return True
 
-    role = complete(db.transaction())
-    if role is None:
+    if not complete(db.transaction()):
         return False
     try:
-        auth.set_custom_user_claims(uid, {"role": role})
+        auth.set_custom_user_claims(uid, {**(user.custom_claims or {}), "role": role})
     except auth.UserNotFoundError:
         log.warning("profile without an Auth user; reconciliation will erase it", subject_uid=uid)
     return True
+
+
+def text_or_empty(value: Any) -> str:
+    """A profile field as other users may see it: a string, or nothing (a malformed value is
+    never copied into public_profiles). Pure."""
+    return value if isinstance(value, str) else ""
 
 
 def sync_public_profile(db, uid: str, before: dict | None, after: dict | None) -> None:
@@ -131,8 +194,8 @@ def sync_public_profile(db, uid: str, before: dict | None, after: dict | None) -
     if after is None:
         ref.delete()
         return
-    wanted = {k: after.get(k) or "" for k in PUBLIC_FIELDS}
-    if before is not None and all((before.get(k) or "") == wanted[k] for k in PUBLIC_FIELDS):
+    wanted = {k: text_or_empty(after.get(k)) for k in PUBLIC_FIELDS}
+    if before is not None and all(text_or_empty(before.get(k)) == wanted[k] for k in PUBLIC_FIELDS):
         return
     ref.set({"uid": uid, **wanted, "updated_time": gcf.SERVER_TIMESTAMP})
 
@@ -150,6 +213,8 @@ def set_role(db, auth, *, uid: str, role: str, changed_by: str) -> bool:
             raise NotFoundError(f"No user {uid}.", details={"uid": uid})
         old = snap.get("role") if "role" in snap.to_dict() else "member"
         if old == role:
+            if snap.to_dict().get("pending_role"):  # an admin's choice wins over a role an email waited for
+                txn.update(ref, {"pending_role": gcf.DELETE_FIELD, "updated_time": gcf.SERVER_TIMESTAMP})
             return False
         if old == "admin":
             admins = list(
@@ -157,7 +222,7 @@ def set_role(db, auth, *, uid: str, role: str, changed_by: str) -> bool:
             )
             if len(admins) <= 1:
                 raise FailedPreconditionError("The last admin cannot be demoted.", details={"uid": uid})
-        txn.update(ref, {"role": role, "updated_time": gcf.SERVER_TIMESTAMP})
+        txn.update(ref, {"role": role, "pending_role": gcf.DELETE_FIELD, "updated_time": gcf.SERVER_TIMESTAMP})
         events.publish(
             txn, RoleChanged(uid=uid, old_role=old, new_role=role, changed_by=changed_by),
             subject=f"{USERS}/{uid}", db=db,
@@ -178,6 +243,26 @@ def apply_role_claim(auth, uid: str, role: str) -> None:
     if claims.get("role") != role:
         auth.set_custom_user_claims(uid, {**claims, "role": role})
         auth.revoke_refresh_tokens(uid)
+
+
+def require_recent_login(claims: dict[str, Any], *, now: float, max_age_seconds: int) -> None:
+    """Deleting your own account needs a recent sign-in (``auth_time``, not the token's
+    refresh time), as Firebase's own ``requires-recent-login``. Pure."""
+    auth_time = claims.get("auth_time")
+    if isinstance(auth_time, bool) or not isinstance(auth_time, (int, float)) or now - auth_time > max_age_seconds:
+        raise FailedPreconditionError(
+            "This operation is sensitive and requires a recent sign-in. Sign in again, then retry.",
+            details={"reason": "requires-recent-login", "max_age_seconds": max_age_seconds},
+        )
+
+
+def sign_out_everywhere(auth, *, uid: str) -> None:
+    """Revokes every session of the account: its refresh tokens, and (the callables check
+    the "tokens valid after" stamp) every ID token issued until now."""
+    try:
+        auth.revoke_refresh_tokens(uid)
+    except auth.UserNotFoundError as exc:
+        raise NotFoundError(f"No user {uid}.", details={"uid": uid}) from exc
 
 
 def disable_user(db, auth, *, uid: str, disabled: bool, by: str) -> None:
@@ -207,28 +292,62 @@ def delete_account(db, auth, *, uid: str, reason: str) -> bool:
     return publish_user_deleted(db, uid=uid, reason=reason)
 
 
+PUBLISHED, IN_PROGRESS, GONE = "published", "in_progress", "gone"
+
+
 def publish_user_deleted(db, *, uid: str, reason: str) -> bool:
+    return publish_deletion(db, uid=uid, reason=reason) == PUBLISHED
+
+
+def publish_deletion(db, *, uid: str, reason: str) -> str:
+    """Publishes ``identity.user_deleted`` for a uid: ``published``, ``in_progress`` (an
+    erasure is under way) or ``gone`` (erased, and nothing came back).
+
+    The first deletion's event id is the person's key. A profile that is back after that
+    erasure (re-created by the deleted account's old token, which Firestore's rules cannot
+    tell from a live one) is erased again, under an event id of its own incarnation."""
     ref = db.collection(USERS).document(uid)
+    topic = db.collection(UserDeleted.event_type.collection)
 
     @gcf.transactional
-    def publish(txn) -> bool:
-        event_ref = db.collection(UserDeleted.event_type.collection).document(ids.person_key(uid))
-        if event_ref.get(transaction=txn).exists:
-            return False
+    def publish(txn) -> str:
+        first = topic.document(ids.person_key(uid)).get(transaction=txn)
         profile = ref.get(transaction=txn)
-        events.publish(txn, UserDeleted(uid=uid, reason=reason), subject=f"{USERS}/{uid}", event_id=ids.person_key(uid), db=db)
+        event_id = ids.person_key(uid)
+        if first.exists:
+            if not profile.exists:
+                return GONE
+            if profile.to_dict().get("status") == "deleting":
+                return IN_PROGRESS
+            event_id = ids.person_key(f"{uid}\n{profile.create_time.isoformat()}")
+            if topic.document(event_id).get(transaction=txn).exists:
+                return IN_PROGRESS
+        events.publish(txn, UserDeleted(uid=uid, reason=reason), subject=f"{USERS}/{uid}", event_id=event_id, db=db)
         if profile.exists:
             txn.update(ref, {"status": "deleting", "updated_time": gcf.SERVER_TIMESTAMP})
-        return True
+        return PUBLISHED
 
     return publish(db.transaction())
 
 
-def reconcile(db, auth, *, page_size: int = 100) -> tuple[int, list[str]]:
-    """Finds profiles whose Auth account is gone and erases them like a deletion."""
+def erase_limit(checked: int, *, percent: int, always: int) -> int:
+    """How many profiles one reconciliation may erase without an admin's confirmation. Pure."""
+    return max(always, checked * percent // 100)
+
+
+def _is_auth_uid(uid: str) -> bool:
+    return 0 < len(uid) <= 128
+
+
+def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100) -> dict[str, Any]:
+    """Finds profiles whose Auth account is gone and erases them like a deletion.
+
+    Never skips such a uid (a profile re-created after its erasure is erased again), and
+    never erases more than ``erase_limit`` profiles in one run unless ``confirm``: a wrong
+    project or tenant must not wipe everyone. What it did not erase, it reports."""
     from firebase_admin.auth import UidIdentifier  # noqa: PLC0415
 
-    checked, erased = 0, []
+    checked, missing = 0, []
     last = None
     while True:
         query = db.collection(USERS).order_by("__name__").limit(page_size)
@@ -240,13 +359,28 @@ def reconcile(db, auth, *, page_size: int = 100) -> tuple[int, list[str]]:
         last = page[-1]
         uids = [snap.id for snap in page]
         checked += len(uids)
-        result = auth.get_users([UidIdentifier(u) for u in uids])
-        missing = {ident.uid for ident in result.not_found}
-        for uid in uids:
-            if uid in missing and publish_user_deleted(db, uid=uid, reason="reconciliation"):
-                erased.append(uid)
-    log.info("reconciliation finished", checked=checked, erased=len(erased))
-    return checked, erased
+        lookup = [u for u in uids if _is_auth_uid(u)]
+        result = auth.get_users([UidIdentifier(u) for u in lookup]) if lookup else None
+        gone = {ident.uid for ident in result.not_found} if result else set()
+        missing += [u for u in uids if u in gone or not _is_auth_uid(u)]  # no Auth account can hold that id
+    limit = erase_limit(checked, percent=settings.int_value(config.RECONCILE_MAX_ERASE_PERCENT),
+                        always=settings.int_value(config.RECONCILE_ALWAYS_ERASE))
+    report: dict[str, Any] = {"checked": checked, "erased": [], "in_progress": [], "skipped": [],
+                              "skipped_count": 0, "limit": limit, "needs_confirmation": False}
+    if len(missing) > limit and not confirm:
+        report.update(skipped=missing[:100], skipped_count=len(missing), needs_confirmation=True)
+        log.warning("reconciliation refused: too many profiles without an Auth account; an admin must confirm",
+                    checked=checked, missing=len(missing), limit=limit)
+        return report
+    for uid in missing:
+        outcome = publish_deletion(db, uid=uid, reason="reconciliation")
+        if outcome == PUBLISHED:
+            report["erased"].append(uid)
+        elif outcome == IN_PROGRESS:
+            report["in_progress"].append(uid)
+    log.info("reconciliation finished", checked=checked, erased=len(report["erased"]),
+             in_progress=len(report["in_progress"]), confirmed=confirm)
+    return report
 
 
 def erase(db, uid: str) -> None:

@@ -16,10 +16,31 @@ APP_NAME = params.StringParam("APP_NAME", default="flowsuite", description="Your
 SMTP_PASSWORD = params.SecretParam("SMTP_PASSWORD", description="SMTP password.")
 SECRETS = [SMTP_PASSWORD]
 
-# FlutterFlow push requests a sender may make per window (ff_user_push_notifications).
-PUSH_RATE_LIMIT = params.IntParam("PUSH_RATE_LIMIT", default=10, description="Targeted pushes per sender per window.")
+# Targeted FlutterFlow pushes (ff_user_push_notifications) stay targeted: a cap on the
+# recipients of one push, by the sender's role, and a per-sender budget of recipients per window.
+PUSH_MAX_RECIPIENTS = params.IntParam(
+    "PUSH_MAX_RECIPIENTS", default=10, description="Recipients one member's targeted push may name.")
+PUSH_MAX_RECIPIENTS_STAFF = params.IntParam(
+    "PUSH_MAX_RECIPIENTS_STAFF", default=100, description="Recipients one staff member's targeted push may name.")
+PUSH_MAX_RECIPIENTS_ADMIN = params.IntParam(
+    "PUSH_MAX_RECIPIENTS_ADMIN", default=1000, description="Recipients one admin's targeted push may name.")
+PUSH_RATE_LIMIT = params.IntParam(
+    "PUSH_RATE_LIMIT", default=30,
+    description="Recipients of targeted pushes per sender per window (staff and admins: at least their cap).")
 PUSH_RATE_WINDOW_SECONDS = 60
+# Cloud Tasks holds a task at most 30 days: a push scheduled later is refused when created.
+PUSH_SCHEDULE_HORIZON_DAYS = 30
 FCM_CHUNK = 500
+
+# What a push document's app-written fields may hold; firestore.rules checks the same.
+PUSH_TITLE_MAX = 200
+PUSH_TEXT_MAX = 1000
+PUSH_IMAGE_URL_MAX = 2048
+PUSH_SOUND_MAX = 100
+PUSH_PAGE_MAX = 200
+PUSH_PARAMETER_DATA_MAX = 2000
+PUSH_USER_REFS_MAX = 50_000
+PUSH_AUDIENCES = ("", "All", "iOS", "Android")
 
 
 def value(param) -> str:

@@ -33,9 +33,13 @@ class PreferencesDoc(Document):
 
 
 @collection("ff_push_notifications/{push_id}", read="admins",
-            write="admins create; notifications writes status, num_sent, error")
+            write="admins create (FlutterFlow's fields only, each checked for type and size); "
+                  "notifications writes status, num_sent, error")
 class FFPushDoc(Document):
-    """FlutterFlow broadcast push request."""
+    """FlutterFlow broadcast push request. The app's fields and their limits (rules and code):
+    title 1-200 characters, text 1-1000, image URL an https:// URL of at most 2048,
+    sound 100, page name 200, parameter data 2000, user_refs 50,000; target_audience
+    "", "All", "iOS" or "Android"; scheduled_time at most 30 days ahead."""
 
     notification_title: str
     notification_text: str
@@ -51,17 +55,25 @@ class FFPushDoc(Document):
     status: str | None = None
     num_sent: int | None = None
     error: str | None = None
+    scheduled_for: Timestamp | None = None  # written when the push is scheduled
+    admitted_time: Timestamp | None = None  # a targeted push passed its sender's cap and rate limit
 
 
 @collection("ff_user_push_notifications/{push_id}", read="the sender, admins",
-            write="a signed-in sender creates (sender = own reference); notifications writes status, num_sent, error")
+            write="a signed-in sender creates (sender = own reference, fields as for broadcasts); "
+                  "notifications writes status, num_sent, error")
 class FFUserPushDoc(FFPushDoc):
-    """FlutterFlow targeted push request ("Trigger Push Notification")."""
+    """FlutterFlow targeted push request ("Trigger Push Notification"). It names at most
+    `PUSH_MAX_RECIPIENTS` users (10; staff `PUSH_MAX_RECIPIENTS_STAFF`, admins
+    `PUSH_MAX_RECIPIENTS_ADMIN`), and a sender reaches at most `PUSH_RATE_LIMIT` recipients
+    a minute; a refused push is `failed` with its reason and sends nothing."""
+
+    admitted_recipients: int | None = None  # the recipients charged to the sender's rate limit
 
 
 @collection("push_rate_limits/{uid}", read="nobody (server only)", write="notifications functions only")
 class PushRateLimitDoc(Document):
-    """A sender's targeted pushes in the current window."""
+    """The recipients a sender's targeted pushes reached in the current window."""
 
     window_start: Timestamp
     count: int

@@ -8,16 +8,27 @@ targeted push never falls back to everyone; the data sent is
 ``{initialPageName, parameterData}``; the function writes back ``status``,
 ``num_sent`` and ``error`` (always with a reason when nothing was sent). A
 ``scheduled_time`` in the future is honoured to the minute through Cloud Tasks.
+
+Targeted pushes stay targeted: every field is checked for type and length (as
+``firestore.rules`` does), a push names at most ``PUSH_MAX_RECIPIENTS`` users
+(more for staff and admins), and a sender's recipients per window are limited
+(``PUSH_RATE_LIMIT`` counts recipients, not documents). A refused push is
+``failed`` with its reason and sends nothing. A scheduled push is checked, and its
+recipients charged to the sender, when it is created; a time beyond what Cloud
+Tasks can hold (30 days) is refused at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from google.cloud import firestore as gcf
+from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, StringConstraints, ValidationError
 
-from flowsuite.core import clients, clock, effects, log, settings
+from flowsuite.core import clients, clock, effects, errors, log, settings
+from flowsuite.core.models import is_reserved_id
 from flowsuite.notifications import config
 from flowsuite.notifications.push import PushMessage, PushSender
 from flowsuite.notifications.service import TOKENS, USERS, prune_tokens
@@ -27,10 +38,67 @@ FF_USER_PUSH = "ff_user_push_notifications"
 RATE_LIMITS = "push_rate_limits"
 SCHEDULED_FUNCTION = "notificationsSendScheduledPush"  # Cloud Tasks queue ids refuse underscores
 SCHEDULE_SLACK = dt.timedelta(seconds=10)
+# Cloud Tasks refuses a schedule_time more than 30 days ahead; keep a margin for the time
+# between the document's creation and the enqueue.
+SCHEDULE_HORIZON = dt.timedelta(days=config.PUSH_SCHEDULE_HORIZON_DAYS) - dt.timedelta(minutes=10)
+
+# The fields FlutterFlow (the app) writes, and those this module writes back.
+APP_FIELDS = ("notification_title", "notification_text", "notification_image_url", "notification_sound",
+              "scheduled_time", "target_audience", "initial_page_name", "parameter_data", "user_refs",
+              "sender", "timestamp", "status")
+SERVER_FIELDS = ("num_sent", "error", "processed_time", "scheduled_for", "admitted_time", "admitted_recipients")
+ROLES = ("member", "staff", "admin")
+
+
+def _https(value: str) -> str:
+    if value and (not value.startswith("https://") or len(value) <= len("https://") or any(c.isspace() for c in value)):
+        raise ValueError("must be an https:// URL")
+    return value
+
+
+def _text(max_length: int):
+    return Annotated[str, Strict(), StringConstraints(max_length=max_length)]
+
+
+class PushRequest(BaseModel):
+    """A push document's app-written fields: types and lengths, as the rules check them."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True, arbitrary_types_allowed=True)
+
+    notification_title: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=config.PUSH_TITLE_MAX)]
+    notification_text: Annotated[str, Strict(), StringConstraints(min_length=1, max_length=config.PUSH_TEXT_MAX)]
+    notification_image_url: Annotated[_text(config.PUSH_IMAGE_URL_MAX), AfterValidator(_https)] | None = None
+    notification_sound: _text(config.PUSH_SOUND_MAX) | None = None
+    scheduled_time: Annotated[dt.datetime, Strict()] | None = None
+    target_audience: Literal[config.PUSH_AUDIENCES] | None = None  # type: ignore[valid-type]
+    initial_page_name: _text(config.PUSH_PAGE_MAX) | None = None
+    parameter_data: _text(config.PUSH_PARAMETER_DATA_MAX) | None = None
+    user_refs: _text(config.PUSH_USER_REFS_MAX) | None = None
+    sender: Any = None  # a DocumentReference (the rules check it is the sender's own)
+    timestamp: Annotated[dt.datetime, Strict()] | None = None
+    status: Literal["", "started"] | None = None
+
+
+def check(doc: dict[str, Any]) -> tuple[PushRequest | None, str | None]:
+    """The document as a request, or why it is refused. Pure: a malformed document is a
+    clear failure, never a crash."""
+    unknown = sorted(str(k) for k in set(doc) - set(APP_FIELDS) - set(SERVER_FIELDS))
+    if unknown:
+        return None, f"unknown fields: {', '.join(unknown[:5])}"
+    title, text = doc.get("notification_title"), doc.get("notification_text")
+    if not (isinstance(title, str) and title.strip()) or not (isinstance(text, str) and text.strip()):
+        return None, "notification_title and notification_text are required"
+    try:
+        request = PushRequest.model_validate({k: doc[k] for k in APP_FIELDS if k in doc})
+    except ValidationError as exc:
+        fields = errors.validation_fields(exc)
+        return None, "invalid push: " + "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+    return request, None
 
 
 def parse_user_refs(raw: Any) -> list[str]:
-    """'users/a,/users/b' or full document paths -> ['a', 'b']. Pure."""
+    """'users/a,/users/b' or full document paths -> ['a', 'b']. Ids Firestore would refuse
+    (reserved, over 128 characters) name nobody. Pure."""
     if not raw:
         return []
     items = raw if isinstance(raw, list) else str(raw).split(",")
@@ -38,7 +106,8 @@ def parse_user_refs(raw: Any) -> list[str]:
     for item in items:
         path = getattr(item, "path", str(item)).strip().strip("/")
         parts = path.split("/")
-        if len(parts) >= 2 and parts[-2] == USERS and parts[-1]:
+        if len(parts) >= 2 and parts[-2] == USERS and parts[-1] and len(parts[-1]) <= 128 \
+                and not is_reserved_id(parts[-1]):
             uids.append(parts[-1])
     return list(dict.fromkeys(uids))
 
@@ -51,6 +120,58 @@ def audience_matches(target: str | None, device_type: str | None) -> bool:
 def sender_uid(sender: Any) -> str | None:
     uids = parse_user_refs([sender]) if sender else []
     return uids[0] if uids else None
+
+
+def schedule_problem(scheduled: dt.datetime | None, now: dt.datetime) -> str | None:
+    """A scheduled time Cloud Tasks cannot hold is refused at once. Pure."""
+    if scheduled is not None and scheduled > now + SCHEDULE_HORIZON:
+        return (f"scheduled_time is more than {config.PUSH_SCHEDULE_HORIZON_DAYS} days ahead: "
+                "the scheduler cannot hold it (send it later, or closer to its time)")
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """How far one sender's targeted pushes reach, by role."""
+
+    member_cap: int
+    staff_cap: int
+    admin_cap: int
+    rate: int  # recipients per window (members); staff and admins get at least their cap
+    window_seconds: int = config.PUSH_RATE_WINDOW_SECONDS
+
+    @classmethod
+    def now(cls) -> Limits:
+        return cls(settings.int_value(config.PUSH_MAX_RECIPIENTS), settings.int_value(config.PUSH_MAX_RECIPIENTS_STAFF),
+                   settings.int_value(config.PUSH_MAX_RECIPIENTS_ADMIN), settings.int_value(config.PUSH_RATE_LIMIT))
+
+    def cap(self, role: str) -> int:
+        return {"admin": self.admin_cap, "staff": self.staff_cap}.get(role, self.member_cap)
+
+    def budget(self, role: str) -> int:
+        return self.rate if role not in ("staff", "admin") else max(self.rate, self.cap(role))
+
+
+def admission(role: str, recipients: int, state: dict[str, Any] | None, now: dt.datetime,
+              limits: Limits) -> tuple[str | None, dict[str, Any]]:
+    """(refusal, the limiter's new state) for a push to ``recipients`` users. Pure.
+
+    ``state`` is the sender's ``push_rate_limits/{uid}``: ``window_start`` and ``count``,
+    the recipients already reached in that window. A refused push charges nothing."""
+    state = state or {}
+    cap = limits.cap(role)
+    if recipients > cap:
+        return f"too many recipients: a push may name at most {cap} users ({recipients} named)", state
+    start, count = state.get("window_start"), state.get("count")
+    count = int(count) if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0
+    window = dt.timedelta(seconds=limits.window_seconds)
+    if not isinstance(start, dt.datetime) or start + window <= now:
+        start, count = now, 0
+    budget = limits.budget(role)
+    if count + recipients > budget:
+        return (f"rate limit: at most {budget} recipients per {limits.window_seconds} s per sender "
+                f"({count} already reached, {recipients} more asked)"), state
+    return None, {"window_start": start, "count": count + recipients}
 
 
 def _finish(ref, status: str, num_sent: int, error: str | None) -> str:
@@ -66,31 +187,35 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
     if not snap.exists:
         return "missing"
     doc = snap.to_dict()
-    if (doc.get("status") or "") not in ("", "started"):
+    if not isinstance(doc.get("status") or "", str) or (doc.get("status") or "") not in ("", "started"):
         return "skipped"
-    title, text = (doc.get("notification_title") or "").strip(), (doc.get("notification_text") or "").strip()
-    if not title or not text:
-        return _finish(ref, "failed", 0, "notification_title and notification_text are required")
-    scheduled = doc.get("scheduled_time")
-    if isinstance(scheduled, dt.datetime) and scheduled > now + SCHEDULE_SLACK:
-        return schedule(db, collection, doc_id, scheduled)
-    if collection == FF_USER_PUSH:
-        limited = rate_limited(db, sender_uid(doc.get("sender")), now)
-        if limited:
-            return _finish(ref, "failed", 0, limited)
+    request, problem = check(doc)
+    if request is None:
+        return _finish(ref, "failed", 0, problem)
+    problem = schedule_problem(request.scheduled_time, now)
+    if problem:
+        return _finish(ref, "failed", 0, problem)
 
-    uids = parse_user_refs(doc.get("user_refs"))
-    if not uids and collection == FF_USER_PUSH:
-        return _finish(ref, "failed", 0, "user_refs is empty: a user push needs recipients")
-    tokens = recipient_tokens(db, uids, doc.get("target_audience"))
+    uids = parse_user_refs(request.user_refs)
+    if collection == FF_USER_PUSH:
+        if not uids:
+            return _finish(ref, "failed", 0, "user_refs is empty: a user push needs recipients")
+        if doc.get("admitted_time") is None:  # charged once: at creation, even when scheduled
+            refused = admit(db, ref, sender_uid(request.sender), len(uids), now)
+            if refused:
+                return _finish(ref, "failed", 0, refused)
+    scheduled = request.scheduled_time
+    if scheduled is not None and scheduled > now + SCHEDULE_SLACK:
+        return schedule(db, collection, doc_id, scheduled)
+
+    tokens = recipient_tokens(db, uids, request.target_audience)
     if not tokens:
         return _finish(ref, "failed", 0, "no recipient has a registered device for this audience")
     message = PushMessage(
-        title=title, body=text,
-        data={"initialPageName": str(doc.get("initial_page_name") or ""),
-              "parameterData": str(doc.get("parameter_data") or "")},
-        image_url=doc.get("notification_image_url") or None,
-        sound=doc.get("notification_sound") or None,
+        title=request.notification_title.strip(), body=request.notification_text.strip(),
+        data={"initialPageName": request.initial_page_name or "", "parameterData": request.parameter_data or ""},
+        image_url=request.notification_image_url or None,
+        sound=request.notification_sound or None,
     )
 
     def send() -> dict:
@@ -109,30 +234,35 @@ def recipient_tokens(db, uids: list[str], target_audience: str | None) -> list[s
         snaps = [s for uid in uids for s in db.collection(USERS).document(uid).collection(TOKENS).stream()]
     else:
         snaps = list(db.collection_group(TOKENS).stream())
-    tokens = [s.get("fcm_token") for s in snaps
-              if s.to_dict().get("fcm_token") and audience_matches(target_audience, s.to_dict().get("device_type"))]
+    tokens = []
+    for snap in snaps:
+        data = snap.to_dict()
+        token, device = data.get("fcm_token"), data.get("device_type")
+        if isinstance(token, str) and token and audience_matches(target_audience, device if isinstance(device, str) else None):
+            tokens.append(token)
     return list(dict.fromkeys(tokens))
 
 
-def rate_limited(db, uid: str | None, now: dt.datetime) -> str | None:
-    """A per-sender limit on targeted pushes. Returns the reason when over it."""
+def admit(db, push_ref, uid: str | None, recipients: int, now: dt.datetime) -> str | None:
+    """The sender's cap and rate limit for a targeted push, charged once per document (the
+    document is marked admitted in the same transaction). Returns the reason when refused."""
     if uid is None:
         return "sender must be the sending user's reference"
-    limit = settings.int_value(config.PUSH_RATE_LIMIT)
-    ref = db.collection(RATE_LIMITS).document(uid)
-    window = dt.timedelta(seconds=config.PUSH_RATE_WINDOW_SECONDS)
+    limits = Limits.now()
+    profile_ref = db.collection(USERS).document(uid)
+    limiter_ref = db.collection(RATE_LIMITS).document(uid)
 
     @gcf.transactional
     def take(txn) -> str | None:
-        snap = ref.get(transaction=txn)
-        state = snap.to_dict() if snap.exists else {}
-        start = state.get("window_start")
-        count = int(state.get("count", 0))
-        if start is None or start + window <= now:
-            start, count = now, 0
-        if count >= limit:
-            return f"rate limit: at most {limit} pushes per {config.PUSH_RATE_WINDOW_SECONDS} s per sender"
-        txn.set(ref, {"window_start": start, "count": count + 1, "uid": uid})
+        got = {s.reference.path: s for s in txn.get_all([profile_ref, limiter_ref])}
+        profile, limiter = got[profile_ref.path], got[limiter_ref.path]
+        role = (profile.to_dict() or {}).get("role") if profile.exists else None
+        role = role if role in ROLES else "member"  # identity writes the role; the app cannot
+        refusal, state = admission(role, recipients, limiter.to_dict() if limiter.exists else None, now, limits)
+        if refusal:
+            return refusal
+        txn.set(limiter_ref, state)
+        txn.update(push_ref, {"admitted_time": now, "admitted_recipients": recipients})
         return None
 
     return take(db.transaction())
@@ -159,11 +289,11 @@ class NotDueError(RuntimeError):
 
 def due(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datetime | None = None) -> str:
     """The scheduled task: send if the time has come, else ask the queue to retry."""
-    if collection not in (FF_PUSH, FF_USER_PUSH):
+    if collection not in (FF_PUSH, FF_USER_PUSH) or not doc_id or "/" in doc_id or is_reserved_id(doc_id):
         return "unknown_collection"
     now = now or clock.utcnow()
     snap = db.collection(collection).document(doc_id).get()
     scheduled = snap.get("scheduled_time") if snap.exists and "scheduled_time" in snap.to_dict() else None
-    if isinstance(scheduled, dt.datetime) and scheduled > now + SCHEDULE_SLACK:
+    if isinstance(scheduled, dt.datetime) and now + SCHEDULE_SLACK < scheduled <= now + SCHEDULE_HORIZON:
         raise NotDueError(f"{collection}/{doc_id} is due at {scheduled.isoformat()}")
     return process(db, push, collection, doc_id, now=now)

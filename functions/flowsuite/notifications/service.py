@@ -21,7 +21,7 @@ from flowsuite.core import log
 from flowsuite.core.errors import InvalidArgumentError, PermissionDeniedError
 from flowsuite.notifications import email as mail
 from flowsuite.notifications.push import PushMessage, PushSender
-from flowsuite.notifications.templates import TEMPLATES
+from flowsuite.notifications.templates import TEMPLATES, for_email
 
 USERS = "users"
 INBOX = "notifications"
@@ -31,10 +31,12 @@ PREFERENCES_DOC = "notifications"
 CHANNELS = ("inbox", "push", "email")
 
 
-def enabled_channels(kind: str, preferences: dict[str, Any] | None) -> list[str]:
-    """The template's channels minus those the user turned off for this type. Pure."""
+def enabled_channels(kind: str, preferences: Any) -> list[str]:
+    """The template's channels minus those the user turned off for this type. Pure; a
+    malformed preferences document turns nothing off (never a failing delivery)."""
     wanted = TEMPLATES[kind].channels
-    off = (preferences or {}).get(kind) or {}
+    off = preferences.get(kind) if isinstance(preferences, dict) else None
+    off = off if isinstance(off, dict) else {}
     return [c for c in wanted if off.get(c, True) is not False]
 
 
@@ -54,7 +56,7 @@ def notify(db, push: PushSender, *, once: Once, uid: str, kind: str, event_id: s
         return {"skipped": "no_user"}
     prefs_snap = user_ref.collection(SETTINGS).document(PREFERENCES_DOC).get()
     channels = enabled_channels(kind, prefs_snap.to_dict() if prefs_snap.exists else None)
-    title, text, html = TEMPLATES[kind].render(context)
+    title, text, _ = TEMPLATES[kind].render(context)
     outcomes: dict[str, str] = {}
     for channel in channels:
         key = f"notify-{event_id}-{channel}"
@@ -64,10 +66,11 @@ def notify(db, push: PushSender, *, once: Once, uid: str, kind: str, event_id: s
             result = once(channel, lambda: _push(db, push, user_ref, title, text, data or {}))
         else:
             address = profile.get("email") or context.get("email")
-            if not address:
+            if not isinstance(address, str) or "@" not in address:
                 outcomes[channel] = "no_address"
                 continue
-            msg = mail.build(to=address, subject=title, text=text, html=html, message_id_seed=key)
+            subject, plain, html = TEMPLATES[kind].render(for_email(context))
+            msg = mail.build(to=address, subject=subject, text=plain, html=html, message_id_seed=key)
             result = once(channel, lambda msg=msg: {"message_id": mail.send(msg)})
         outcomes[channel] = "sent" if result.get("sent", 1) else str(result.get("reason", "nothing_sent"))
     for channel in set(TEMPLATES[kind].channels) - set(channels):
@@ -96,7 +99,8 @@ def _inbox(user_ref, event_id: str, kind: str, title: str, body: str, data, corr
 
 
 def _push(db, push: PushSender, user_ref, title: str, body: str, data: dict[str, str]) -> dict:
-    tokens = [s.get("fcm_token") for s in user_ref.collection(TOKENS).stream() if s.get("fcm_token")]
+    tokens = [t for t in (s.to_dict().get("fcm_token") for s in user_ref.collection(TOKENS).stream())
+              if isinstance(t, str) and t]  # a malformed token document is skipped, never a failed delivery
     if not tokens:
         return {"sent": 0, "reason": "no_tokens"}
     result = push.send(tokens, PushMessage(title=title, body=body, data=data))

@@ -8,6 +8,16 @@ import string
 
 from flowsuite.core.money import format_amount as money  # noqa: F401 - the templates' money format
 
+# Context values a user typed (a display name). An email goes to an address anyone could
+# sign up with: text chosen by a stranger, sent from our domain, is phishing. Emails leave
+# them out (the inbox and pushes, which only the owner sees, keep them).
+USER_SUPPLIED = {"name": "there"}
+
+
+def for_email(context: dict[str, object]) -> dict[str, object]:
+    """The context with every user-supplied value left out. Pure."""
+    return {**context, **{k: v for k, v in USER_SUPPLIED.items() if k in context}}
+
 
 @dataclasses.dataclass(frozen=True)
 class Template:

@@ -68,7 +68,7 @@ def ops_on_probe(event, txn) -> None:
     service.record_probe(clients.firestore(), txn, event)
 
 
-@callable_function(request=models.ListDeadLetters, response=models.DeadLetterList, roles=ADMIN)
+@callable_function(request=models.ListDeadLetters, response=models.DeadLetterList, roles=ADMIN, read_only=True)
 def ops_list_dead_letters(ctx: CallContext, req: models.ListDeadLetters) -> models.DeadLetterList:
     """Lists dead letters, newest first (admin)."""
     rows = service.list_dead_letters(clients.firestore(), limit=req.limit, subscriber=req.subscriber)
@@ -84,7 +84,7 @@ def ops_replay_dead_letters(ctx: CallContext, req: models.ReplayDeadLetters) -> 
     return models.ReplayAnswer(replayed=[models.ReplayOutcome(id=i, outcome=o) for i, o in results])
 
 
-@callable_function(request=models.Diagnose, response=models.DiagnoseAnswer, roles=ADMIN)
+@callable_function(request=models.Diagnose, response=models.DiagnoseAnswer, roles=ADMIN, read_only=True)
 def ops_diagnose(ctx: CallContext, req: models.Diagnose) -> models.DiagnoseAnswer:
     """Raises the error asked for, to check the error map end to end (emulator only, admin)."""
     service.diagnose(req.code)
@@ -98,20 +98,24 @@ def ops_on_user_deleted(db, uid: str, event) -> None:
 
 @https_fn.on_request()
 def ops_health(req: https_fn.Request) -> https_fn.Response:
-    """Health and metrics. Without an admin ID token it answers only up or down."""
-    from flowsuite.core import log  # noqa: PLC0415
+    """Health and metrics. The caller is checked before anything is read: an admin ID token gets
+    the whole report; anyone else only up or down, from one read cached per instance."""
+    from flowsuite.core import log, metering  # noqa: PLC0415
+    from flowsuite.core.callables import correlation_id_from  # noqa: PLC0415
 
-    with log.bind(domain="ops", function="ops_health"):
-        report = health.snapshot(clients.firestore())
+    with log.bind(domain="ops", function="ops_health", correlation_id=correlation_id_from(req.headers)), \
+            metering.metered() as meter:
+        admin = service.is_admin_request(req.headers.get("Authorization", ""))
+        db = clients.firestore()
+        report = health.snapshot(db) if admin else health.liveness(db)
         code = 200 if report["status"] == "up" else 503
-        if not service.is_admin_request(req.headers.get("Authorization", "")):
-            report = {"status": report["status"]}
+        log.info("health answered", admin=admin, status=report["status"], **meter.fields())
         if req.args.get("format") == "prometheus":
             return https_fn.Response(health.prometheus(report), status=code, mimetype="text/plain; version=0.0.4")
         return https_fn.Response(json.dumps(report, default=str), status=code, mimetype="application/json")
 
 
-@callable_function(request=models.Ping, response=models.Pong, auth=False)
+@callable_function(request=models.Ping, response=models.Pong, auth=False, read_only=True)
 def ops_ping(ctx: CallContext, req: models.Ping) -> models.Pong:
     """Answers at once: a liveness check for apps, and the floor for callable benchmarks."""
     return models.Pong(ok=True, correlation_id=ctx.correlation_id)

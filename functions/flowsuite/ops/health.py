@@ -10,6 +10,25 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from flowsuite.core import bus, clock
 
+# Up or down for anyone, from one read per instance at most this often: an unauthenticated
+# caller can never make the suite read more than that.
+LIVENESS_CACHE_SECONDS = 10.0
+_liveness: dict[str, Any] = {}
+
+
+def liveness(db, *, now: float | None = None) -> dict[str, str]:
+    """{"status": "up" | "down"}: one read of ``ops_state/sweep``, cached per instance."""
+    now = time.monotonic() if now is None else now
+    if _liveness and now - _liveness["at"] < LIVENESS_CACHE_SECONDS:
+        return {"status": _liveness["status"]}
+    try:
+        db.collection(bus.OPS_STATE).document("sweep").get()
+        status = "up"
+    except Exception:  # noqa: BLE001 - unreachable is the answer, not an error
+        status = "down"
+    _liveness.update(at=now, status=status)
+    return {"status": status}
+
 
 def snapshot(db, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """Firestore reachability, per-subscriber backlog, dead letters, last sweep."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
-from flowsuite.core.models import IdempotentRequest, Request, Response
+from flowsuite.core.models import IdempotentRequest, Request, Response, not_reserved
 
-# A delivery id: '{event_id}:{subscriber}'.
-DeliveryId = Annotated[str, StringConstraints(min_length=3, max_length=200, pattern=r"^[A-Za-z0-9_\-]+:[A-Za-z0-9_]+$")]
+# A delivery id: '{event_id}:{subscriber}' (a document id: never a reserved "__...__").
+DeliveryId = Annotated[str, StringConstraints(min_length=3, max_length=200, pattern=r"^[A-Za-z0-9_\-]+:[A-Za-z0-9_]+$"),
+                       AfterValidator(not_reserved)]
 
 
 class SendProbe(IdempotentRequest):

@@ -109,13 +109,20 @@ def redaction(envelope: dict, uid: str) -> dict:
 
 
 def is_admin_request(authorization: str) -> bool:
-    """A Bearer Firebase ID token whose role claim is admin."""
+    """A Bearer Firebase ID token whose role claim is admin, not expired, and not revoked
+    (checked only for an admin's token: no Firestore read, one Auth lookup)."""
+    import time  # noqa: PLC0415
+
     from flowsuite.core import clients  # noqa: PLC0415
+    from flowsuite.core.callables import check_not_revoked  # noqa: PLC0415
 
     if not authorization.startswith("Bearer "):
         return False
     try:
         claims = clients.auth().verify_id_token(authorization.removeprefix("Bearer ").strip(), app=clients.app())
-    except Exception:  # noqa: BLE001 - any invalid token is simply not an admin
+        if claims.get("role") != "admin" or not isinstance(claims.get("exp"), (int, float)) or claims["exp"] < time.time():
+            return False
+        check_not_revoked(claims["uid"], claims)
+    except Exception:  # noqa: BLE001 - any invalid or revoked token is simply not an admin
         return False
-    return claims.get("role") == "admin"
+    return True

@@ -65,3 +65,15 @@ class OrderDoc(Document):
     dispute_status: str | None = None  # Stripe's: needs_response, under_review, won, lost, ...
     dispute_closed: bool = False
     anonymised: bool = False  # the account was deleted; kept for accounting
+    quota_held: bool = False  # counted in order_holds/{uid} (while pending_payment or cancelling)
+
+
+@collection("order_holds/{uid}", read="nobody (server only)", write="orders functions only")
+class OrderHoldDoc(Document):
+    """What a user's unpaid orders (pending_payment, cancelling) hold at once, kept in the
+    transactions that place them and move them out of those statuses: no stock hoarding
+    (`ORDER_MAX_UNPAID_ORDERS`, `ORDER_MAX_UNPAID_UNITS`)."""
+
+    orders: int
+    units: int
+    updated_time: Timestamp

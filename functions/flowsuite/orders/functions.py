@@ -103,6 +103,6 @@ def orders_on_payment_disputed(event, txn) -> None:
     service.on_payment_disputed(clients.firestore(), txn, event.data)
 
 
-@eraser(collections=(service.ORDERS,))
+@eraser(collections=(service.ORDERS, service.HOLDS))
 def orders_on_user_deleted(db, uid: str) -> None:
     service.erase(db, uid)

@@ -21,6 +21,7 @@ from flowsuite.core.errors import (
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
+    ResourceExhaustedError,
 )
 from flowsuite.orders import config, states
 from flowsuite.orders.events import (
@@ -36,6 +37,7 @@ from flowsuite.orders.events import (
 
 PRODUCTS = "products"
 ORDERS = "orders"
+HOLDS = "order_holds"  # order_holds/{uid}: what the user's unpaid orders hold (no hoarding)
 DELETED_USER = "deleted-user"
 
 
@@ -128,17 +130,65 @@ def price_lines(lines: list, products: dict[str, dict | None]) -> tuple[list[dic
     return priced, total, currency or ""
 
 
+def held(hold: dict[str, Any] | None) -> tuple[int, int]:
+    """(unpaid orders, units) from a user's hold document; never negative. Pure."""
+    hold = hold or {}
+
+    def count(key: str) -> int:
+        value = hold.get(key)
+        return max(0, int(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+    return count("orders"), count("units")
+
+
+def hold_refusal(hold: dict[str, Any] | None, units: int, *, max_orders: int,
+                 max_units: int) -> ResourceExhaustedError | None:
+    """Why one more unpaid order of ``units`` would hoard stock, or None. Pure.
+
+    ``hold`` is the user's ``order_holds/{uid}`` document: their orders in pending_payment
+    or cancelling, and the units those hold."""
+    orders, held_units = held(hold)
+    if orders >= max_orders:
+        return ResourceExhaustedError(
+            f"You already have {orders} unpaid orders, the most allowed at once: pay or cancel one first.",
+            details={"reason": "too_many_unpaid_orders", "limit": max_orders, "held": orders},
+        )
+    if held_units + units > max_units:
+        return ResourceExhaustedError(
+            f"Unpaid orders may hold at most {max_units} items at once: yours hold {held_units} "
+            f"and this order asks for {units}.",
+            details={"reason": "too_many_unpaid_units", "limit": max_units, "held": held_units, "requested": units},
+        )
+    return None
+
+
+def _release_hold(txn, db, order: dict[str, Any]) -> None:
+    """The order left the unpaid statuses: its user's hold shrinks (a blind increment,
+    no read). Orders placed before holds were counted, and anonymised ones, hold nothing."""
+    if not order.get("quota_held") or order.get("anonymised"):
+        return
+    units = sum(int(line["quantity"]) for line in order["items"])
+    txn.set(db.collection(HOLDS).document(order["uid"]),
+            {"orders": gcf.Increment(-1), "units": gcf.Increment(-units), "updated_time": gcf.SERVER_TIMESTAMP},
+            merge=True)
+
+
 def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_id: str,
                 payload_hash: str) -> dict[str, Any]:
     """Reserves stock, writes the order and order.placed in one transaction.
 
     Idempotent on its own: the order id derives from (uid, key), so a repeat finds the
-    order and answers it; a repeat with another payload is refused.
+    order and answers it; a repeat with another payload is refused. A user's unpaid
+    orders may hold only so much at once (``order_holds/{uid}``, in the same transaction).
     """
     order_id = order_id_for(uid, idempotency_key)
     order_ref = db.collection(ORDERS).document(order_id)
+    hold_ref = db.collection(HOLDS).document(uid)
     refs = [db.collection(PRODUCTS).document(line.product_id) for line in lines]
     timeout = settings.int_value(config.PAYMENT_TIMEOUT_MINUTES)
+    max_orders = settings.int_value(config.MAX_UNPAID_ORDERS)
+    max_units = settings.int_value(config.MAX_UNPAID_UNITS)
+    units = sum(line.quantity for line in lines)
 
     @gcf.transactional
     def place(txn) -> dict[str, Any]:
@@ -148,7 +198,13 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
                 raise InvalidArgumentError.for_field(
                     "idempotency_key", "was already used with a different payload", "idempotency_key_reused")
             return existing.to_dict()
-        snaps = {s.id: (s.to_dict() if s.exists else None) for s in txn.get_all(refs)}
+        got = {s.reference.path: s for s in txn.get_all([*refs, hold_ref])}
+        hold = got[hold_ref.path]
+        refused = hold_refusal(hold.to_dict() if hold.exists else None, units,
+                               max_orders=max_orders, max_units=max_units)
+        if refused is not None:
+            raise refused
+        snaps = {ref.id: (got[ref.path].to_dict() if got[ref.path].exists else None) for ref in refs}
         priced, total, currency = price_lines(lines, snaps)
         for line in priced:
             left = snaps[line["product_id"]]["stock"] - line["quantity"]
@@ -170,8 +226,11 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
             "updated_time": now,
             "expires_at": now + dt.timedelta(minutes=timeout),
             "history": [{"status": states.PENDING_PAYMENT, "at": now, "by": uid}],
+            "quota_held": True,  # counted in order_holds/{uid} until it is paid or cancelled
         }
         txn.create(order_ref, order)
+        orders, held_units = held(hold.to_dict() if hold.exists else None)
+        txn.set(hold_ref, {"orders": orders + 1, "units": held_units + units, "updated_time": gcf.SERVER_TIMESTAMP})
         events.publish(
             txn,
             OrderPlaced(order_id=order_id, uid=uid, total=total, currency=currency,
@@ -203,16 +262,20 @@ def _release_stock(txn, db, order: dict[str, Any]) -> None:
                    {"stock": gcf.Increment(line["quantity"]), "updated_time": gcf.SERVER_TIMESTAMP})
 
 
-def _transition(txn, ref, order: dict, target: str, by: str, extra: dict | None = None) -> None:
+def _transition(db, txn, ref, order: dict, target: str, by: str, extra: dict | None = None) -> None:
     states.check(order["status"], target, order_id=ref.id)
     now = clock.utcnow()
+    leaves_unpaid = order["status"] in states.UNPAID and target not in states.UNPAID
     txn.update(ref, {
         "status": target,
         "updated_time": now,
         f"{target}_time": now,
         "history": gcf.ArrayUnion([{"status": target, "at": now, "by": by}]),
+        **({"quota_held": False} if leaves_unpaid and order.get("quota_held") else {}),
         **(extra or {}),
     })
+    if leaves_unpaid:
+        _release_hold(txn, db, order)
 
 
 def _read_order(txn, ref) -> dict[str, Any]:
@@ -228,7 +291,7 @@ def cancel(db, txn, ref, order: dict, *, by: str, reason: str) -> None:
     An unpaid order reaches here only once its PaymentIntent is closed (``payment.canceled``);
     a paid one is refunded by payments (``was_paid``)."""
     was_paid = order["status"] == states.PAID
-    _transition(txn, ref, order, states.CANCELLED, by, {"cancel_reason": reason})
+    _transition(db, txn, ref, order, states.CANCELLED, by, {"cancel_reason": reason})
     if order["status"] in states.HOLDS_STOCK:
         _release_stock(txn, db, order)
     events.publish(
@@ -243,7 +306,7 @@ def request_cancel(db, txn, ref, order: dict, *, by: str, reason: str) -> None:
     """Starts cancelling an unpaid order: ``cancelling`` (stock still held) and
     order.cancel_requested, on which payments closes the PaymentIntent at Stripe. The order is
     cancelled on payment.canceled, or paid if Stripe says the payment got there first."""
-    _transition(txn, ref, order, states.CANCELLING, by, {"cancel_reason": reason})
+    _transition(db, txn, ref, order, states.CANCELLING, by, {"cancel_reason": reason})
     events.publish(txn, OrderCancelRequested(order_id=ref.id, uid=order["uid"], reason=reason),
                    subject=f"{ORDERS}/{ref.id}", db=db)
 
@@ -280,7 +343,7 @@ def mark_fulfilled(db, *, order_id: str, by: str) -> str:
     @gcf.transactional
     def run(txn) -> str:
         order = _read_order(txn, ref)
-        _transition(txn, ref, order, states.FULFILLED, by)
+        _transition(db, txn, ref, order, states.FULFILLED, by)
         events.publish(txn, OrderFulfilled(order_id=order_id, uid=order["uid"]), subject=f"{ORDERS}/{order_id}", db=db)
         return states.FULFILLED
 
@@ -313,7 +376,7 @@ def on_payment_succeeded(db, txn, data) -> None:
                                                  reason=reason),
                        subject=f"{ORDERS}/{data.order_id}", db=db)
         return
-    _transition(txn, ref, order, states.PAID, "payments", {"payment_id": data.payment_id, "cancel_reason": None})
+    _transition(db, txn, ref, order, states.PAID, "payments", {"payment_id": data.payment_id, "cancel_reason": None})
     events.publish(
         txn,
         OrderPaid(order_id=data.order_id, uid=order["uid"], total=order["total"], currency=order["currency"],
@@ -347,7 +410,7 @@ def on_payment_refunded(db, txn, data) -> None:
         return
     if order["status"] == states.REFUNDED:
         return
-    _transition(txn, ref, order, states.REFUNDED, "payments", {"amount_refunded": refunded})
+    _transition(db, txn, ref, order, states.REFUNDED, "payments", {"amount_refunded": refunded})
     if order["status"] in states.HOLDS_STOCK:
         _release_stock(txn, db, order)
     events.publish(
@@ -399,11 +462,13 @@ def expire_unpaid(db, *, now: dt.datetime | None = None, limit: int = 200) -> li
 
 
 def erase(db, uid: str) -> None:
-    """Orders are kept for accounting with the person removed; pending ones are cancelled."""
+    """Orders are kept for accounting with the person removed; pending ones are cancelled.
+    The user's hold counter goes (an anonymised order releases nothing into it)."""
     query = db.collection(ORDERS).where(filter=FieldFilter("uid", "==", uid)).limit(200)
     while True:
         snaps = list(query.stream())
         if not snaps:
+            db.collection(HOLDS).document(uid).delete()
             return
         for snap in snaps:
             ref = snap.reference

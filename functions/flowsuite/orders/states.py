@@ -33,6 +33,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 HOLDS_STOCK = frozenset({PENDING_PAYMENT, CANCELLING, PAID})
 # Statuses in which a succeeded payment pays the order.
 PAYABLE = frozenset({PENDING_PAYMENT, CANCELLING})
+# Unpaid statuses: an order in one counts against its user's unpaid-order limits (no hoarding).
+UNPAID = frozenset({PENDING_PAYMENT, CANCELLING})
 
 
 def can(current: str, target: str) -> bool:

@@ -1,0 +1,133 @@
+"""Targeted FlutterFlow pushes stay targeted: the pure checks behind ffpush.process."""
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+from flowsuite.notifications import config, ffpush
+from flowsuite.notifications.templates import TEMPLATES
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+RULES = (Path(__file__).resolve().parents[2] / "firestore.rules").read_text()
+LIMITS = ffpush.Limits(member_cap=10, staff_cap=100, admin_cap=1000, rate=30)
+BASE = {"notification_title": "Hi", "notification_text": "ping", "user_refs": "/users/a"}
+
+
+def reason(doc: dict) -> str | None:
+    return ffpush.check(doc)[1]
+
+
+def test_a_flutterflow_push_passes():
+    request, problem = ffpush.check({**BASE, "notification_image_url": "https://cdn.example.com/a.png",
+                                     "notification_sound": "default", "target_audience": "iOS",
+                                     "initial_page_name": "Shop", "parameter_data": '{"id":"1"}', "status": "",
+                                     "scheduled_time": NOW, "timestamp": NOW, "sender": object()})
+    assert problem is None and request.target_audience == "iOS" and request.scheduled_time == NOW
+
+
+@pytest.mark.parametrize(("field", "value", "needle"), [
+    ("notification_title", "", "required"),
+    ("notification_title", "   ", "required"),
+    ("notification_text", None, "required"),
+    ("notification_title", 5, "required"),
+    ("notification_title", "t" * 201, "notification_title"),
+    ("notification_text", "x" * 1001, "notification_text"),
+    ("notification_image_url", "http://example.com/a.png", "https"),
+    ("notification_image_url", "javascript:alert(1)", "https"),
+    ("notification_image_url", "https://" + "a" * 2048, "notification_image_url"),
+    ("notification_image_url", 7, "notification_image_url"),
+    ("notification_sound", ["x"], "notification_sound"),
+    ("initial_page_name", "p" * 201, "initial_page_name"),
+    ("parameter_data", "d" * 2001, "parameter_data"),
+    ("parameter_data", {"id": 1}, "parameter_data"),
+    ("user_refs", ["users/a"], "user_refs"),
+    ("user_refs", "u" * 50_001, "user_refs"),
+    ("target_audience", "Everyone", "target_audience"),
+    ("scheduled_time", "2026-06-02T00:00:00Z", "scheduled_time"),
+    ("timestamp", 1234, "timestamp"),
+    ("role", "admin", "unknown fields: role"),
+])
+def test_each_field_is_checked_for_type_and_length(field, value, needle):
+    problem = reason({**BASE, field: value})
+    assert problem is not None and needle in problem
+
+
+def test_server_fields_of_a_scheduled_push_are_tolerated():
+    assert reason({**BASE, "scheduled_for": NOW, "admitted_time": NOW, "admitted_recipients": 1}) is None
+
+
+def test_user_refs_name_users_only_and_never_reserved_ids():
+    assert ffpush.parse_user_refs("users/a, /users/b,projects/p/databases/(default)/documents/users/c,users/a") == [
+        "a", "b", "c"]
+    assert ffpush.parse_user_refs("users/__x__,users/.,users/..,orders/o1,users/,users/" + "u" * 129) == []
+    assert ffpush.parse_user_refs("") == [] and ffpush.parse_user_refs(None) == []
+
+
+def test_a_time_beyond_the_schedulers_horizon_is_refused():
+    assert ffpush.schedule_problem(None, NOW) is None
+    assert ffpush.schedule_problem(NOW + dt.timedelta(days=29), NOW) is None
+    problem = ffpush.schedule_problem(NOW + dt.timedelta(days=31), NOW)
+    assert problem and "30 days" in problem
+
+
+def test_the_recipient_cap_depends_on_the_senders_role():
+    assert ffpush.admission("member", 10, None, NOW, LIMITS)[0] is None
+    refused, state = ffpush.admission("member", 11, None, NOW, LIMITS)
+    assert "at most 10" in refused and state == {}
+    assert ffpush.admission("staff", 100, None, NOW, LIMITS)[0] is None
+    assert "at most 100" in ffpush.admission("staff", 101, None, NOW, LIMITS)[0]
+    assert ffpush.admission("admin", 1000, None, NOW, LIMITS)[0] is None
+    assert ffpush.admission("owner", 11, None, NOW, LIMITS)[0] is not None  # an unknown role is a member
+
+
+def test_the_rate_limit_counts_recipients_not_documents():
+    refused, state = ffpush.admission("member", 10, None, NOW, LIMITS)
+    assert refused is None and state == {"window_start": NOW, "count": 10}
+    refused, state = ffpush.admission("member", 10, state, NOW + dt.timedelta(seconds=5), LIMITS)
+    assert refused is None and state["count"] == 20
+    assert ffpush.admission("member", 10, state, NOW + dt.timedelta(seconds=9), LIMITS)[0] is None  # 30 of 30
+    refused, after = ffpush.admission("member", 2, {**state, "count": 29}, NOW + dt.timedelta(seconds=10), LIMITS)
+    assert refused.startswith("rate limit") and after == {**state, "count": 29}  # refused: nothing charged
+    refused, fresh = ffpush.admission("member", 10, state, NOW + dt.timedelta(seconds=61), LIMITS)
+    assert refused is None and fresh == {"window_start": NOW + dt.timedelta(seconds=61), "count": 10}
+
+
+def test_staff_and_admins_may_reach_at_least_their_cap_per_window():
+    assert LIMITS.budget("member") == 30 and LIMITS.budget("staff") == 100 and LIMITS.budget("admin") == 1000
+    assert ffpush.admission("staff", 100, None, NOW, LIMITS)[0] is None
+
+
+@pytest.mark.parametrize("state", [{"window_start": "yesterday", "count": "many"}, {"count": -5}, {"count": True}])
+def test_a_malformed_limiter_state_starts_a_new_window(state):
+    refused, new = ffpush.admission("member", 3, state, NOW, LIMITS)
+    assert refused is None and new == {"window_start": NOW, "count": 3}
+
+
+def test_the_defaults():
+    params = {p.name: p.default for p in (config.PUSH_MAX_RECIPIENTS, config.PUSH_MAX_RECIPIENTS_STAFF,
+                                           config.PUSH_MAX_RECIPIENTS_ADMIN, config.PUSH_RATE_LIMIT)}
+    assert params == {"PUSH_MAX_RECIPIENTS": 10, "PUSH_MAX_RECIPIENTS_STAFF": 100, "PUSH_MAX_RECIPIENTS_ADMIN": 1000,
+                      "PUSH_RATE_LIMIT": 30}
+
+
+def test_the_rules_check_the_same_limits_as_the_code():
+    for field, limit in (("notification_title", config.PUSH_TITLE_MAX), ("notification_text", config.PUSH_TEXT_MAX)):
+        assert f"d.{field}.size() <= {limit}" in RULES
+    for field, limit in (("notification_image_url", config.PUSH_IMAGE_URL_MAX),
+                         ("notification_sound", config.PUSH_SOUND_MAX),
+                         ("initial_page_name", config.PUSH_PAGE_MAX),
+                         ("parameter_data", config.PUSH_PARAMETER_DATA_MAX),
+                         ("user_refs", config.PUSH_USER_REFS_MAX)):
+        assert f"optString(d, '{field}', {limit})" in RULES
+    audiences = re.search(r"d\.get\('target_audience', ''\) in \[([^\]]*)\]", RULES).group(1)
+    assert [a.strip().strip("'") for a in audiences.split(",")] == list(config.PUSH_AUDIENCES)
+    allowed = re.search(r"function freshPush\(\) \{.*?hasOnly\(\[(.*?)\]\)", RULES, re.S).group(1)
+    assert [k.strip().strip("'") for k in allowed.replace("\n", " ").split(",")] == list(ffpush.APP_FIELDS)
+
+
+def test_the_rules_know_every_notification_type():
+    kinds = re.search(r"function preferences\(d\) \{.*?hasOnly\(\[(.*?)\]\)", RULES, re.S).group(1)
+    assert sorted(k.strip().strip("'") for k in kinds.replace("\n", " ").split(",")) == sorted(TEMPLATES)
+    for kind in TEMPLATES:
+        assert f"(!('{kind}' in d) || switches(d.{kind}))" in RULES

@@ -1,0 +1,53 @@
+"""Revoked means revoked; deleting an account needs a recent sign-in; reconciliation is safe."""
+
+import pytest
+from flowsuite.core.callables import CALLABLES, REVOKED, revocation_reason
+from flowsuite.core.errors import FailedPreconditionError
+from flowsuite.identity import config, service
+
+NOW = 1_800_000_000
+
+
+@pytest.mark.parametrize(("exists", "disabled", "valid_after_ms", "iat", "reason"), [
+    (True, False, None, NOW, None),
+    (True, False, 0, NOW, None),
+    (True, False, NOW * 1000, NOW, None),  # issued in the second of the revocation: still valid, as Firebase
+    (True, False, (NOW + 1) * 1000, NOW, "id-token-revoked"),
+    (True, False, NOW * 1000, None, "id-token-revoked"),
+    (True, True, None, NOW, "user-disabled"),
+    (False, False, None, NOW, "user-not-found"),
+])
+def test_revocation_reasons(exists, disabled, valid_after_ms, iat, reason):
+    claims = {"iat": iat} if iat is not None else {}
+    assert revocation_reason(claims, exists=exists, disabled=disabled, valid_after_ms=valid_after_ms) == reason
+    if reason:
+        assert REVOKED[reason]
+
+
+def test_every_callable_that_changes_something_checks_revocation():
+    import main  # noqa: F401 - registers every callable
+
+    read_only = {name for name, spec in CALLABLES.items() if not spec.checks_revocation}
+    assert read_only == {"ops_ping", "ops_list_dead_letters", "ops_diagnose"}
+    for name in ("orders_place", "orders_cancel", "payments_create_intent", "addFcmToken", "identity_delete_account",
+                 "identity_set_role", "identity_sign_out_everywhere"):
+        assert CALLABLES[name].checks_revocation, name
+
+
+def test_deleting_an_account_needs_a_sign_in_of_the_last_five_minutes():
+    service.require_recent_login({"auth_time": NOW - 299}, now=NOW, max_age_seconds=300)
+    for claims in ({"auth_time": NOW - 301}, {}, {"auth_time": "recent"}, {"auth_time": True}):
+        with pytest.raises(FailedPreconditionError) as err:
+            service.require_recent_login(claims, now=NOW, max_age_seconds=300)
+        assert err.value.details == {"reason": "requires-recent-login", "max_age_seconds": 300}
+    assert (config.RECENT_LOGIN_SECONDS.name, config.RECENT_LOGIN_SECONDS.default) == (
+        "IDENTITY_RECENT_LOGIN_SECONDS", 300)
+
+
+@pytest.mark.parametrize(("checked", "limit"), [(0, 5), (2, 5), (50, 5), (60, 6), (1000, 100), (123_456, 12_345)])
+def test_reconciliation_erases_at_most_a_share_of_the_profiles_it_checked(checked, limit):
+    assert service.erase_limit(checked, percent=10, always=5) == limit
+
+
+def test_reconciliation_limits_are_parameters():
+    assert config.RECONCILE_MAX_ERASE_PERCENT.default == 10 and config.RECONCILE_ALWAYS_ERASE.default == 5
