@@ -20,7 +20,7 @@ try {
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
            "--disable-component-update", "--disable-sync"],
   });
-  out.browser_version = `${scenario.browser_source || "browser"} ${browser.version()}`;
+  out.browser_version = browser.version();
 } catch (err) {
   out.error = `the browser ${scenario.browser} (${scenario.browser_source || "given"}) did not start: ${String(err && err.message || err)}`;
   console.log(JSON.stringify(out));

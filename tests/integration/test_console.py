@@ -51,7 +51,7 @@ def test_the_console_gates_on_admin_traces_a_checkout_and_replays_a_dead_letter(
     lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
     assert lines, run.stdout[-2000:] + run.stderr[-2000:]
     seen = json.loads(lines[-1])
-    print(f"console test: {seen.get('browser_version', 'no version')} at {found.describe()}")
+    print(f"console test: browser version {seen.get('browser_version', 'unknown')}")
     assert "error" not in seen, f"{seen.get('error')} (browser: {found.describe()})"
     assert seen["csp_violations"] == []  # everything above ran under the policy
 
