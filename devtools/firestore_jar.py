@@ -43,16 +43,28 @@ def ensure_wrapper_jar(image_jar: Path = IMAGE_JAR, wrapper: Path = WRAPPER_JAR)
     return wrapper
 
 
-def main() -> int:
-    jar = ensure_wrapper_jar()
+def download_note(image_jar: Path = IMAGE_JAR) -> str:
+    """The one line said where the image has no jar (macOS, stock CI runners, most laptops)."""
+    return (
+        f"no image jar at {image_jar}; firebase-tools downloads its own at the first start "
+        "(needs internet; kept in ~/.cache/firebase/emulators)"
+    )
+
+
+def main(image_jar: Path = IMAGE_JAR, wrapper: Path = WRAPPER_JAR) -> int:
+    jar = ensure_wrapper_jar(image_jar, wrapper)
     if jar is None:
-        print(
-            f"setup: firestore emulator     no image jar at {IMAGE_JAR}; "
-            "firebase-tools will download its own (needs internet)"
-        )
+        print(f"setup: firestore emulator     {download_note(image_jar)}")
     else:
-        print(f"setup: firestore emulator     wrapper jar {jar.relative_to(ROOT)}")
+        print(f"setup: firestore emulator     wrapper jar {rel(jar)}")
     return 0
+
+
+def rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":

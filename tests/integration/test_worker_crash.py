@@ -11,25 +11,23 @@ import os
 import signal
 import time
 import uuid
-from pathlib import Path
+
+import psutil
 
 from tests import harness
 from tests.harness import eventually
 
 
 def suite_workers() -> list[int]:
+    """This suite's functions workers (psutil: /proc on Linux, sysctl on macOS)."""
     tag = os.environ.get("FLOWSUITE_SUITE_TAG", "")
     pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for proc in psutil.process_iter():
         try:
-            cmdline = (entry / "cmdline").read_bytes()
-            environ = (entry / "environ").read_bytes()
-        except OSError:
+            if "functions-framework" in " ".join(proc.cmdline()) and proc.environ().get("FLOWSUITE_SUITE_TAG") == tag:
+                pids.append(proc.pid)
+        except psutil.Error:
             continue
-        if b"functions-framework" in cmdline and f"FLOWSUITE_SUITE_TAG={tag}".encode() in environ.split(b"\0"):
-            pids.append(int(entry.name))
     return pids
 
 

@@ -6,10 +6,14 @@ These start their own suite, so `make test` runs them outside the integration ru
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,11 +23,22 @@ def suite(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
+LEFTOVER_MARKS = ("functions-framework", "cloud-firestore-emulator", "localstripe", "stripe_standin", "aiosmtpd")
+
+
 def leftover_workers() -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines()
-            if ("functions-framework" in line or "cloud-firestore-emulator" in line or "localstripe" in line or "stripe_standin" in line
-                or "aiosmtpd" in line) and "ps -eo" not in line]
+    """Processes of any suite still running (psutil: Linux and macOS alike)."""
+    found = []
+    for proc in psutil.process_iter():
+        if proc.pid == os.getpid():
+            continue
+        try:
+            line = " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
+        if any(mark in line for mark in LEFTOVER_MARKS):
+            found.append(f"{proc.pid} {line}")
+    return found
 
 
 def test_exec_runs_the_command_on_the_ready_suite_and_returns_its_code():
@@ -60,3 +75,28 @@ def test_a_taken_port_fails_in_one_clear_line():
 def test_exec_without_a_command_is_a_usage_error():
     result = suite("exec", timeout=30)
     assert result.returncode == 2 and "needs a command" in result.stderr
+
+
+def test_start_stops_everything_on_ctrl_c_and_on_sigterm():
+    """`make dev` twice: stopped by Ctrl-C (SIGINT), then by SIGTERM; nothing left either time."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc = subprocess.Popen([sys.executable, "-m", "devtools.suite", "start"], cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            seen = []
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                seen.append(line)
+                if not line or "suite: running; Ctrl-C stops everything" in line:
+                    break
+            assert "suite: running; Ctrl-C stops everything" in seen[-1], "".join(seen)[-3000:]
+            proc.send_signal(sig)
+            out, _ = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, out[-3000:]
+        assert "suite: stopping" in out
+        assert out.rstrip().splitlines()[-1] == "suite: stopped (no process left behind)", out[-3000:]
+        assert leftover_workers() == []
