@@ -202,3 +202,67 @@ def test_a_retried_delivery_does_not_repeat_the_steps_it_finished(db):
     assert record["attempts"] == 2 and record["steps"] == {"push": {"sent": 1}, "email": {"message_id": "m-1"}}
     assert bus.deliver(spec, envelope.model_dump(), via="test", db=db) == "duplicate"
     assert runs == {"push": 1, "email": 2}
+
+
+def test_a_retry_later_outlasts_the_attempts_but_not_the_maximum_age(db, monkeypatch):
+    """A RetryLaterError (Stripe still processing a debit) does not use up BUS_MAX_ATTEMPTS, but a
+    delivery failing for longer than BUS_MAX_RETRY_HOURS (72) is a dead letter; a replay starts over."""
+    import datetime as dt
+
+    from flowsuite.core.errors import RetryLaterError
+
+    monkeypatch.setenv("BUS_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("BUS_RETRY_BASE_SECONDS", "1")
+    state = {"settled": False}
+
+    def handler(event):
+        if not state["settled"]:
+            raise RetryLaterError("the debit is still processing")
+
+    spec = bus.Subscriber(name="test_retry_later", event_type=ProbeSent.event_type, handler=handler,
+                          transactional=False, domain="ops")
+    monkeypatch.setitem(bus.SUBSCRIBERS, spec.name, spec)  # the replay below finds it in this process
+    envelope = events.envelope_for(ProbeSent(probe_id="later"), subject="s", correlation_id="c-later")
+    for _ in range(3):
+        assert bus.deliver(spec, envelope.model_dump(), via="test", db=db) == "failed"
+    record = delivery(db, envelope.id, spec.name)
+    assert record["status"] == "failed" and record["attempts"] == 3  # past BUS_MAX_ATTEMPTS, still waiting
+    assert record["next_attempt_at"] <= record["failing_since"] + dt.timedelta(hours=72)
+    dead_id = f"{envelope.id}:{spec.name}"
+    assert harness.doc(db, f"dead_letters/{dead_id}") is None
+
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=73)
+    db.document(f"deliveries/{dead_id}").update({"failing_since": long_ago})
+    assert bus.deliver(spec, envelope.model_dump(), via="test", db=db) == "dead"
+    letter = harness.doc(db, f"dead_letters/{dead_id}")
+    assert letter["dead_reason"] == "age" and "still processing" in letter["error"] and letter["attempts"] == 4
+    assert delivery(db, envelope.id, spec.name)["status"] == "dead"
+
+    state["settled"] = True
+    assert bus.replay_dead_letter(dead_id, db=db) == "processed"
+    record = delivery(db, envelope.id, spec.name)
+    assert record["status"] == "processed" and record["failing_since"] is None  # the replay reset the clock
+
+
+def test_the_last_eraser_gives_up_on_a_dead_eraser_instead_of_waiting_forever(member, db):
+    """ops erases last and waits for the other erasers; when one of them is a dead letter, waiting
+    cannot help: ops becomes a dead letter too (an admin replays the other first, then ops)."""
+    from flowsuite.core.ids import person_key
+
+    db.document("_faults/notifications_on_user_deleted").set({"always": True})
+    call("identity_delete_account", {}, user=member)
+    event_id = person_key(member.uid)
+    eventually(lambda: harness.doc(db, f"dead_letters/{event_id}:notifications_on_user_deleted"), timeout=60,
+               what="the failing eraser dead-lettered")
+    letter = eventually(lambda: harness.doc(db, f"dead_letters/{event_id}:ops_on_user_deleted"), timeout=90,
+                        what="the last eraser dead-lettered")
+    assert letter["dead_reason"] == "permanent" and "notifications_on_user_deleted" in letter["error"]
+
+    db.document("_faults/notifications_on_user_deleted").delete()  # the fix, then the replays in order
+    admin = harness.user_with_role("admin")
+    first = call("ops_replay_dead_letters", {"ids": [f"{event_id}:notifications_on_user_deleted"]}, user=admin)
+    assert first["replayed"][0]["outcome"] == "processed"
+    last = call("ops_replay_dead_letters", {"ids": [f"{event_id}:ops_on_user_deleted"]}, user=admin)
+    assert last["replayed"][0]["outcome"] == "processed"
+    deleted = harness.doc(db, f"topics/identity.user_deleted/events/{event_id}")
+    assert deleted["data"]["uid"] == "deleted-user"

@@ -13,7 +13,9 @@ reliability:
   over stalled deliveries whose lease expired, and delivers lost events that
   never got a delivery record;
 * after ``BUS_MAX_ATTEMPTS`` the delivery is a dead letter holding the event,
-  the error and the history, until an admin replays it.
+  the error and the history, until an admin replays it. A "retry later"
+  (``RetryLaterError``) does not use up attempts, but no failure is retried
+  for longer than ``BUS_MAX_RETRY_HOURS``: then it is a dead letter too.
 """
 
 from __future__ import annotations
@@ -116,6 +118,55 @@ def claim_decision(record: dict[str, Any] | None, now: dt.datetime) -> str:
     if status == PROCESSING and record.get("lease_until") and record["lease_until"] > now:
         return "busy"
     return "run"
+
+
+@dataclasses.dataclass(frozen=True)
+class FailurePlan:
+    """What becomes of a failed attempt: a dead letter (and why), or a retry at ``retry_at``."""
+
+    dead: bool
+    reason: str  # permanent, attempts, age, retry
+    retry_at: dt.datetime | None
+
+
+def failure_plan(
+    *,
+    attempt: int,
+    failing_since: dt.datetime,
+    now: dt.datetime,
+    permanent: bool,
+    retry_later: bool,
+    max_attempts: int,
+    max_age: dt.timedelta,
+    base_seconds: float,
+    rand: Callable[[], float] = random.random,
+) -> FailurePlan:
+    """Dead letter or retry, for a failed attempt. Pure.
+
+    * a domain error (``permanent``) is dead at once: retrying will not heal it;
+    * any other failure is dead after ``max_attempts`` attempts, except a "retry
+      later" (``RetryLaterError``: Stripe still processing, another eraser not done),
+      which does not use up attempts;
+    * every failure, a "retry later" included, is dead once the delivery has been
+      failing for ``max_age`` (since ``failing_since``); a retry is never scheduled
+      past that deadline, so the dead letter comes on time.
+    """
+    if permanent:
+        return FailurePlan(True, "permanent", None)
+    if not retry_later and attempt >= max_attempts:
+        return FailurePlan(True, "attempts", None)
+    deadline = failing_since + max_age
+    if now >= deadline:
+        return FailurePlan(True, "age", None)
+    retry_at = now + dt.timedelta(seconds=backoff_seconds(attempt, base_seconds, rand=rand))
+    return FailurePlan(False, "retry", min(retry_at, deadline))
+
+
+def max_failing_age(exc: BaseException) -> dt.timedelta:
+    """How long a delivery failing with ``exc`` may keep being retried."""
+    hours = dt.timedelta(hours=settings.int_value(settings.BUS_MAX_RETRY_HOURS))
+    wait = getattr(exc, "max_wait_seconds", None) if isinstance(exc, RetryLaterError) else None
+    return min(hours, dt.timedelta(seconds=wait)) if wait is not None else hours
 
 
 def error_text(exc: BaseException) -> str:
@@ -318,6 +369,8 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: s
 
     message = error_text(exc)
     max_attempts = settings.int_value(settings.BUS_MAX_ATTEMPTS)
+    base_seconds = settings.int_value(settings.BUS_RETRY_BASE_SECONDS)
+    max_age = max_failing_age(exc)
     retry_later = isinstance(exc, RetryLaterError)
     # A domain error (a refused transition, a missing document) will not heal by
     # retrying: it goes straight to the dead letters for an admin to look at.
@@ -325,21 +378,23 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: s
     now = clock.utcnow()
 
     @gcf.transactional
-    def record(txn) -> tuple[str, int, dt.datetime | None]:
+    def record(txn) -> tuple[str, int, dt.datetime | None, str | None]:
         snap = ref.get(transaction=txn)
         current = snap.to_dict() if snap.exists else None
         status = (current or {}).get("status")
         attempts = int((current or {}).get("attempts", 0))
         if status in (PROCESSED, DEAD):
-            return "duplicate", attempts, None
+            return "duplicate", attempts, None, None
         if leased is not None and (status != PROCESSING or attempts != leased):
-            return "busy", attempts, None  # another attempt took the delivery over
+            return "busy", attempts, None, None  # another attempt took the delivery over
         if leased is None and status == PROCESSING:
-            return "busy", attempts, None  # another attempt holds the lease
+            return "busy", attempts, None, None  # another attempt holds the lease
         attempt = leased if leased is not None else attempts + 1
-        dead = permanent or (attempt >= max_attempts and not retry_later)
-        next_at = None if dead else now + dt.timedelta(
-            seconds=backoff_seconds(attempt, settings.int_value(settings.BUS_RETRY_BASE_SECONDS)))
+        failing_since = (current or {}).get("failing_since") or now
+        plan = failure_plan(attempt=attempt, failing_since=failing_since, now=now, permanent=permanent,
+                            retry_later=retry_later, max_attempts=max_attempts, max_age=max_age,
+                            base_seconds=base_seconds)
+        dead, next_at = plan.dead, plan.retry_at
         entry = _history_entry(attempt, via, DEAD if dead else FAILED, timer, message)
         txn.set(ref, {
             **_record_fields(spec, envelope),
@@ -348,6 +403,7 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: s
             "last_error": message,
             "lease_until": None,
             "next_attempt_at": next_at,
+            "failing_since": failing_since,
             "updated_time": now,
             "history": gcf.ArrayUnion([entry]),
             **({} if current else {"created_time": now}),
@@ -361,16 +417,18 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: s
                 "attempts": attempt,
                 "history": list((current or {}).get("history") or []) + [entry],
                 "status": "dead",
+                "dead_reason": plan.reason,
                 "created_time": now,
             })
-        return (DEAD if dead else FAILED), attempt, next_at
+        return (DEAD if dead else FAILED), attempt, next_at, plan.reason
 
-    outcome, attempt, next_at = record(db.transaction())
+    outcome, attempt, next_at, reason = record(db.transaction())
     if outcome in ("duplicate", "busy"):
         log.info("delivery skipped", outcome=outcome, via=via, error=message, **metering.fields())
         return outcome
     if outcome == DEAD:
-        log.error("delivery dead-lettered", via=via, attempt=attempt, error=message, latency_ms=timer.ms,
+        log.error("delivery dead-lettered", via=via, attempt=attempt, reason=reason, error=message,
+                  latency_ms=timer.ms,
                   **metering.fields(), traceback="".join(traceback.format_exception(exc, limit=10)))
         return DEAD
     log.warning("delivery failed; will retry", via=via, attempt=attempt, error=message, latency_ms=timer.ms,
@@ -495,7 +553,7 @@ def replay_dead_letter(dead_letter_id: str, *, db=None) -> str:
         now = clock.utcnow()
         txn.update(
             delivery_ref,
-            {"status": FAILED, "attempts": 0, "next_attempt_at": now, "updated_time": now,
+            {"status": FAILED, "attempts": 0, "next_attempt_at": now, "updated_time": now, "failing_since": None,
              "replays": gcf.Increment(1)},
         )
         txn.update(letter_ref, {"status": "replayed", "replayed_time": now})

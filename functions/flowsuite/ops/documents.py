@@ -36,6 +36,7 @@ class DeliveryDoc(Document):
     correlation_id: str
     history: list[dict[str, Any]]
     steps: dict[str, Any] = {}  # results of effects outside Firestore (Event.once), kept across attempts
+    failing_since: Timestamp | None = None  # the first failure since the last replay: bounds retries by age
 
 
 @collection("dead_letters/{event_id}:{subscriber}", read="admins", write="the bus; replayed by ops")
@@ -48,6 +49,7 @@ class DeadLetterDoc(Document):
     error: str
     attempts: int
     status: str
+    dead_reason: str  # permanent (a domain error), attempts (BUS_MAX_ATTEMPTS), age (BUS_MAX_RETRY_HOURS)
     created_time: Timestamp
 
 

@@ -82,19 +82,37 @@ def erase(db, uid: str, *, event_id: str) -> None:
     """The kernel's part: stored callable answers go; events and dead letters that name
     the user are redacted, once every other domain has erased its own data (they read
     the uid from the user_deleted event, so it is redacted last)."""
-    from flowsuite.core.errors import RetryLaterError  # noqa: PLC0415
+    from flowsuite.core.errors import FailedPreconditionError, RetryLaterError  # noqa: PLC0415
     from flowsuite.identity.erasure import ERASERS, delete_query  # noqa: PLC0415
 
     others = [f"{domain}_on_user_deleted" for domain in ERASERS if domain != "ops"]
     refs = [db.collection(bus.DELIVERIES).document(bus.delivery_id(event_id, name)) for name in others]
-    pending = [d.id for d in db.get_all(refs) if not d.exists or d.get("status") != bus.PROCESSED]
-    if pending:
-        raise RetryLaterError(f"waiting for the other erasers: {sorted(pending)}")
+    found = {d.id: (d.get("status") if d.exists else None) for d in db.get_all(refs)}
+    decision, waiting_for = erasure_wait({ref.id: found.get(ref.id) for ref in refs})
+    if decision == "dead":
+        # Waiting cannot help: an admin replays those dead letters first, then this one.
+        raise FailedPreconditionError(f"other erasers are dead letters: {waiting_for}; replay them, then this one")
+    if decision == "wait":
+        raise RetryLaterError(f"waiting for the other erasers: {waiting_for}",
+                              max_wait_seconds=settings.int_value(settings.ERASURE_MAX_WAIT_HOURS) * 3600)
     delete_query(db, db.collection(idempotency.COLLECTION).where(filter=FieldFilter("uid", "==", uid)))
     for snap in db.collection_group(events.EVENTS).where(filter=FieldFilter("data.uid", "==", uid)).stream():
         snap.reference.update(redaction(snap.to_dict(), uid))
     for snap in db.collection(bus.DEAD_LETTERS).where(filter=FieldFilter("envelope.data.uid", "==", uid)).stream():
         snap.reference.update({f"envelope.{k}": v for k, v in redaction(snap.get("envelope"), uid).items()})
+
+
+def erasure_wait(statuses: dict[str, str | None]) -> tuple[str, list[str]]:
+    """Whether the last eraser may run, from the other erasers' delivery statuses. Pure.
+
+    'go' when every other eraser processed; 'dead' (with the dead ones) when one is a
+    dead letter, since waiting cannot help; else 'wait' (with those still running),
+    which the bus retries for at most ``ERASURE_MAX_WAIT_HOURS``."""
+    dead = sorted(name for name, status in statuses.items() if status == bus.DEAD)
+    if dead:
+        return "dead", dead
+    pending = sorted(name for name, status in statuses.items() if status != bus.PROCESSED)
+    return ("wait", pending) if pending else ("go", [])
 
 
 def redaction(envelope: dict, uid: str) -> dict:
