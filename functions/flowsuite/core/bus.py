@@ -68,15 +68,12 @@ def subscriber(event_model: type[events.EventData], *, transactional: bool = Tru
     def decorate(handler: Callable[..., None]) -> Callable:
         from firebase_functions import firestore_fn  # noqa: PLC0415
 
-        from flowsuite.core.callables import domain_of  # noqa: PLC0415
-
-        options.apply()
         spec = Subscriber(
             name=handler.__name__,
             event_type=event_model.event_type,
             handler=handler,
             transactional=transactional,
-            domain=domain_of(handler.__module__),
+            domain=options.domain_of(handler.__module__),
         )
         SUBSCRIBERS[spec.name] = spec
 
@@ -88,8 +85,8 @@ def subscriber(event_model: type[events.EventData], *, transactional: bool = Tru
 
         trigger.__name__ = trigger.__qualname__ = spec.name
         trigger.__doc__ = handler.__doc__
-        merged = {**options.for_domain(spec.domain), **trigger_options}
-        wrapped = firestore_fn.on_document_created(document=spec.event_type.trigger_path, **merged)(trigger)
+        wrapped = options.trigger(firestore_fn.on_document_created, domain=spec.domain,
+                                  document=spec.event_type.trigger_path, **trigger_options)(trigger)
         wrapped.__flowsuite_subscriber__ = spec
         return wrapped
 

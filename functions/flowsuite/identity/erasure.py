@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable
 
 from flowsuite.core import bus, clients, log
-from flowsuite.core.callables import domain_of
+from flowsuite.core.options import domain_of
 from flowsuite.identity.events import UserDeleted
 
 

@@ -28,8 +28,6 @@ __all__ = [
     "notificationsSendScheduledPush",
 ]
 
-options.apply()
-
 
 def _notify(event, uid: str, kind: str, context: dict, data: dict[str, str] | None = None, once=None) -> None:
     service.notify(
@@ -120,20 +118,20 @@ def _process_ff(collection: str, doc_id: str) -> None:
         ffpush.process(clients.firestore(), clients.push_sender(), collection, doc_id)
 
 
-@firestore_fn.on_document_created(document="ff_push_notifications/{push_id}")
+@options.trigger(firestore_fn.on_document_created, document="ff_push_notifications/{push_id}")
 def notifications_on_ff_push_created(event: firestore_fn.Event) -> None:
     """FlutterFlow broadcast push (admins)."""
     _process_ff(ffpush.FF_PUSH, event.params["push_id"])
 
 
-@firestore_fn.on_document_created(document="ff_user_push_notifications/{push_id}")
+@options.trigger(firestore_fn.on_document_created, document="ff_user_push_notifications/{push_id}")
 def notifications_on_ff_user_push_created(event: firestore_fn.Event) -> None:
     """FlutterFlow targeted push ("Trigger Push Notification" action)."""
     _process_ff(ffpush.FF_USER_PUSH, event.params["push_id"])
 
 
-@tasks_fn.on_task_dispatched(
-    retry_config=RetryConfig(max_attempts=400, min_backoff_seconds=5, max_backoff_seconds=10))
+@options.trigger(tasks_fn.on_task_dispatched,
+                 retry_config=RetryConfig(max_attempts=400, min_backoff_seconds=5, max_backoff_seconds=10))
 def notificationsSendScheduledPush(req: tasks_fn.CallableRequest) -> None:  # noqa: N802 - queue ids refuse "_"
     """Sends a FlutterFlow push whose scheduled_time has come."""
     data = req.data or {}

@@ -25,7 +25,6 @@ __all__ = [
     "orders_on_user_deleted",
 ]
 
-options.apply()
 STAFF = ("staff", "admin")
 
 
@@ -73,7 +72,7 @@ def orders_run_expiry(ctx: CallContext, req: models.RunExpiry) -> models.ExpiryA
     return models.ExpiryAnswer(cancelled=service.expire_unpaid(clients.firestore(), now=now), checked_at=now)
 
 
-@scheduler_fn.on_schedule(schedule="every 5 minutes")
+@options.trigger(scheduler_fn.on_schedule, schedule="every 5 minutes")
 def orders_expire_unpaid(event: scheduler_fn.ScheduledEvent) -> None:
     """Starts cancelling unpaid orders past their payment window (their intents are closed, then stock released)."""
     service.expire_unpaid(clients.firestore())
