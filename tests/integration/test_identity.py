@@ -206,7 +206,7 @@ def test_the_last_admin_cannot_be_demoted(admin, db):
 def registered_collections() -> dict[str, tuple[str, ...]]:
     import flowsuite.identity.functions  # noqa: F401 - registers erasers
     import flowsuite.ops.functions  # noqa: F401
-    from flowsuite.identity.erasure import ERASERS
+    from flowsuite.core.erasure import ERASERS
 
     return {domain: e.collections for domain, e in ERASERS.items()}
 

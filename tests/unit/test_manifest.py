@@ -93,7 +93,7 @@ def source_of(obj) -> str:
     target = getattr(target, "handler", target) or inspect.unwrap(obj)
     text = inspect.getsource(target)
     # erasers: the registered erase function does the work
-    from flowsuite.identity.erasure import ERASERS
+    from flowsuite.core.erasure import ERASERS
 
     for eraser in ERASERS.values():
         if target.__name__.endswith("_on_user_deleted") and eraser.domain in target.__module__:

@@ -11,14 +11,15 @@ builds it, so a domain's declaration reaches all its functions:
 
 The kernel's own decorators (``callable_function``, ``bus.subscriber``) use it
 too. The options a function gets are, in order: the suite's (``GLOBAL``: region,
-memory, instances, timeout), its domain's (``OPTIONS`` in the domain's package),
-and its own (secrets, a schedule, a document path...). A unit test compares every
-endpoint of the SDK's manifest with that declaration.
+memory, instances, timeout), its domain's (declared in the domain's package with
+``OPTIONS = options.declare(__name__, ...)``), and its own (secrets, a schedule, a
+document path...). A unit test compares every endpoint of the SDK's manifest with
+that declaration. The package of a module is imported before the module, so a
+domain's declaration is known before any of its functions is built.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,8 @@ GLOBAL: dict[str, Any] = {
     "timeout_sec": settings.CALLABLE_TIMEOUT_SECONDS,
 }
 
+# What each domain declared for all its functions (``declare``).
+DECLARED: dict[str, dict[str, Any]] = {}
 # Every function built through ``trigger``: name -> its domain and the options it was given.
 APPLIED: dict[str, dict[str, Any]] = {}
 
@@ -55,13 +58,16 @@ def domain_of(module: str) -> str:
     return parts[1] if len(parts) > 1 and parts[0] == "flowsuite" else parts[0]
 
 
+def declare(package: str, **domain_options: Any) -> dict[str, Any]:
+    """A domain's options for all its functions, declared in its package:
+    ``OPTIONS = options.declare(__name__, memory=MemoryOption.MB_512)``."""
+    DECLARED[domain_of(package)] = dict(domain_options)
+    return dict(domain_options)
+
+
 def for_domain(domain: str) -> dict[str, Any]:
-    """Options a domain declares for all its functions (``OPTIONS`` in its package)."""
-    try:
-        package = importlib.import_module(f"flowsuite.{domain}")
-    except ModuleNotFoundError:
-        return {}
-    return dict(getattr(package, "OPTIONS", {}))
+    """Options a domain declared for all its functions (none: the suite's)."""
+    return dict(DECLARED.get(domain, {}))
 
 
 def trigger(decorator: Callable[..., Callable], /, *, domain: str | None = None, **own: Any) -> Callable:

@@ -8,9 +8,9 @@ from firebase_functions import firestore_fn, identity_fn, scheduler_fn
 
 from flowsuite.core import clients, errors, log, options, settings
 from flowsuite.core.callables import CallContext, callable_function
+from flowsuite.core.erasure import eraser
 from flowsuite.core.errors import PermissionDeniedError
 from flowsuite.identity import config, models, service
-from flowsuite.identity.erasure import eraser
 
 __all__ = [
     "identity_before_user_created",

@@ -5,14 +5,14 @@ from __future__ import annotations
 from firebase_functions import firestore_fn, tasks_fn
 from firebase_functions.options import RetryConfig
 
+from flowsuite.contracts.identity import UserCreated
+from flowsuite.contracts.orders import OrderCancelled, OrderPaid
+from flowsuite.contracts.payments import PaymentDisputed, PaymentFailed, PaymentRefunded
 from flowsuite.core import bus, clients, log, options
 from flowsuite.core.callables import CallContext, callable_function
-from flowsuite.identity.erasure import eraser
-from flowsuite.identity.events import UserCreated
+from flowsuite.core.erasure import eraser
 from flowsuite.notifications import config, ffpush, models, service
 from flowsuite.notifications.templates import money
-from flowsuite.orders.events import OrderCancelled, OrderPaid
-from flowsuite.payments.events import PaymentDisputed, PaymentFailed, PaymentRefunded
 
 __all__ = [
     "addFcmToken",

@@ -9,7 +9,7 @@ from firebase_functions.options import RateLimits, RetryConfig
 
 from flowsuite.core import bus, clients, options
 from flowsuite.core.callables import CallContext, callable_function
-from flowsuite.identity.erasure import eraser
+from flowsuite.core.erasure import eraser
 from flowsuite.ops import health, models, service
 from flowsuite.ops.events import ProbeSent
 

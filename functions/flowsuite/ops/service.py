@@ -82,8 +82,8 @@ def erase(db, uid: str, *, event_id: str) -> None:
     """The kernel's part: stored callable answers go; events and dead letters that name
     the user are redacted, once every other domain has erased its own data (they read
     the uid from the user_deleted event, so it is redacted last)."""
+    from flowsuite.core.erasure import ERASERS, delete_query  # noqa: PLC0415
     from flowsuite.core.errors import FailedPreconditionError, RetryLaterError  # noqa: PLC0415
-    from flowsuite.identity.erasure import ERASERS, delete_query  # noqa: PLC0415
 
     others = [f"{domain}_on_user_deleted" for domain in ERASERS if domain != "ops"]
     refs = [db.collection(bus.DELIVERIES).document(bus.delivery_id(event_id, name)) for name in others]

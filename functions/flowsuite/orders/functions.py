@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from firebase_functions import scheduler_fn
 
+from flowsuite.contracts.payments import PaymentCanceled, PaymentDisputed, PaymentRefunded, PaymentSucceeded
 from flowsuite.core import bus, clients, clock, idempotency, options
 from flowsuite.core.callables import CallContext, callable_function
-from flowsuite.identity.erasure import eraser
+from flowsuite.core.erasure import eraser
 from flowsuite.orders import models, service
-from flowsuite.payments.events import PaymentCanceled, PaymentDisputed, PaymentRefunded, PaymentSucceeded
 
 __all__ = [
     "orders_upsert_product",

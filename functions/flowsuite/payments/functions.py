@@ -7,11 +7,11 @@ import json
 
 from firebase_functions import https_fn, scheduler_fn
 
+from flowsuite.contracts.orders import OrderCancelled, OrderCancelRequested, OrderPaymentRejected
 from flowsuite.core import bus, clients, clock, log, metering, options, settings
 from flowsuite.core.callables import CallContext, callable_function
+from flowsuite.core.erasure import eraser
 from flowsuite.core.errors import RetryLaterError
-from flowsuite.identity.erasure import eraser
-from flowsuite.orders.events import OrderCancelled, OrderCancelRequested, OrderPaymentRejected
 from flowsuite.payments import config, models, service
 
 __all__ = [

@@ -1,176 +1,37 @@
-"""The event bus: subscribers, recorded deliveries, retries, dead letters.
+"""Delivering one event to one subscriber, and recording a failure for a retry or a dead letter.
 
-Python Firestore triggers cannot ask the platform to retry (the SDK fixes
-``retry=False``) and delivery is at least once and unordered, so the bus owns
-reliability:
-
-* every (event, subscriber) pair has a delivery record, ``deliveries/{event}:{subscriber}``;
-* a delivery is claimed with a lease; a transactional handler's writes and the
-  ``processed`` mark commit in one transaction, so a redelivery has no effect;
-* a failure is recorded (error, attempt, history) and retried with exponential
-  backoff through a Cloud Task (``opsRedeliver``); the sweep
-  (``sweep``: scheduled, and callable by an admin) retries what is due, takes
-  over stalled deliveries whose lease expired, and delivers lost events that
-  never got a delivery record;
-* after ``BUS_MAX_ATTEMPTS`` the delivery is a dead letter holding the event,
-  the error and the history, until an admin replays it. A "retry later"
-  (``RetryLaterError``) does not use up attempts, but no failure is retried
-  for longer than ``BUS_MAX_RETRY_HOURS``: then it is a dead letter too.
+A transactional subscriber runs in one transaction with its delivery record; a
+subscriber with effects outside Firestore claims the delivery with a lease first.
+A failure is recorded (error, attempt, history) and retried with backoff through a
+Cloud Task (``opsRedeliver``), or dead-lettered (``records.failure_plan``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import random
 import traceback
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flowsuite.core import clients, clock, events, faults, log, metering, options, settings
+from flowsuite.core import clients, clock, events, faults, log, metering, settings
+from flowsuite.core.bus.records import (
+    DEAD,
+    DEAD_LETTERS,
+    DELIVERIES,
+    FAILED,
+    PROCESSED,
+    PROCESSING,
+    REDELIVER_FUNCTION,
+    claim_decision,
+    delivery_id,
+    error_text,
+    failure_plan,
+    max_failing_age,
+)
 from flowsuite.core.errors import FlowsuiteError, RetryLaterError
 
-DELIVERIES = "deliveries"
-DEAD_LETTERS = "dead_letters"
-OPS_STATE = "ops_state"
-# Cloud Tasks queue ids allow letters, digits and hyphens only: no snake_case here.
-REDELIVER_FUNCTION = "opsRedeliver"
+if TYPE_CHECKING:  # pragma: no cover
+    from flowsuite.core.bus.subscribe import Subscriber
 
-PENDING, PROCESSING, PROCESSED, FAILED, DEAD = "pending", "processing", "processed", "failed", "dead"
-
-
-@dataclasses.dataclass(frozen=True)
-class Subscriber:
-    name: str
-    event_type: events.EventType
-    handler: Callable[..., None]
-    transactional: bool
-    domain: str
-
-
-SUBSCRIBERS: dict[str, Subscriber] = {}
-
-
-def subscribers_of(event_type: str) -> list[Subscriber]:
-    return [s for s in SUBSCRIBERS.values() if s.event_type.name == event_type]
-
-
-def subscriber(event_model: type[events.EventData], *, transactional: bool = True, **trigger_options: Any):
-    """Declares a subscriber of one event type; it becomes a Firestore trigger on that type only.
-
-    A transactional handler is called as ``handler(event, txn)``: it reads with
-    ``txn`` first, then writes with ``txn``; the bus adds the processed mark to the
-    same transaction. A handler with effects outside Firestore (Stripe, FCM, SMTP)
-    is declared ``transactional=False``, is called as ``handler(event)`` and guards
-    each of those effects with ``event.once(step, perform)``.
-    """
-
-    def decorate(handler: Callable[..., None]) -> Callable:
-        from firebase_functions import firestore_fn  # noqa: PLC0415
-
-        spec = Subscriber(
-            name=handler.__name__,
-            event_type=event_model.event_type,
-            handler=handler,
-            transactional=transactional,
-            domain=options.domain_of(handler.__module__),
-        )
-        SUBSCRIBERS[spec.name] = spec
-
-        def trigger(event) -> None:
-            snapshot = event.data
-            if snapshot is None:
-                return
-            deliver(spec, snapshot.to_dict() or {}, via="trigger")
-
-        trigger.__name__ = trigger.__qualname__ = spec.name
-        trigger.__doc__ = handler.__doc__
-        wrapped = options.trigger(firestore_fn.on_document_created, domain=spec.domain,
-                                  document=spec.event_type.trigger_path, **trigger_options)(trigger)
-        wrapped.__flowsuite_subscriber__ = spec
-        return wrapped
-
-    return decorate
-
-
-# ---- pure helpers ------------------------------------------------------------
-
-def backoff_seconds(attempt: int, base: float, cap: float = 3600.0, rand: Callable[[], float] = random.random) -> float:
-    """Delay before attempt ``attempt + 1``: base * 2^(attempt-1), +-10% jitter, capped."""
-    delay = min(cap, base * (2 ** max(0, attempt - 1)))
-    return round(delay * (0.9 + 0.2 * rand()), 3)
-
-
-def delivery_id(event_id: str, subscriber_name: str) -> str:
-    return f"{event_id}:{subscriber_name}"
-
-
-def claim_decision(record: dict[str, Any] | None, now: dt.datetime) -> str:
-    """Whether a delivery attempt may start: 'run', 'duplicate' or 'busy'. Pure."""
-    if record is None:
-        return "run"
-    status = record.get("status")
-    if status in (PROCESSED, DEAD):
-        return "duplicate"
-    if status == PROCESSING and record.get("lease_until") and record["lease_until"] > now:
-        return "busy"
-    return "run"
-
-
-@dataclasses.dataclass(frozen=True)
-class FailurePlan:
-    """What becomes of a failed attempt: a dead letter (and why), or a retry at ``retry_at``."""
-
-    dead: bool
-    reason: str  # permanent, attempts, age, retry
-    retry_at: dt.datetime | None
-
-
-def failure_plan(
-    *,
-    attempt: int,
-    failing_since: dt.datetime,
-    now: dt.datetime,
-    permanent: bool,
-    retry_later: bool,
-    max_attempts: int,
-    max_age: dt.timedelta,
-    base_seconds: float,
-    rand: Callable[[], float] = random.random,
-) -> FailurePlan:
-    """Dead letter or retry, for a failed attempt. Pure.
-
-    * a domain error (``permanent``) is dead at once: retrying will not heal it;
-    * any other failure is dead after ``max_attempts`` attempts, except a "retry
-      later" (``RetryLaterError``: Stripe still processing, another eraser not done),
-      which does not use up attempts;
-    * every failure, a "retry later" included, is dead once the delivery has been
-      failing for ``max_age`` (since ``failing_since``); a retry is never scheduled
-      past that deadline, so the dead letter comes on time.
-    """
-    if permanent:
-        return FailurePlan(True, "permanent", None)
-    if not retry_later and attempt >= max_attempts:
-        return FailurePlan(True, "attempts", None)
-    deadline = failing_since + max_age
-    if now >= deadline:
-        return FailurePlan(True, "age", None)
-    retry_at = now + dt.timedelta(seconds=backoff_seconds(attempt, base_seconds, rand=rand))
-    return FailurePlan(False, "retry", min(retry_at, deadline))
-
-
-def max_failing_age(exc: BaseException) -> dt.timedelta:
-    """How long a delivery failing with ``exc`` may keep being retried."""
-    hours = dt.timedelta(hours=settings.int_value(settings.BUS_MAX_RETRY_HOURS))
-    wait = getattr(exc, "max_wait_seconds", None) if isinstance(exc, RetryLaterError) else None
-    return min(hours, dt.timedelta(seconds=wait)) if wait is not None else hours
-
-
-def error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:1000]
-
-
-# ---- delivery ----------------------------------------------------------------
 
 def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None, at: dt.datetime | None = None) -> str:
     """Delivers one event to one subscriber. Returns the outcome; never raises.
@@ -445,120 +306,3 @@ def schedule_retry(subscriber_name: str, event_path: str, at: dt.datetime) -> No
         )
     except Exception as exc:  # noqa: BLE001 - the sweep picks the retry up
         log.warning("retry not enqueued; the sweep will retry", error=error_text(exc))
-
-
-# ---- redelivery: retries, sweep, replay --------------------------------------
-
-class NotDueError(RuntimeError):
-    """A scheduled task arrived before its time. The Cloud Tasks emulator ignores
-    ``schedule_time``; raising makes the queue retry with its own backoff."""
-
-
-def redeliver(subscriber_name: str, event_path: str, *, via: str, db=None, at: dt.datetime | None = None) -> str:
-    db = db or clients.firestore()
-    if via == "retry":
-        record = db.collection(DELIVERIES).document(delivery_id(event_path.rsplit("/", 1)[-1], subscriber_name)).get()
-        due_at = record.get("next_attempt_at") if record.exists else None
-        if record.exists and record.get("status") == FAILED and due_at and due_at > clock.utcnow() + dt.timedelta(seconds=0.5):
-            raise NotDueError(f"retry of {subscriber_name} is due at {due_at.isoformat()}")
-    spec = SUBSCRIBERS.get(subscriber_name)
-    if spec is None:
-        log.error("redelivery for an unknown subscriber", subscriber=subscriber_name)
-        return "unknown_subscriber"
-    snap = db.document(event_path).get()
-    if not snap.exists:
-        log.error("redelivery of a missing event", subscriber=subscriber_name, event_path=event_path)
-        return "missing_event"
-    return deliver(spec, snap.to_dict(), via=via, db=db, at=at)
-
-
-def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[str, int]:
-    """Retries due failures, takes over stalled deliveries, delivers lost events.
-
-    ``now`` is the sweep's clock: what is due, stalled or lost is judged by it, and
-    so is each lease it takes over.
-    """
-    from google.cloud import firestore as gcf  # noqa: PLC0415
-    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415
-
-    db = db or clients.firestore()
-    now = now or clock.utcnow()
-    counts = {"retried": 0, "stalled": 0, "lost": 0, "processed": 0, "errors": 0}
-    deliveries = db.collection(DELIVERIES)
-
-    # Failures whose retry is due, then deliveries whose lease ran out (stalled).
-    for status, field, counter in ((FAILED, "next_attempt_at", "retried"), (PROCESSING, "lease_until", "stalled")):
-        query = (deliveries.where(filter=FieldFilter("status", "==", status))
-                 .where(filter=FieldFilter(field, "<=", now)).limit(limit))
-        for snap in query.stream():
-            counts[counter] += 1
-            counts["processed"] += _sweep_one(lambda snap=snap: redeliver(
-                snap.get("subscriber"), snap.get("event_path"), via="sweep", db=db, at=now), counts)
-
-    lost_before = now - dt.timedelta(seconds=settings.BUS_LOST_AFTER_SECONDS)
-    window_start = now - dt.timedelta(days=2)
-    recent = (
-        db.collection_group(events.EVENTS)
-        .where(filter=FieldFilter("time", ">=", window_start))
-        .where(filter=FieldFilter("time", "<=", lost_before))
-        .limit(limit * 5)
-        .stream()
-    )
-    for snap in recent:
-        doc = snap.to_dict()
-        subs = subscribers_of(doc.get("type", ""))
-        if not subs:
-            continue
-        refs = [deliveries.document(delivery_id(snap.id, s.name)) for s in subs]
-        recorded = {d.id for d in db.get_all(refs) if d.exists}  # get_all answers in any order
-        for spec in subs:
-            if delivery_id(snap.id, spec.name) not in recorded:
-                counts["lost"] += 1
-                counts["processed"] += _sweep_one(lambda spec=spec, doc=doc: deliver(spec, doc, via="sweep", db=db, at=now), counts)
-
-    db.collection(OPS_STATE).document("sweep").set(
-        {"last_sweep_time": gcf.SERVER_TIMESTAMP, "last_counts": counts}, merge=True
-    )
-    log.info("sweep finished", **counts)
-    return counts
-
-
-def _sweep_one(run: Callable[[], str], counts: dict[str, int]) -> bool:
-    """One redelivery of the sweep: a failure (contention, say) is counted, not fatal;
-    the next sweep takes that delivery up again."""
-    try:
-        return run() == PROCESSED
-    except Exception as exc:  # noqa: BLE001
-        counts["errors"] += 1
-        log.warning("sweep could not redeliver; the next sweep retries", error=error_text(exc))
-        return False
-
-
-def replay_dead_letter(dead_letter_id: str, *, db=None) -> str:
-    """Resets a dead delivery and delivers it again now. Returns the outcome."""
-    from google.cloud import firestore as gcf  # noqa: PLC0415
-
-    db = db or clients.firestore()
-    letter_ref = db.collection(DEAD_LETTERS).document(dead_letter_id)
-    delivery_ref = db.collection(DELIVERIES).document(dead_letter_id)
-
-    @gcf.transactional
-    def reset(txn) -> tuple[str, str] | None:
-        letter = letter_ref.get(transaction=txn)
-        if not letter.exists or letter.get("status") != "dead":
-            return None
-        now = clock.utcnow()
-        txn.update(
-            delivery_ref,
-            {"status": FAILED, "attempts": 0, "next_attempt_at": now, "updated_time": now, "failing_since": None,
-             "replays": gcf.Increment(1)},
-        )
-        txn.update(letter_ref, {"status": "replayed", "replayed_time": now})
-        return letter.get("subscriber"), letter.get("event_path")
-
-    target = reset(db.transaction())
-    if target is None:
-        return "not_dead"
-    outcome = redeliver(*target, via="replay", db=db)
-    letter_ref.update({"replay_outcome": outcome})
-    return outcome
