@@ -266,3 +266,16 @@ def test_the_last_eraser_gives_up_on_a_dead_eraser_instead_of_waiting_forever(me
     assert last["replayed"][0]["outcome"] == "processed"
     deleted = harness.doc(db, f"topics/identity.user_deleted/events/{event_id}")
     assert deleted["data"]["uid"] == "deleted-user"
+
+
+def test_an_event_newer_than_its_consumer_waits_instead_of_dying(db):
+    """A publisher deployed before its consumer: version 2 of ops.probe, which this code (version 1)
+    cannot read, is retried as a "retry later" past BUS_MAX_ATTEMPTS (3 locally), not dead-lettered."""
+    envelope = events.envelope_for(ProbeSent(probe_id="from-the-future"), subject="s", correlation_id="c-future")
+    doc = {**envelope.model_dump(), "schema_version": 2, "data": {"probe": {"id": "from-the-future"}}}
+    db.document(f"topics/ops.probe/events/{envelope.id}").set(doc)
+    record = eventually(lambda: (d := delivery(db, envelope.id)) and d["attempts"] >= 4 and d, timeout=90,
+                        what="a fourth attempt")
+    assert record["status"] in ("failed", "processing") and "newer than this consumer" in record["last_error"]
+    assert harness.doc(db, f"dead_letters/{envelope.id}:ops_on_probe") is None
+    assert harness.doc(db, "ops_probes/from-the-future") is None

@@ -89,8 +89,8 @@ def _record_fields(spec: Subscriber, envelope: events.Envelope) -> dict[str, Any
 
 
 def _event(spec: Subscriber, envelope: events.Envelope, attempt: int, **extra: Any) -> events.Event:
-    return events.Event(envelope=envelope, data=spec.event_type.model.model_validate(envelope.data),
-                        attempt=attempt, **extra)
+    return events.Event(envelope=envelope, data=events.data_of(spec.event_type, envelope), attempt=attempt,
+                        **extra)
 
 
 def _claim_read(txn, ref, now: dt.datetime) -> tuple[dict[str, Any] | None, int, str]:
