@@ -12,7 +12,7 @@ import datetime as dt
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from flowsuite.core import clients, clock, events, faults, log, metering, settings
+from flowsuite.core import claims, clients, clock, events, faults, log, metering, settings
 from flowsuite.core.bus.records import (
     DEAD,
     DEAD_LETTERS,
@@ -21,6 +21,7 @@ from flowsuite.core.bus.records import (
     PROCESSED,
     PROCESSING,
     REDELIVER_FUNCTION,
+    SHAPE,
     claim_decision,
     delivery_id,
     error_text,
@@ -126,29 +127,22 @@ def _deliver_in_transaction(db, ref, spec: Subscriber, envelope: events.Envelope
 
 def _deliver_with_lease(db, ref, spec: Subscriber, envelope: events.Envelope, via: str, timer,
                         at: dt.datetime | None) -> tuple[str, int]:
-    from google.cloud import firestore as gcf  # noqa: PLC0415
-
-    @gcf.transactional
-    def claim(txn) -> tuple[str, int, dict[str, Any]]:
-        now = at or clock.utcnow()
-        record, attempts, decision = _claim_read(txn, ref, now)
-        if decision != "run":
-            return decision, attempts, {}
-        txn.set(ref, {
+    def fields(record: dict[str, Any] | None, now: dt.datetime) -> dict[str, Any]:
+        return {
             **_record_fields(spec, envelope),
-            "status": PROCESSING,
-            "attempts": attempts + 1,
-            "lease_until": now + dt.timedelta(seconds=settings.BUS_LEASE_SECONDS),
+            "attempts": int((record or {}).get("attempts", 0)) + 1,
             "started_time": now,
             "updated_time": now,
             "next_attempt_at": None,
             **({} if record else {"created_time": now, "history": []}),
-        }, merge=True)
-        return "run", attempts + 1, dict((record or {}).get("steps") or {})
+        }
 
-    decision, attempt, steps = claim(db.transaction())
-    if decision != "run":
-        return decision, attempt
+    decision, record = claims.claim(db, ref, SHAPE, lease_seconds=settings.BUS_LEASE_SECONDS, fields=fields,
+                                    merge=True, now=at)
+    attempts = int((record or {}).get("attempts", 0))
+    if decision != claims.RUN:
+        return ("duplicate" if decision == claims.DONE else decision), attempts
+    attempt, steps = attempts + 1, dict((record or {}).get("steps") or {})
 
     step_log = _StepLog(ref)
     try:
@@ -241,7 +235,7 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: s
         current = snap.to_dict() if snap.exists else None
         status = (current or {}).get("status")
         attempts = int((current or {}).get("attempts", 0))
-        if status in (PROCESSED, DEAD):
+        if status in SHAPE.done:
             return "duplicate", attempts, None, None
         if leased is not None and (status != PROCESSING or attempts != leased):
             return "busy", attempts, None, None  # another attempt took the delivery over

@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from flowsuite.core import settings
+from flowsuite.core import claims, settings
 from flowsuite.core.errors import RetryLaterError
 
 DELIVERIES = "deliveries"
@@ -36,16 +36,15 @@ def delivery_id(event_id: str, subscriber_name: str) -> str:
     return f"{event_id}:{subscriber_name}"
 
 
+# The delivery record as a claim (see ``flowsuite.core.claims``): processing under a
+# lease; processed or dead is done (a dead letter waits for an admin's replay).
+SHAPE = claims.Shape(state="status", running=PROCESSING, done=frozenset({PROCESSED, DEAD}), lease="lease_until")
+
+
 def claim_decision(record: dict[str, Any] | None, now: dt.datetime) -> str:
     """Whether a delivery attempt may start: 'run', 'duplicate' or 'busy'. Pure."""
-    if record is None:
-        return "run"
-    status = record.get("status")
-    if status in (PROCESSED, DEAD):
-        return "duplicate"
-    if status == PROCESSING and record.get("lease_until") and record["lease_until"] > now:
-        return "busy"
-    return "run"
+    decision = claims.decide(SHAPE, record, now)
+    return "duplicate" if decision == claims.DONE else decision
 
 
 @dataclasses.dataclass(frozen=True)
