@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests import harness
+from testkit import harness
 
 
 def pytest_sessionstart(session):

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests import harness
-from tests.harness import call_raw, eventually
+from testkit import harness
+from testkit.harness import call_raw, eventually
 
 OPENAPI = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
 # ops_diagnose exists to raise each error code on purpose, `internal` included.

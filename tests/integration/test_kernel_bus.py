@@ -9,8 +9,8 @@ from flowsuite.core import bus, events
 from flowsuite.ops.events import ProbeSent, SweepFinished
 from google.cloud import firestore
 
-from tests import harness
-from tests.harness import call, eventually
+from testkit import harness
+from testkit.harness import call, eventually
 
 
 def send_probe(admin) -> dict:

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from tests import harness
-from tests.harness import CallableError, call, call_raw
+from testkit import harness
+from testkit.harness import CallableError, call, call_raw
 
 CODES = ["invalid-argument", "unauthenticated", "permission-denied", "not-found",
          "failed-precondition", "already-exists", "resource-exhausted"]

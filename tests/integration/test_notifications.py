@@ -10,9 +10,9 @@ from flowsuite.identity.events import UserCreated
 from flowsuite.orders.events import OrderCancelled, OrderPaid
 from flowsuite.payments.events import PaymentFailed, PaymentRefunded
 
-from tests import harness
-from tests.harness import AppClient, CallableError, Denied, Ref, call, eventually
-from tests.integration.shop import publish
+from testkit import harness
+from testkit.harness import AppClient, CallableError, Denied, Ref, call, eventually
+from testkit.shop import publish
 
 
 def inbox(db, uid: str) -> list[dict]:

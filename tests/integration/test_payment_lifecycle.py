@@ -17,10 +17,10 @@ import pytest
 import requests
 import stripe
 
-from tests import harness
-from tests.harness import CallableError, call, eventually
-from tests.integration.payments_helpers import confirm, post_webhook, sign, stripe_client
-from tests.integration.shop import events_of, order, place, product, stock
+from testkit import harness
+from testkit.harness import CallableError, call, eventually
+from testkit.payments import confirm, post_webhook, sign, stripe_client
+from testkit.shop import events_of, order, place, product, stock
 
 DECLINED = "4000000000000341"  # declined when charged
 DISPUTED = "4000000000000259"  # succeeds, then the customer's bank disputes it

@@ -13,8 +13,8 @@ import time
 import uuid
 from pathlib import Path
 
-from tests import harness
-from tests.harness import eventually
+from testkit import harness
+from testkit.harness import eventually
 
 
 def suite_workers() -> list[int]:
