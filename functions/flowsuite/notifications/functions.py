@@ -115,7 +115,9 @@ def addFcmToken(ctx: CallContext, req: models.AddFcmToken) -> models.AddFcmToken
 
 def _process_ff(collection: str, doc_id: str) -> None:
     with log.bind(domain="notifications", function=f"ff_push:{collection}", subject=f"{collection}/{doc_id}"):
-        ffpush.process(clients.firestore(), clients.push_sender(), collection, doc_id)
+        outcome = ffpush.process(clients.firestore(), clients.push_sender(), collection, doc_id)
+        if outcome in ("skipped", "missing"):
+            log.info("flutterflow push skipped", outcome=outcome)
 
 
 @options.trigger(firestore_fn.on_document_created, document="ff_push_notifications/{push_id}")

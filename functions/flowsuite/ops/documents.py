@@ -37,6 +37,7 @@ class DeliveryDoc(Document):
     history: list[dict[str, Any]]
     steps: dict[str, Any] = {}  # results of effects outside Firestore (Event.once), kept across attempts
     failing_since: Timestamp | None = None  # the first failure since the last replay: bounds retries by age
+    expires_at: Timestamp | None = None  # TTL policy: a processed mark is kept 30 days
 
 
 @collection("dead_letters/{event_id}:{subscriber}", read="admins", write="the bus; replayed by ops")
