@@ -57,12 +57,23 @@ def test_a_retry_later_may_ask_for_a_shorter_wait(monkeypatch):
 @pytest.mark.parametrize(
     ("statuses", "expected"),
     [
-        ({"a": "processed", "b": "processed"}, ("go", [])),
-        ({"a": "processed", "b": None}, ("wait", ["b"])),
-        ({"a": "failed", "b": "processing"}, ("wait", ["a", "b"])),
-        ({"a": "dead", "b": "failed"}, ("dead", ["a"])),
-        ({}, ("go", [])),
+        ({"a": "processed", "b": "processed"}, ([], [])),
+        ({"a": "processed", "b": None}, (["b"], [])),
+        ({"a": "failed", "b": "processing"}, (["a", "b"], [])),
+        ({"a": "dead", "b": "failed", "c": "processed"}, (["a", "b"], ["a"])),
+        ({}, ([], [])),
     ],
 )
-def test_the_last_eraser_waits_for_the_others_and_gives_up_on_a_dead_one(statuses, expected):
+def test_the_last_eraser_waits_for_the_others_and_names_the_dead_ones(statuses, expected):
     assert erasure_wait(statuses) == expected
+
+
+def test_the_last_eraser_waits_a_bounded_time(monkeypatch):
+    monkeypatch.delenv("ERASURE_MAX_WAIT_HOURS", raising=False)
+    monkeypatch.delenv("BUS_MAX_RETRY_HOURS", raising=False)
+    from flowsuite.core import settings
+
+    waiting = RetryLaterError("x", max_wait_seconds=settings.int_value(settings.ERASURE_MAX_WAIT_HOURS) * 3600)
+    age = bus.max_failing_age(waiting)
+    assert age == dt.timedelta(hours=24)
+    assert plan(500, retry_later=True, now=NOW + age, max_age=age).reason == "age"

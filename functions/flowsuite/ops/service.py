@@ -83,18 +83,18 @@ def erase(db, uid: str, *, event_id: str) -> None:
     the user are redacted, once every other domain has erased its own data (they read
     the uid from the user_deleted event, so it is redacted last)."""
     from flowsuite.core.erasure import ERASERS, delete_query  # noqa: PLC0415
-    from flowsuite.core.errors import FailedPreconditionError, RetryLaterError  # noqa: PLC0415
+    from flowsuite.core.errors import RetryLaterError  # noqa: PLC0415
 
     others = [f"{domain}_on_user_deleted" for domain in ERASERS if domain != "ops"]
     refs = [db.collection(bus.DELIVERIES).document(bus.delivery_id(event_id, name)) for name in others]
     found = {d.id: (d.get("status") if d.exists else None) for d in db.get_all(refs)}
-    decision, waiting_for = erasure_wait({ref.id: found.get(ref.id) for ref in refs})
-    if decision == "dead":
-        # Waiting cannot help: an admin replays those dead letters first, then this one.
-        raise FailedPreconditionError(f"other erasers are dead letters: {waiting_for}; replay them, then this one")
-    if decision == "wait":
-        raise RetryLaterError(f"waiting for the other erasers: {waiting_for}",
-                              max_wait_seconds=settings.int_value(settings.ERASURE_MAX_WAIT_HOURS) * 3600)
+    waiting_for, dead = erasure_wait({ref.id: found.get(ref.id) for ref in refs})
+    if waiting_for:
+        # Bounded: after ERASURE_MAX_WAIT_HOURS this delivery is a dead letter too. A dead
+        # eraser waits for an admin's replay, after which this one finishes on its own.
+        raise RetryLaterError(
+            f"waiting for the other erasers: {waiting_for}" + (f"; dead letters to replay: {dead}" if dead else ""),
+            max_wait_seconds=settings.int_value(settings.ERASURE_MAX_WAIT_HOURS) * 3600)
     delete_query(db, db.collection(idempotency.COLLECTION).where(filter=FieldFilter("uid", "==", uid)))
     for snap in db.collection_group(events.EVENTS).where(filter=FieldFilter("data.uid", "==", uid)).stream():
         snap.reference.update(redaction(snap.to_dict(), uid))
@@ -102,17 +102,11 @@ def erase(db, uid: str, *, event_id: str) -> None:
         snap.reference.update({f"envelope.{k}": v for k, v in redaction(snap.get("envelope"), uid).items()})
 
 
-def erasure_wait(statuses: dict[str, str | None]) -> tuple[str, list[str]]:
-    """Whether the last eraser may run, from the other erasers' delivery statuses. Pure.
-
-    'go' when every other eraser processed; 'dead' (with the dead ones) when one is a
-    dead letter, since waiting cannot help; else 'wait' (with those still running),
-    which the bus retries for at most ``ERASURE_MAX_WAIT_HOURS``."""
-    dead = sorted(name for name, status in statuses.items() if status == bus.DEAD)
-    if dead:
-        return "dead", dead
+def erasure_wait(statuses: dict[str, str | None]) -> tuple[list[str], list[str]]:
+    """The other erasers the last one waits for, and those of them that are dead letters
+    (an admin replays them), from their delivery statuses. Nothing to wait for: it runs. Pure."""
     pending = sorted(name for name, status in statuses.items() if status != bus.PROCESSED)
-    return ("wait", pending) if pending else ("go", [])
+    return pending, [name for name in pending if statuses[name] == bus.DEAD]
 
 
 def redaction(envelope: dict, uid: str) -> dict:
