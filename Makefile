@@ -27,7 +27,7 @@ wrapper:
 	$(PY) -m pytest tests/wrapper -q $(PYTEST_ARGS)
 
 lint:
-	$(PY) -m ruff check functions/flowsuite functions/main.py devtools tests bench
+	$(PY) -m ruff check functions/flowsuite functions/main.py devtools tests bench testkit
 
 # Regenerate docs/openapi.json, docs/events*, docs/collections.md from the code.
 contracts: setup

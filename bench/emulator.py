@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
-from tests import harness  # noqa: E402
-from tests.integration.payments_helpers import event, post_webhook, sign  # noqa: E402
+from testkit import harness  # noqa: E402
+from testkit.payments import event, post_webhook, sign  # noqa: E402
 
 CLIENTS = 16
 
@@ -162,8 +162,8 @@ def saga_latency(rounds: int = 15) -> list[dict]:
 def checkout_cost(rounds: int = 3) -> list[dict]:
     import main  # noqa: F401 - every domain's subscribers, as discovery sees them
 
-    from tests.integration.shop import checkout_cost as measure
-    from tests.integration.shop import product
+    from testkit.shop import checkout_cost as measure
+    from testkit.shop import product
 
     db = harness.admin_db()
     first, again = [], []

@@ -3,6 +3,10 @@
     python -m devtools.contracts write    # regenerate docs/ (make contracts)
     python -m devtools.contracts check    # exit 1 when docs/ differs from the code
 
+Both refuse an event schema that changed incompatibly (a removed field, a changed
+type, a new required field) without a new version, compared with the committed
+``docs/events/*.json``; ``write`` then writes nothing.
+
 Everything comes from the declarations the code already uses: the typed
 callables (``CALLABLES``), event types (``EVENT_TYPES``), subscribers
 (``SUBSCRIBERS``) and collection declarations (``COLLECTIONS``).
@@ -211,8 +215,74 @@ def event_schemas(decl: dict[str, Any]) -> dict[str, dict[str, Any]]:
         schema["title"] = name
         schema["x-source"] = spec.source
         schema["x-schema-version"] = spec.version
+        schema["x-versions"] = [{"version": v, "change": change} for v, change in spec.history]
         out[name] = schema
     return out
+
+
+def committed_event_schemas() -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((DOCS / "events").glob("*.json"))}
+
+
+# Keys that document a field without changing what it accepts.
+_DOC_KEYS = frozenset({"title", "description", "default", "examples", "$comment"})
+
+
+def _shape(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _shape(v) for k, v in schema.items() if k not in _DOC_KEYS}
+    if isinstance(schema, list):
+        return [_shape(v) for v in schema]
+    return schema
+
+
+def _model_incompatibilities(where: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    old_props, new_props = old.get("properties", {}), new.get("properties", {})
+    old_required, new_required = set(old.get("required", [])), set(new.get("required", []))
+    out = []
+    for field, prop in old_props.items():
+        if field not in new_props:
+            out.append(f"{where}{field}: removed")
+        elif _shape(prop) != _shape(new_props[field]):
+            out.append(f"{where}{field}: type changed")
+    for field in sorted(new_required - old_required):
+        out.append(f"{where}{field}: {'now required' if field in old_props else 'new required field'}")
+    return out
+
+
+def incompatibilities(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What makes ``new`` incompatible with ``old`` (two JSON schemas of one event's data). Pure.
+
+    A consumer of either version must read the other's data: a removed field, a
+    changed type (nullable, another enum, another item type) and a new required
+    field break that; a new optional field and a changed description do not. The
+    models a schema uses (``$defs``, e.g. an order's lines) follow the same rules."""
+    out = _model_incompatibilities("", old, new)
+    new_defs = new.get("$defs", {})
+    for name, definition in sorted(old.get("$defs", {}).items()):
+        if name in new_defs:  # a definition no longer used shows as a changed field above
+            out += _model_incompatibilities(f"{name}.", definition, new_defs[name])
+    return out
+
+
+def version_problems(decl: dict[str, Any], committed: dict[str, dict[str, Any]]) -> list[str]:
+    """Event types whose schema changed incompatibly without a new version, whose version went
+    back, or that lack an upcaster from an older version. Empty when all is well."""
+    from flowsuite.core import events
+
+    problems = [f"{step}: no upcaster to the next version" for step in events.missing_upcasters(decl["events"])]
+    current = event_schemas(decl)
+    for name, spec in sorted(decl["events"].items()):
+        old = committed.get(name)
+        if old is None:
+            continue  # a new type
+        old_version = int(old.get("x-schema-version", 1))
+        if spec.version < old_version:
+            problems.append(f"{name}: version {spec.version} is older than the committed {old_version}")
+        elif spec.version == old_version:
+            problems += [f"{name} v{spec.version}: {issue} (declare version {spec.version + 1} with an upcaster)"
+                         for issue in incompatibilities(old, current[name])]
+    return problems
 
 
 def events_md(decl: dict[str, Any]) -> str:
@@ -230,6 +300,22 @@ def events_md(decl: dict[str, Any]) -> str:
         subs = sorted(s.name for s in decl["subscribers"].values() if s.event_type.name == name)
         fields = ", ".join(f"`{f}`" for f in spec.model.model_fields)
         lines.append(f"| `{name}` | {spec.source} | {spec.version} | {', '.join(f'`{s}`' for s in subs) or '-'} | {fields} |")
+    lines += [
+        "",
+        "## Versions",
+        "",
+        "Domains deploy separately, so a consumer meets events one version older or newer than",
+        "its code. A new optional field keeps the version (older consumers ignore it); a removed",
+        "field, a changed type or a new required field needs a new version and an upcaster, which",
+        "brings older data up to the consumer's version. Data newer than a consumer that it cannot",
+        "read is retried until the consumer is deployed (at most `BUS_MAX_RETRY_HOURS`).",
+        "`make contracts` refuses an incompatible schema without a new version.",
+        "",
+        "| type | version | change |",
+        "|---|---|---|",
+    ]
+    for name, spec in sorted(decl["events"].items()):
+        lines += [f"| `{name}` | {version} | {change} |" for version, change in spec.history]
     return "\n".join(lines) + "\n"
 
 
@@ -249,6 +335,11 @@ def render() -> dict[Path, str]:
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "check"
+    problems = version_problems(load(), committed_event_schemas())
+    if problems:
+        print("contracts: event schemas changed incompatibly without a new version (nothing written):\n  "
+              + "\n  ".join(problems))
+        return 1
     files = render()
     if command == "write":
         for path, text in files.items():

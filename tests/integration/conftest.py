@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import requests
 
-from tests import harness
+from testkit import fields, harness
+
+LOG_OFFSET = pytest.StashKey[int]()
 
 
 def pytest_sessionstart(session):
     for var in ("FIRESTORE_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST", "FLOWSUITE_FUNCTIONS_URL"):
         harness.need(var)
+    log = os.environ.get("FLOWSUITE_EMULATOR_LOG")
+    session.config.stash[LOG_OFFSET] = Path(log).stat().st_size if log and Path(log).exists() else 0
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Every field the code wrote during this run is declared on its collection's document model
+    (so docs/collections.md lists it): the run fails otherwise, whichever tests ran."""
+    log = os.environ.get("FLOWSUITE_EMULATOR_LOG")
+    if not log or not Path(log).exists() or LOG_OFFSET not in session.config.stash:
+        return
+    from devtools import contracts
+
+    missing = fields.undocumented(fields.written(Path(log), session.config.stash[LOG_OFFSET]),
+                                  fields.declared(contracts.load()["collections"]))
+    if missing:
+        print("\nfields written but not declared on their document models (docs/collections.md): "
+              + "; ".join(f"{c}: {', '.join(names)}" for c, names in missing.items()))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)

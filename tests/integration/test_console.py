@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from devtools import browser
-from tests import harness
-from tests.harness import call, eventually
-from tests.integration.payments_helpers import confirm
-from tests.integration.shop import order, place, product
+from testkit import harness
+from testkit.harness import call, eventually
+from testkit.payments import confirm
+from testkit.shop import order, place, product
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / ".run" / "screenshots"  # `make screenshots` copies them into docs/console/

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from tests import harness
-from tests.harness import AppClient, AuthError, CallableError, Denied, call, eventually
+from testkit import harness
+from testkit.harness import AppClient, AuthError, CallableError, Denied, call, eventually
 
 
 def user_created_events(db, uid: str) -> list[dict]:
@@ -206,7 +206,7 @@ def test_the_last_admin_cannot_be_demoted(admin, db):
 def registered_collections() -> dict[str, tuple[str, ...]]:
     import flowsuite.identity.functions  # noqa: F401 - registers erasers
     import flowsuite.ops.functions  # noqa: F401
-    from flowsuite.identity.erasure import ERASERS
+    from flowsuite.core.erasure import ERASERS
 
     return {domain: e.collections for domain, e in ERASERS.items()}
 
@@ -283,8 +283,8 @@ def every_document(db):
 
 
 def test_after_a_deletion_no_document_anywhere_holds_the_uid_or_the_email(db):
-    from tests.integration.payments_helpers import confirm
-    from tests.integration.shop import place, product
+    from testkit.payments import confirm
+    from testkit.shop import place, product
 
     user = harness.sign_up(f"erase-me-{uuid.uuid4().hex[:6]}@example.com", display_name="Erase Me")
     call("addFcmToken", {"userDocPath": f"users/{user.uid}", "fcmToken": "tok-erase", "deviceType": "iOS"}, user=user)
@@ -312,7 +312,7 @@ def refused_as(err: CallableError, reason: str) -> bool:
 
 
 def test_a_deleted_accounts_token_changes_nothing(member, db):
-    from tests.integration.shop import place, product, stock
+    from testkit.shop import place, product, stock
 
     item = product(db, stock=5)
     call("identity_delete_account", {}, user=member)
@@ -328,7 +328,7 @@ def test_a_deleted_accounts_token_changes_nothing(member, db):
 
 
 def test_a_disabled_accounts_token_is_refused_and_stays_refused_once_enabled(admin, member, db):
-    from tests.integration.shop import place, product
+    from testkit.shop import place, product
 
     item = product(db)
     time.sleep(1.1)  # Auth stamps revocations to the second: the token must be older
@@ -360,7 +360,7 @@ def test_a_token_issued_before_a_role_change_is_refused(admin, staff, db):
 
 
 def test_sign_out_everywhere_refuses_every_earlier_token(member, db):
-    from tests.integration.shop import place, product
+    from testkit.shop import place, product
 
     item = product(db)
     other_device = harness.sign_in(member.email, member.password)

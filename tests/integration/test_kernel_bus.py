@@ -9,8 +9,8 @@ from flowsuite.core import bus, events
 from flowsuite.ops.events import ProbeSent, SweepFinished
 from google.cloud import firestore
 
-from tests import harness
-from tests.harness import call, eventually
+from testkit import harness
+from testkit.harness import call, eventually
 
 
 def send_probe(admin) -> dict:
@@ -34,8 +34,10 @@ def test_a_subscriber_fires_for_its_type(admin, db):
 
 
 def test_a_subscriber_does_not_fire_for_another_type(admin, db):
-    bus_load = __import__("flowsuite.ops.functions")  # registers the subscribers in this process
-    assert bus_load and "ops_on_probe" in bus.SUBSCRIBERS
+    import flowsuite.ops.functions  # noqa: F401 - registers the subscribers in this process
+
+    assert bus.SUBSCRIBERS["ops_on_probe"].event_type.name == "ops.probe"
+    assert not any(s.event_type.name == "ops.sweep_finished" for s in bus.SUBSCRIBERS.values())
     batch = db.batch()
     other = events.publish(batch, SweepFinished(retried=0, stalled=0, lost=0, processed=0), subject="t", db=db)
     probe = events.publish(batch, ProbeSent(probe_id="p-routing"), subject="t", db=db)
@@ -122,7 +124,6 @@ def test_the_sweep_delivers_a_lost_event_and_takes_over_a_stalled_one(admin, db)
 
     import flowsuite.ops.functions  # noqa: F401
 
-    spec = bus.SUBSCRIBERS["ops_on_probe"]
     old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
     # a lost event: in the store, no delivery record (written where no trigger listens, then moved in)
     lost = events.envelope_for(ProbeSent(probe_id="lost"), subject="s", correlation_id="c-lost", now=old)
@@ -147,7 +148,6 @@ def test_the_sweep_delivers_a_lost_event_and_takes_over_a_stalled_one(admin, db)
     assert harness.doc(db, "ops_probes/lost")["received"] == 1
     assert harness.doc(db, "ops_probes/stalled")["received"] == counts_before + 1
     assert harness.doc(db, "ops_state/sweep")["last_counts"]["lost"] >= 1
-    assert spec.name == "ops_on_probe"
 
 
 def test_a_sweep_judges_leases_by_its_own_clock(db):
@@ -202,3 +202,86 @@ def test_a_retried_delivery_does_not_repeat_the_steps_it_finished(db):
     assert record["attempts"] == 2 and record["steps"] == {"push": {"sent": 1}, "email": {"message_id": "m-1"}}
     assert bus.deliver(spec, envelope.model_dump(), via="test", db=db) == "duplicate"
     assert runs == {"push": 1, "email": 2}
+
+
+def test_a_retry_later_outlasts_the_attempts_but_not_the_maximum_age(db, monkeypatch):
+    """A RetryLaterError (Stripe still processing a debit) does not use up BUS_MAX_ATTEMPTS, but a
+    delivery failing for longer than BUS_MAX_RETRY_HOURS (72) is a dead letter; a replay starts over."""
+    import datetime as dt
+
+    from flowsuite.core.errors import RetryLaterError
+
+    monkeypatch.setenv("BUS_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("BUS_RETRY_BASE_SECONDS", "1")
+    state = {"settled": False}
+
+    def handler(event):
+        if not state["settled"]:
+            raise RetryLaterError("the debit is still processing")
+
+    spec = bus.Subscriber(name="test_retry_later", event_type=ProbeSent.event_type, handler=handler,
+                          transactional=False, domain="ops")
+    monkeypatch.setitem(bus.SUBSCRIBERS, spec.name, spec)  # the replay below finds it in this process
+    envelope = events.envelope_for(ProbeSent(probe_id="later"), subject="s", correlation_id="c-later")
+    for _ in range(3):
+        assert bus.deliver(spec, envelope.model_dump(), via="test", db=db) == "failed"
+    record = delivery(db, envelope.id, spec.name)
+    assert record["status"] == "failed" and record["attempts"] == 3  # past BUS_MAX_ATTEMPTS, still waiting
+    assert record["next_attempt_at"] <= record["failing_since"] + dt.timedelta(hours=72)
+    dead_id = f"{envelope.id}:{spec.name}"
+    assert harness.doc(db, f"dead_letters/{dead_id}") is None
+
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=73)
+    db.document(f"deliveries/{dead_id}").update({"failing_since": long_ago})
+    assert bus.deliver(spec, envelope.model_dump(), via="test", db=db) == "dead"
+    letter = harness.doc(db, f"dead_letters/{dead_id}")
+    assert letter["dead_reason"] == "age" and "still processing" in letter["error"] and letter["attempts"] == 4
+    assert delivery(db, envelope.id, spec.name)["status"] == "dead"
+
+    state["settled"] = True
+    assert bus.replay_dead_letter(dead_id, db=db) == "processed"
+    record = delivery(db, envelope.id, spec.name)
+    assert record["status"] == "processed" and record["failing_since"] is None  # the replay reset the clock
+
+
+def test_the_last_eraser_waits_for_a_dead_eraser_until_an_admin_replays_it(member, db):
+    """ops erases last and waits for the other erasers, as a "retry later": past BUS_MAX_ATTEMPTS
+    (3 locally), bounded by ERASURE_MAX_WAIT_HOURS, naming a dead one to replay. Once an admin
+    replays that one, ops' next retry finishes the erasure."""
+    import datetime as dt
+
+    from flowsuite.core.ids import person_key
+
+    db.document("_faults/notifications_on_user_deleted").set({"always": True})
+    call("identity_delete_account", {}, user=member)
+    event_id = person_key(member.uid)
+    ops_delivery = f"deliveries/{event_id}:ops_on_user_deleted"
+    eventually(lambda: harness.doc(db, f"dead_letters/{event_id}:notifications_on_user_deleted"), timeout=60,
+               what="the failing eraser dead-lettered")
+    waiting = eventually(lambda: (d := harness.doc(db, ops_delivery)) and d["attempts"] > 3
+                         and "dead letters to replay: ['notifications_on_user_deleted']" in (d.get("last_error") or "") and d,
+                         timeout=90, what="ops still waiting past BUS_MAX_ATTEMPTS, naming the dead eraser")
+    assert waiting["status"] in ("failed", "processing")
+    assert harness.doc(db, f"dead_letters/{event_id}:ops_on_user_deleted") is None
+
+    db.document("_faults/notifications_on_user_deleted").delete()  # the fix, then the replay
+    admin = harness.user_with_role("admin")
+    replayed = call("ops_replay_dead_letters", {"ids": [f"{event_id}:notifications_on_user_deleted"]}, user=admin)
+    assert replayed["replayed"][0]["outcome"] == "processed"
+    db.document(ops_delivery).update({"next_attempt_at": dt.datetime.now(dt.UTC)})  # its next retry, due now
+    eventually(lambda: call("ops_run_sweep", {}, user=admin) is not None and (harness.doc(db, ops_delivery) or {}).get(
+        "status") == "processed", timeout=60, interval=1, what="ops finished the erasure")
+    assert harness.doc(db, f"topics/identity.user_deleted/events/{event_id}")["data"]["uid"] == "deleted-user"
+
+
+def test_an_event_newer_than_its_consumer_waits_instead_of_dying(db):
+    """A publisher deployed before its consumer: version 2 of ops.probe, which this code (version 1)
+    cannot read, is retried as a "retry later" past BUS_MAX_ATTEMPTS (3 locally), not dead-lettered."""
+    envelope = events.envelope_for(ProbeSent(probe_id="from-the-future"), subject="s", correlation_id="c-future")
+    doc = {**envelope.model_dump(), "schema_version": 2, "data": {"probe": {"id": "from-the-future"}}}
+    db.document(f"topics/ops.probe/events/{envelope.id}").set(doc)
+    record = eventually(lambda: (d := delivery(db, envelope.id)) and d["attempts"] >= 4 and d, timeout=90,
+                        what="a fourth attempt")
+    assert record["status"] in ("failed", "processing") and "newer than this consumer" in record["last_error"]
+    assert harness.doc(db, f"dead_letters/{envelope.id}:ops_on_probe") is None
+    assert harness.doc(db, "ops_probes/from-the-future") is None

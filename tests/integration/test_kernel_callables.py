@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from tests import harness
-from tests.harness import CallableError, call, call_raw
+from testkit import harness
+from testkit.harness import CallableError, call, call_raw
 
 CODES = ["invalid-argument", "unauthenticated", "permission-denied", "not-found",
          "failed-precondition", "already-exists", "resource-exhausted"]
@@ -105,13 +105,16 @@ def test_concurrent_repeats_of_one_key_produce_one_effect(admin, db):
     assert len(list(db.collection("topics/ops.probe/events").stream())) == 1
 
 
-def test_a_failed_call_releases_its_key(admin, db):
+def test_a_failed_call_releases_its_key(admin, member, db):
     from flowsuite.core import idempotency
 
     k = key()
-    with pytest.raises(CallableError):
-        call("ops_diagnose", {"code": "not-found"}, user=admin)
-    # a failed idempotent call leaves no record: the kernel deletes it (checked in-process)
+    for _ in range(2):  # the repeat runs again (a key left in progress would answer failed-precondition)
+        with pytest.raises(CallableError) as err:
+            call("payments_create_intent", {"order_id": "no-such-order", "idempotency_key": k}, user=member)
+        assert err.value.code == "not-found"
+        assert list(db.collection(idempotency.COLLECTION).stream()) == []
+    # the same, in-process: a failed idempotent call leaves no record, and the key runs again
     calls = []
 
     def compute():

@@ -10,9 +10,9 @@ from flowsuite.identity.events import UserCreated
 from flowsuite.orders.events import OrderCancelled, OrderPaid
 from flowsuite.payments.events import PaymentFailed, PaymentRefunded
 
-from tests import harness
-from tests.harness import AppClient, CallableError, Denied, Ref, call, eventually
-from tests.integration.shop import publish
+from testkit import harness
+from testkit.harness import AppClient, CallableError, Denied, Ref, call, eventually
+from testkit.shop import publish
 
 
 def inbox(db, uid: str) -> list[dict]:
@@ -192,10 +192,12 @@ def test_empty_title_fails_with_a_reason_and_processed_documents_are_left_alone(
     db.document("ff_push_notifications/e1").set({"notification_title": "", "notification_text": "x"})
     done = ff_push(db, "ff_push_notifications", "e1")
     assert done["status"] == "failed" and "required" in done["error"]
-    db.document("ff_push_notifications/old").set({"notification_title": "t", "notification_text": "x", "status": "succeeded"})
-    import time
-    time.sleep(1.5)
-    assert harness.doc(db, "ff_push_notifications/old").get("num_sent") is None
+    old = f"old-{uuid.uuid4().hex[:8]}"
+    db.document(f"ff_push_notifications/{old}").set({"notification_title": "t", "notification_text": "x",
+                                                      "status": "succeeded"})
+    eventually(lambda: [line for line in harness.log_lines(old) if line.get("message") == "flutterflow push skipped"],
+               what="the trigger saw the processed document")
+    assert harness.doc(db, f"ff_push_notifications/{old}").get("num_sent") is None
 
 
 def test_the_per_sender_rate_limit_fails_with_a_reason(db, member):

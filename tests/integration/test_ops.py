@@ -6,10 +6,10 @@ import uuid
 
 import requests
 
-from tests import harness
-from tests.harness import call, eventually
-from tests.integration.payments_helpers import confirm
-from tests.integration.shop import checkout_cost, events_of, order, place, product
+from testkit import harness
+from testkit.harness import call, eventually
+from testkit.payments import confirm
+from testkit.shop import checkout_cost, events_of, order, place, product
 
 
 def health(user=None, fmt: str | None = None, correlation_id: str | None = None) -> requests.Response:

@@ -9,9 +9,9 @@ import uuid
 import pytest
 from flowsuite.payments.events import PaymentCanceled, PaymentFailed, PaymentRefunded, PaymentSucceeded
 
-from tests import harness
-from tests.harness import AppClient, CallableError, Denied, Ref, call, eventually
-from tests.integration.shop import events_of, order, place, product, publish, stock
+from testkit import harness
+from testkit.harness import AppClient, CallableError, Denied, Ref, call, eventually
+from testkit.shop import events_of, order, place, product, publish, stock
 
 
 def test_staff_upsert_and_archive_products(staff, member, db):

@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from tests import harness
-from tests.harness import AppClient, CallableError, Denied, Ref, call, eventually
-from tests.integration.payments_helpers import confirm, event, post_webhook, sign, stripe_client
-from tests.integration.shop import events_of, order, place, product, stock
+from testkit import harness
+from testkit.harness import AppClient, CallableError, Denied, Ref, call, eventually
+from testkit.payments import confirm, event, post_webhook, sign, stripe_client
+from testkit.shop import events_of, order, place, product, stock
 
 
 def intent_for(user, order_id: str, key: str | None = None) -> dict:

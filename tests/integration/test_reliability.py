@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
-from tests import harness
-from tests.harness import CallableError, call, eventually
-from tests.integration.payments_helpers import confirm, event, post_webhook, sign
-from tests.integration.shop import events_of, order, place, product
+from testkit import harness
+from testkit.harness import CallableError, call, eventually
+from testkit.payments import confirm, event, post_webhook, sign
+from testkit.shop import events_of, order, place, product
 
 
 def pay(db, user, order_id: str, key: str | None = None) -> dict:

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests import harness
-from tests.harness import AppClient, Denied, Ref
+from testkit import harness
+from testkit.harness import AppClient, Denied, Ref
 
 SHARED_WORLD = True  # one reset for the module; every case makes its own target
 

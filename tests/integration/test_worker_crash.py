@@ -1,7 +1,8 @@
 """The functions emulator's workers killed mid-flow: the sweep delivers what they dropped.
 
-Runs last (file name): it kills every Python worker of this suite while events are in
-flight; the emulator starts new workers for later triggers.
+It kills every Python worker of this suite while events are in flight; the emulator
+starts new workers for later triggers, and the test ends only once a callable answers
+again, so it may run in any order.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import time
 import uuid
 
 import psutil
+import requests
 
-from tests import harness
-from tests.harness import eventually
+from testkit import harness
+from testkit.harness import CallableError, TransportError, call, eventually
 
 
 def suite_workers() -> list[int]:
@@ -66,3 +68,11 @@ def test_events_in_flight_when_the_workers_die_are_delivered_by_the_sweep(db):
     received = eventually(swept, timeout=90, interval=1, what="every probe delivered")
     assert received == [1] * len(ids), received  # none lost, none twice
     print(f"\ncrash: killed {len(killed)} workers; the sweeps found {counts}")
+    eventually(serving, timeout=60, interval=1, what="the functions emulator serving again")
+
+
+def serving() -> bool:
+    try:
+        return call("ops_ping", {}).get("ok") is True
+    except (CallableError, TransportError, requests.RequestException):
+        return False

@@ -93,7 +93,7 @@ def source_of(obj) -> str:
     target = getattr(target, "handler", target) or inspect.unwrap(obj)
     text = inspect.getsource(target)
     # erasers: the registered erase function does the work
-    from flowsuite.identity.erasure import ERASERS
+    from flowsuite.core.erasure import ERASERS
 
     for eraser in ERASERS.values():
         if target.__name__.endswith("_on_user_deleted") and eraser.domain in target.__module__:
@@ -120,3 +120,42 @@ def test_parameters_are_declared_for_deploy(manifest):
 def test_domain_options_reach_their_functions(manifest):
     assert manifest["endpoints"]["payments_create_intent"]["availableMemoryMb"] == 512
     assert manifest["endpoints"]["orders_place"]["availableMemoryMb"] == 256
+    assert manifest["endpoints"]["payments_stripe_webhook"]["availableMemoryMb"] == 512
+    assert manifest["endpoints"]["notifications_on_ff_user_push_created"]["timeoutSeconds"] == 120
+
+
+# Runtime options and the manifest fields they become.
+MANIFEST_FIELD = {
+    "memory": "availableMemoryMb",
+    "timeout_sec": "timeoutSeconds",
+    "max_instances": "maxInstances",
+    "min_instances": "minInstances",
+    "concurrency": "concurrency",
+    "service_account": "serviceAccountEmail",
+    "labels": "labels",
+}
+
+
+def manifest_value(value):
+    return getattr(value, "value", value)  # MemoryOption.MB_512 -> 512
+
+
+def test_every_endpoint_gets_its_domains_options(manifest, declared):
+    """Whatever decorator builds a function (a callable, a subscriber, a webhook, a FlutterFlow push
+    trigger, a schedule, a task queue, a blocking function), the manifest holds the suite's options,
+    then its domain's declaration (``OPTIONS``), then its own."""
+    from flowsuite.core import options
+    from flowsuite.registry import domain_for
+
+    endpoints = manifest["endpoints"]
+    missing = sorted(set(endpoints) - set(options.APPLIED))
+    assert not missing, f"functions built without options.trigger: {missing}"
+    for name, endpoint in endpoints.items():
+        applied = options.APPLIED[name]
+        domain = domain_for(name)
+        assert applied["domain"] == domain == declared["exports"][name][0], name
+        expected = {**options.GLOBAL, **options.for_domain(domain), **applied["own"]}
+        for option, field in MANIFEST_FIELD.items():
+            if option in expected:
+                assert endpoint.get(field) == manifest_value(expected[option]), (name, option)
+        assert endpoint["region"] == [expected["region"]], name

@@ -47,3 +47,38 @@ def test_a_write_names_the_collection_it_writes_to():
     assert metering.collection_of(write.Write(delete=f"{root}/orders/o1")) == "orders"
     assert metering.collection_of(write.Write(update={"name": f"{root}/users/u/notifications/n"})) == "notifications"
     assert metering.collection_of(write.Write(update={"name": f"{root}/users/u"})._pb) == "users"
+
+
+def test_a_write_names_the_top_level_fields_it_sets():
+    from google.cloud.firestore_v1.types import common, write
+
+    root = "projects/p/databases/(default)/documents"
+    created = write.Write(update={"name": f"{root}/orders/o1", "fields": {"status": {"string_value": "x"},
+                                                                          "total": {"integer_value": 5}}})
+    assert metering.fields_written(created) == ("orders", {"status", "total"})
+    updated = write.Write(
+        update={"name": f"{root}/deliveries/d1", "fields": {"steps": {"map_value": {}}}},
+        update_mask=common.DocumentMask(field_paths=["steps.push", "`odd.name`.x", "status"]),
+        update_transforms=[write.DocumentTransform.FieldTransform(field_path="updated_time",
+                                                                  set_to_server_value="REQUEST_TIME")])
+    assert metering.fields_written(updated) == ("deliveries", {"steps", "odd.name", "status", "updated_time"})
+    assert metering.fields_written(write.Write(delete=f"{root}/orders/o1")) == ("orders", set())
+
+
+def test_the_fields_written_are_logged_under_the_emulator_only(monkeypatch, capsys):
+    import json
+
+    from google.cloud.firestore_v1.types import write
+
+    root = "projects/p/databases/(default)/documents"
+    writes = [write.Write(update={"name": f"{root}/orders/o1", "fields": {"status": {"string_value": "x"}}}),
+              write.Write(update={"name": f"{root}/users/u/notifications/n", "fields": {"read": {"boolean_value": 0}}})]
+    monkeypatch.delenv("FUNCTIONS_EMULATOR", raising=False)
+    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
+    metering._count_writes({"writes": writes})
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv("FUNCTIONS_EMULATOR", "true")
+    metering._count_writes({"writes": writes})
+    line = json.loads(capsys.readouterr().out)
+    assert line["message"] == "firestore wrote" and line["severity"] == "DEBUG"
+    assert line["fs_fields"] == {"notifications": ["read"], "orders": ["status"]}

@@ -87,9 +87,7 @@ def correlation_id_from(headers: Any) -> str:
     return value if _CORRELATION_RE.match(value) else uuid.uuid4().hex
 
 
-def domain_of(module: str) -> str:
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 and parts[0] == "flowsuite" else parts[0]
+domain_of = options.domain_of  # where it lived first; kept for imports of it from here
 
 
 def check_caller(spec: CallableSpec, uid: str | None, claims: dict[str, Any]) -> None:
@@ -167,7 +165,6 @@ def callable_function(
     def decorate(handler: Callable[[CallContext, Req], Resp | dict]) -> Callable:
         from firebase_functions import https_fn  # noqa: PLC0415
 
-        options.apply()
         spec = CallableSpec(
             name=handler.__name__,
             domain=domain_of(handler.__module__),
@@ -211,8 +208,8 @@ def callable_function(
 
         endpoint.__name__ = endpoint.__qualname__ = spec.name
         endpoint.__doc__ = handler.__doc__
-        merged = {**options.for_domain(spec.domain), **https_options}
-        sdk_handler = https_fn.on_call(enforce_app_check=enforce_app_check, **merged)(endpoint)
+        sdk_handler = options.trigger(https_fn.on_call, domain=spec.domain, enforce_app_check=enforce_app_check,
+                                      **https_options)(endpoint)
 
         @functools.wraps(sdk_handler)
         def wrapped(request):

@@ -3,13 +3,21 @@
 Nothing here runs at import time. Under the emulators the Firestore client is
 built straight from ``google.cloud.firestore`` because ``firebase_admin``'s
 helper asks for Google credentials that a ``demo-`` project never has.
+
+The kernel builds the clients every domain uses (Firestore, Auth, Cloud Tasks).
+A client only one domain uses is that domain's to build: the domain registers a
+factory when its package is imported (``register("stripe", ...)`` in
+``flowsuite.payments``, ``register("push_sender", ...)`` in
+``flowsuite.notifications``), and ``client(name)`` builds it on first use. The
+kernel imports no domain.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from flowsuite.core import metering, settings
 
@@ -55,28 +63,43 @@ def task_queue(function_name: str):
     return admin_functions.task_queue(f"locations/{settings.REGION}/functions/{function_name}", app=app())
 
 
-@functools.cache
+# ---- clients the domains register ------------------------------------------------
+
+_FACTORIES: dict[str, tuple[Callable[[], Any], bool]] = {}
+_BUILT: dict[str, Any] = {}
+
+
+def register(name: str, factory: Callable[[], Any], *, cache: bool = True) -> None:
+    """Declares how a domain's client is built (no I/O; nothing is built here).
+    ``cache``: build it once per instance (else on every ``client(name)``)."""
+    _FACTORIES[name] = (factory, cache)
+    _BUILT.pop(name, None)
+
+
+def client(name: str) -> Any:
+    """The client a domain registered under ``name``, built on first use."""
+    try:
+        factory, cache = _FACTORIES[name]
+    except KeyError:
+        raise LookupError(f"no client {name!r} is registered: import the domain that provides it") from None
+    if not cache:
+        return factory()
+    if name not in _BUILT:
+        _BUILT[name] = factory()
+    return _BUILT[name]
+
+
 def stripe():
-    """A StripeClient built on first use: ``stripe`` alone costs ~0.35 s of import."""
-    import stripe as stripe_sdk  # noqa: PLC0415
-
-    from flowsuite.payments import config  # noqa: PLC0415
-
-    return stripe_sdk.StripeClient(
-        config.STRIPE_SECRET_KEY.value,
-        base_addresses={"api": config.api_base()},
-        max_network_retries=2,
-    )
+    """The StripeClient (registered by ``flowsuite.payments``)."""
+    return client("stripe")
 
 
 def push_sender():
-    """FCM in production; a recording adapter under the emulators (FCM has none)."""
-    from flowsuite.notifications.push import FcmSender, RecordingSender  # noqa: PLC0415
-
-    return RecordingSender(firestore()) if settings.is_emulator() else FcmSender(app())
+    """FCM in production, a recording adapter under the emulators (registered by ``flowsuite.notifications``)."""
+    return client("push_sender")
 
 
 def reset() -> None:
     """Forget built clients (tests that switch projects)."""
     firestore.cache_clear()
-    stripe.cache_clear()
+    _BUILT.clear()

@@ -40,7 +40,7 @@ COLLECTIONS: dict[str, Collection] = {}
 
 def collection(path: str, *, read: str, write: str):
     def register(model: type[Document]) -> type[Document]:
-        from flowsuite.core.callables import domain_of  # noqa: PLC0415
+        from flowsuite.core.options import domain_of  # noqa: PLC0415
 
         COLLECTIONS[path] = Collection(path, domain_of(model.__module__), model, read, write,
                                        (model.__doc__ or "").strip())

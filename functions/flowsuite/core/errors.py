@@ -64,9 +64,19 @@ class AbortedError(FlowsuiteError):
 
 
 class RetryLaterError(FlowsuiteError):
-    """A delivery that should be retried later without counting as a defect."""
+    """A delivery that should be retried later without counting as a defect.
+
+    It does not use up ``BUS_MAX_ATTEMPTS``: it waits, with backoff, until the
+    delivery has been failing for ``BUS_MAX_RETRY_HOURS`` (or ``max_wait_seconds``
+    when the raiser knows a shorter bound), and then becomes a dead letter like
+    any other failure."""
 
     code = "unavailable"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None,
+                 max_wait_seconds: float | None = None):
+        super().__init__(message, details=details)
+        self.max_wait_seconds = max_wait_seconds
 
 
 HTTP_STATUS = {

@@ -11,6 +11,25 @@ An event type is a pydantic model declared by the domain that publishes it:
 caller's transaction or batch (transactional outbox): the state change and its
 event commit together or not at all. Each type has its own collection,
 ``topics/{type}/events/{id}``, so a subscriber's trigger fires for its type only.
+
+Versions. Domains deploy separately, so a consumer meets events one version
+older or newer than its code. Each type declares its version history
+(``versions={1: "first version", 2: "what changed"}``; the envelope carries the
+publisher's ``schema_version``):
+
+* a compatible change (a new optional field) needs no new version: older
+  consumers ignore unknown fields, newer ones take the default;
+* an incompatible change (a removed field, a changed type, a new required field)
+  needs a new version and an upcaster from the previous one:
+
+      @upcaster("order.placed", from_version=1)
+      def _placed_v1(data: dict) -> dict:
+          return {**data, "channel": "app"}
+
+  a consumer brings older data up to its own version, one step at a time
+  (``upcast``); data newer than the consumer that it cannot parse waits (a
+  "retry later") for the consumer's own deploy. ``devtools.contracts`` refuses an
+  incompatible schema without a new version, against ``docs/events/*.json``.
 """
 
 from __future__ import annotations
@@ -21,9 +40,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from flowsuite.core import clock, log
+from flowsuite.core.errors import RetryLaterError
 
 TOPICS = "topics"
 EVENTS = "events"
@@ -41,8 +61,13 @@ class EventType:
     name: str
     model: type[EventData]
     source: str
-    version: int
     description: str
+    # (version, what changed), oldest first; the last is the version this code publishes and reads.
+    history: tuple[tuple[int, str], ...] = ((1, "first version"),)
+
+    @property
+    def version(self) -> int:
+        return self.history[-1][0]
 
     @property
     def collection(self) -> str:
@@ -58,13 +83,17 @@ EVENT_TYPES: dict[str, EventType] = {}
 T = TypeVar("T", bound=EventData)
 
 
-def event_type(name: str, *, source: str, version: int = 1):
-    """Declares an event type: its name, publishing domain and schema version."""
+def event_type(name: str, *, source: str, versions: dict[int, str] | None = None):
+    """Declares an event type: its name, publishing domain and version history
+    (``{version: what changed}``, 1, 2, ... without gaps; default ``{1: "first version"}``)."""
     if "/" in name or name.count(".") != 1 or not source.startswith(name.split(".")[0]):
         raise ValueError(f"event type {name!r} must be '<entity>.<what_happened>', the entity naming {source!r}")
+    history = tuple(sorted((versions or {1: "first version"}).items()))
+    if [v for v, _ in history] != list(range(1, len(history) + 1)):
+        raise ValueError(f"event type {name!r}: versions must be 1, 2, ... without gaps, not {[v for v, _ in history]}")
 
     def register(model: type[T]) -> type[T]:
-        spec = EventType(name, model, source, version, (model.__doc__ or name).strip().splitlines()[0])
+        spec = EventType(name, model, source, (model.__doc__ or name).strip().splitlines()[0], history)
         existing = EVENT_TYPES.get(name)
         if existing is not None and existing.model.__qualname__ != model.__qualname__:
             raise ValueError(f"event type {name!r} declared twice")
@@ -73,6 +102,55 @@ def event_type(name: str, *, source: str, version: int = 1):
         return model
 
     return register
+
+
+# (type, version) -> how data of that version becomes data of the next one.
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def upcaster(name: str, *, from_version: int):
+    """Declares how ``name``'s data of ``from_version`` becomes data of ``from_version + 1``.
+    Pure: it gets a copy of the data and returns the new data."""
+
+    def register(step: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        existing = UPCASTERS.get((name, from_version))
+        if existing is not None and existing.__qualname__ != step.__qualname__:
+            raise ValueError(f"{name} v{from_version} has an upcaster already")
+        UPCASTERS[(name, from_version)] = step
+        return step
+
+    return register
+
+
+def upcast(spec: EventType, version: int, data: dict[str, Any]) -> dict[str, Any]:
+    """Data of ``version`` brought up to the version this code reads, one step at a time.
+    Data of this version or a newer one is returned as it is (unknown fields are ignored)."""
+    while version < spec.version:
+        step = UPCASTERS.get((spec.name, version))
+        if step is None:
+            raise LookupError(f"{spec.name}: no upcaster from version {version}")
+        data = step(dict(data))
+        version += 1
+    return data
+
+
+def missing_upcasters(types: dict[str, EventType] | None = None) -> list[str]:
+    """Every (type, version) step without an upcaster: a test keeps this empty."""
+    return [f"{spec.name} v{v}" for spec in (types or EVENT_TYPES).values() for v in range(1, spec.version)
+            if (spec.name, v) not in UPCASTERS]
+
+
+def data_of(spec: EventType, envelope: Envelope) -> EventData:
+    """An envelope's data as this code's model of ``spec``: older versions upcast; a newer
+    version this code cannot read yet is a "retry later" (its deploy is on the way)."""
+    try:
+        return spec.model.model_validate(upcast(spec, envelope.schema_version, envelope.data))
+    except ValidationError as exc:
+        if envelope.schema_version > spec.version:
+            raise RetryLaterError(
+                f"{spec.name} v{envelope.schema_version} is newer than this consumer (v{spec.version}) "
+                f"and does not parse: {exc.error_count()} errors") from exc
+        raise
 
 
 class Envelope(BaseModel):
@@ -194,5 +272,4 @@ def publish(
 
 def parse(doc: dict[str, Any]) -> tuple[Envelope, EventData]:
     envelope = Envelope.model_validate(doc)
-    spec = EVENT_TYPES[envelope.type]
-    return envelope, spec.model.model_validate(envelope.data)
+    return envelope, data_of(EVENT_TYPES[envelope.type], envelope)

@@ -1,6 +1,7 @@
-"""Idempotency keys for state-changing callables, as a small persistence layer.
+"""Idempotency keys for state-changing callables, over the one claim primitive.
 
-The contract follows AWS Powertools' idempotency utility:
+The contract follows AWS Powertools' idempotency utility (the record is a
+``claims.Shape``, see ``flowsuite.core.claims``):
 
 * a record per (uid, function, key) holds a hash of the payload and, once the
   call completed, its response;
@@ -11,54 +12,67 @@ The contract follows AWS Powertools' idempotency utility:
   refused; a call that raises deletes its record so a retry runs again;
 * the claim is a Firestore transaction, so concurrent repeats of one key run
   the handler once: the others wait for its response.
+
+The in-transaction mode (``replay_in_transaction``) serves a handler that keeps
+the contract inside its own transaction, on its own document (``orders_place``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-from flowsuite.core import clients, clock, settings
+from flowsuite.core import claims, clients, clock, settings
 from flowsuite.core.errors import FailedPreconditionError, InvalidArgumentError
 
 COLLECTION = "idempotency_records"
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
 WAIT_FOR_PEER_SECONDS = 10.0
+SHAPE = claims.Shape(state="status", running=IN_PROGRESS, done=frozenset({COMPLETED}), lease="locked_until",
+                     payload_hash="payload_hash", result="response", expires="expires_at")
 
-
-def payload_hash(payload: dict[str, Any]) -> str:
-    """A stable hash of a request payload (key order and whitespace do not matter)."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+payload_hash = claims.payload_hash  # a stable hash of a request payload (key order and whitespace do not matter)
 
 
 def record_id(uid: str | None, function: str, key: str) -> str:
     return hashlib.sha256(f"{uid or '-'}\n{function}\n{key}".encode()).hexdigest()[:40]
 
 
+def _refuse_reuse(action: str) -> None:
+    """A key used with another payload: the one refusal both modes give."""
+    if action == claims.DONE_OTHER_PAYLOAD:
+        raise InvalidArgumentError.for_field(
+            "idempotency_key", "was already used with a different payload", "idempotency_key_reused")
+    if action == claims.BUSY_OTHER_PAYLOAD:
+        raise InvalidArgumentError.for_field(
+            "idempotency_key", "is in use by another call with a different payload", "idempotency_key_reused")
+
+
 def decide(record: dict[str, Any] | None, digest: str, now: dt.datetime) -> str:
     """What a call should do given the stored record: run, replay or wait. Pure."""
-    if record is None:
-        return "run"
-    status = record.get("status")
-    if status == COMPLETED and record.get("expires_at") and record["expires_at"] > now:
-        if record.get("payload_hash") != digest:
-            raise InvalidArgumentError.for_field(
-                "idempotency_key", "was already used with a different payload", "idempotency_key_reused"
-            )
-        return "replay"
-    if status == IN_PROGRESS and record.get("locked_until") and record["locked_until"] > now:
-        if record.get("payload_hash") != digest:
-            raise InvalidArgumentError.for_field(
-                "idempotency_key", "is in use by another call with a different payload", "idempotency_key_reused"
-            )
-        return "wait"
-    return "run"  # absent, expired, or an in-progress lock that outlived its call
+    action = claims.decide(SHAPE, record, now, digest)
+    _refuse_reuse(action)
+    return {claims.DONE: "replay", claims.BUSY: "wait"}.get(action, "run")
+
+
+# The in-transaction mode: the handler's own document is the record. It exists only
+# once the call has done its work (created in the same transaction as everything
+# else), so it is never in progress and needs no lease.
+IN_TRANSACTION = claims.Shape(state=None, payload_hash="request_hash")
+
+
+def replay_in_transaction(document: dict[str, Any] | None, digest: str) -> dict[str, Any] | None:
+    """For a handler that keeps the contract in its own transaction: ``document`` is what it
+    read (with that transaction) at the id its key derives to. Returns the document to answer
+    a repeat with, or None when the call should run and create it with ``request_hash`` =
+    ``digest`` in the same transaction; refuses a key reused with another payload. Pure."""
+    action = claims.decide(IN_TRANSACTION, document, clock.utcnow(), digest)
+    _refuse_reuse(action)
+    return document if action == claims.DONE else None
 
 
 def run(
@@ -79,37 +93,22 @@ def run(
     token = f"{time.time_ns()}"
     deadline = time.monotonic() + WAIT_FOR_PEER_SECONDS
 
-    @gcf.transactional
-    def claim(txn) -> tuple[str, dict[str, Any] | None]:
-        snap = ref.get(transaction=txn)
-        record = snap.to_dict() if snap.exists else None
-        now = clock.utcnow()
-        action = decide(record, digest, now)
-        if action == "replay":
-            return action, record["response"]
-        if action == "wait":
-            return action, None
-        txn.set(
-            ref,
-            {
-                "status": IN_PROGRESS,
-                "uid": uid,
-                "function": function,
-                "payload_hash": digest,
-                "token": token,
-                "locked_until": now + dt.timedelta(seconds=timeout_seconds),
-                "created_time": gcf.SERVER_TIMESTAMP,
-                # TTL policy field: the record disappears after it expired.
-                "expires_at": now + dt.timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
-            },
-        )
-        return "run", None
+    def fields(record: dict[str, Any] | None, now: dt.datetime) -> dict[str, Any]:
+        return {
+            "uid": uid,
+            "function": function,
+            "token": token,
+            "created_time": gcf.SERVER_TIMESTAMP,
+            # TTL policy field: the record disappears after it expired.
+            "expires_at": now + dt.timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
+        }
 
     while True:
-        action, response = claim(db.transaction())
-        if action == "replay":
-            return response
-        if action == "run":
+        action, record = claims.claim(db, ref, SHAPE, lease_seconds=timeout_seconds, fields=fields, digest=digest)
+        _refuse_reuse(action)
+        if action == claims.DONE:
+            return record["response"]
+        if action == claims.RUN:
             break
         if time.monotonic() > deadline:
             raise FailedPreconditionError(

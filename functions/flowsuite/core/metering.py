@@ -17,6 +17,11 @@ What is counted is what Firestore bills:
 Meters nest: what an inner meter counts (one delivery of a sweep) is added to
 the outer one (the sweep) when it closes. I/O that only the emulator does runs
 ``paused()``, so the counts are what production would pay.
+
+Under the emulators every commit also logs the top-level fields it wrote per
+collection (``firestore wrote``, DEBUG, ``fs_fields``): the integration run
+compares them with the collections' document models, so ``docs/collections.md``
+lists every field the code writes.
 """
 
 from __future__ import annotations
@@ -91,11 +96,47 @@ def collection_of(write: Any) -> str:
     return path[-2] if len(path) >= 2 else "?"
 
 
+def _top_level(field_path: str) -> str:
+    """The top-level field of a Firestore field path (``steps.push`` -> ``steps``; names with
+    special characters are quoted in backticks)."""
+    if field_path.startswith("`"):
+        return field_path[1:].split("`", 1)[0]
+    return field_path.split(".", 1)[0]
+
+
+def fields_written(write: Any) -> tuple[str, set[str]]:
+    """The collection a Write protobuf writes to and the top-level fields it sets (none for a delete)."""
+    pb = getattr(write, "_pb", write)
+    kind = pb.WhichOneof("operation")
+    paths: list[str] = []
+    if kind == "update":
+        paths += list(pb.update_mask.field_paths) if pb.HasField("update_mask") else list(pb.update.fields.keys())
+        paths += [t.field_path for t in pb.update_transforms]
+    elif kind == "transform":
+        paths += [t.field_path for t in pb.transform.field_transforms]
+    return collection_of(pb), {_top_level(p) for p in paths}
+
+
+def _report_fields(writes: Any) -> None:
+    from flowsuite.core import log, settings  # noqa: PLC0415
+
+    if not writes or not settings.is_emulator():
+        return
+    by_collection: dict[str, set[str]] = {}
+    for w in writes:
+        collection, names = fields_written(w)
+        if names:
+            by_collection.setdefault(collection, set()).update(names)
+    if by_collection:
+        log.debug("firestore wrote", fs_fields={c: sorted(n) for c, n in sorted(by_collection.items())})
+
+
 def _count_writes(request: Any) -> None:
+    writes = _field(request, "writes")
+    _report_fields(writes)
     meter = _meter.get()
     if meter is None:
         return
-    writes = _field(request, "writes")
     meter.writes += len(writes)
     meter.written.update(collection_of(w) for w in writes)
 

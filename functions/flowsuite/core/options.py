@@ -1,38 +1,87 @@
-"""Global options, set once for every function of the suite.
+"""Options: set once for the suite, once per domain, and applied to every function.
 
-Domains override per function (memory, timeouts, secrets) through the options
-they pass to the kernel's decorators, never by repeating the region.
+Every function of the suite is built through ``trigger``, whatever SDK decorator
+builds it, so a domain's declaration reaches all its functions:
+
+    @options.trigger(https_fn.on_request, secrets=config.SECRETS)
+    def payments_stripe_webhook(req): ...
+
+    @options.trigger(scheduler_fn.on_schedule, schedule="every 30 minutes")
+    def orders_expire_unpaid(event): ...
+
+The kernel's own decorators (``callable_function``, ``bus.subscriber``) use it
+too. The options a function gets are, in order: the suite's (``GLOBAL``: region,
+memory, instances, timeout), its domain's (declared in the domain's package with
+``OPTIONS = options.declare(__name__, ...)``), and its own (secrets, a schedule, a
+document path...). A unit test compares every endpoint of the SDK's manifest with
+that declaration. The package of a module is imported before the module, so a
+domain's declaration is known before any of its functions is built.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from firebase_functions import options
 
 from flowsuite.core import settings
 
+# The suite's options: one region (FlutterFlow's default), modest memory and instances.
+GLOBAL: dict[str, Any] = {
+    "region": settings.REGION,
+    "memory": options.MemoryOption.MB_256,
+    "max_instances": 20,
+    "timeout_sec": settings.CALLABLE_TIMEOUT_SECONDS,
+}
+
+# What each domain declared for all its functions (``declare``).
+DECLARED: dict[str, dict[str, Any]] = {}
+# Every function built through ``trigger``: name -> its domain and the options it was given.
+APPLIED: dict[str, dict[str, Any]] = {}
+
 _applied = False
 
 
 def apply() -> None:
-    """Sets region, memory and instance limits once (declarative, no I/O)."""
+    """Sets the suite's global options once (declarative, no I/O)."""
     global _applied
     if _applied:
         return
-    options.set_global_options(
-        region=settings.REGION,
-        memory=options.MemoryOption.MB_256,
-        max_instances=20,
-        timeout_sec=settings.CALLABLE_TIMEOUT_SECONDS,
-    )
+    options.set_global_options(**GLOBAL)
     _applied = True
 
 
-def for_domain(domain: str) -> dict:
-    """Options a domain declares for all its functions (``OPTIONS`` in its package)."""
-    import importlib  # noqa: PLC0415
+def domain_of(module: str) -> str:
+    """The domain a module belongs to: ``flowsuite.orders.functions`` -> ``orders``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "flowsuite" else parts[0]
 
-    try:
-        package = importlib.import_module(f"flowsuite.{domain}")
-    except ModuleNotFoundError:
-        return {}
-    return dict(getattr(package, "OPTIONS", {}))
+
+def declare(package: str, **domain_options: Any) -> dict[str, Any]:
+    """A domain's options for all its functions, declared in its package:
+    ``OPTIONS = options.declare(__name__, memory=MemoryOption.MB_512)``."""
+    DECLARED[domain_of(package)] = dict(domain_options)
+    return dict(domain_options)
+
+
+def for_domain(domain: str) -> dict[str, Any]:
+    """Options a domain declared for all its functions (none: the suite's)."""
+    return dict(DECLARED.get(domain, {}))
+
+
+def trigger(decorator: Callable[..., Callable], /, *, domain: str | None = None, **own: Any) -> Callable:
+    """Builds a function with an SDK ``decorator`` under the suite's, its domain's and its own options.
+
+    ``domain`` defaults to the domain of the decorated function's module; the function's
+    own options win over its domain's, which win over the suite's."""
+
+    def decorate(fn: Callable) -> Callable:
+        apply()
+        name = fn.__name__
+        owner = domain or domain_of(fn.__module__)
+        merged = {**for_domain(owner), **own}
+        APPLIED[name] = {"domain": owner, "own": dict(own), "options": merged}
+        return decorator(**merged)(fn)
+
+    return decorate

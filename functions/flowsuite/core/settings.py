@@ -23,6 +23,15 @@ BUS_MAX_ATTEMPTS = params.IntParam(
 BUS_RETRY_BASE_SECONDS = params.IntParam(
     "BUS_RETRY_BASE_SECONDS", default=30, description="First retry delay; doubles on every attempt."
 )
+BUS_MAX_RETRY_HOURS = params.IntParam(
+    "BUS_MAX_RETRY_HOURS", default=72,
+    description="How long a failing delivery may keep being retried (a 'retry later' included) before it "
+                "becomes a dead letter.",
+)
+ERASURE_MAX_WAIT_HOURS = params.IntParam(
+    "ERASURE_MAX_WAIT_HOURS", default=24,
+    description="How long the last eraser of a deleted account waits for the other domains' erasers.",
+)
 BUS_LEASE_SECONDS = 120  # a delivery that runs longer than this is considered stalled
 BUS_LOST_AFTER_SECONDS = 120  # an event with no delivery record after this is considered lost
 IDEMPOTENCY_TTL_HOURS = 24

@@ -22,6 +22,7 @@ class UserDoc(Document):
     status: Literal["active", "disabled", "deleting"]
     profile_source: Literal["blocking", "client"]
     pending_role: Literal["staff", "admin"] | None = None  # a listed email's role, granted once it is verified
+    updated_time: Timestamp | None = None  # the last change identity made (role, status)
 
 
 @collection("public_profiles/{uid}", read="any signed-in user", write="identity functions only")

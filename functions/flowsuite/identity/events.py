@@ -1,35 +1,14 @@
-"""Events the identity domain publishes (the contracts other domains subscribe to)."""
+"""Events the identity domain publishes: the contracts live in ``flowsuite.contracts.identity``,
+where subscribers in other domains import them from."""
 
-from __future__ import annotations
+from flowsuite.contracts.identity import (
+    RoleChanged,
+    UserCreated,
+    UserDeleted,
+)
 
-from typing import Literal
-
-from flowsuite.core.events import EventData, event_type
-
-
-@event_type("identity.user_created", source="identity")
-class UserCreated(EventData):
-    """A user signed up and their profile is complete. Published once per uid."""
-
-    uid: str
-    email: str | None = None
-    display_name: str | None = None
-    via: Literal["blocking", "client"]
-
-
-@event_type("identity.role_changed", source="identity")
-class RoleChanged(EventData):
-    """An admin changed a user's role."""
-
-    uid: str
-    old_role: str
-    new_role: str
-    changed_by: str
-
-
-@event_type("identity.user_deleted", source="identity")
-class UserDeleted(EventData):
-    """A user's account is gone: every domain erases or anonymises what it holds."""
-
-    uid: str
-    reason: Literal["self", "admin", "reconciliation"]
+__all__ = [
+    "UserCreated",
+    "RoleChanged",
+    "UserDeleted",
+]

@@ -8,9 +8,9 @@ from firebase_functions import firestore_fn, identity_fn, scheduler_fn
 
 from flowsuite.core import clients, errors, log, options, settings
 from flowsuite.core.callables import CallContext, callable_function
+from flowsuite.core.erasure import eraser
 from flowsuite.core.errors import PermissionDeniedError
 from flowsuite.identity import config, models, service
-from flowsuite.identity.erasure import eraser
 
 __all__ = [
     "identity_before_user_created",
@@ -25,11 +25,10 @@ __all__ = [
     "identity_on_user_deleted",
 ]
 
-options.apply()
 ADMIN = ("admin",)
 
 
-@identity_fn.before_user_created()
+@options.trigger(identity_fn.before_user_created)
 def identity_before_user_created(event: identity_fn.AuthBlockingEvent) -> identity_fn.BeforeCreateResponse:
     """Sign-up: refuses blocked domains, sets the role claim (a listed email's role only when verified),
     creates the profile, publishes user_created."""
@@ -43,7 +42,7 @@ def identity_before_user_created(event: identity_fn.AuthBlockingEvent) -> identi
         return identity_fn.BeforeCreateResponse(custom_claims={"role": role})
 
 
-@identity_fn.before_user_signed_in()
+@options.trigger(identity_fn.before_user_signed_in)
 def identity_before_user_signed_in(event: identity_fn.AuthBlockingEvent) -> identity_fn.BeforeSignInResponse | None:
     """Sign-in: refuses disabled users; keeps the role claim in step with the record, granting a role
     a listed email waited for once it is verified."""
@@ -62,7 +61,7 @@ def identity_before_user_signed_in(event: identity_fn.AuthBlockingEvent) -> iden
         return identity_fn.BeforeSignInResponse(custom_claims={**claims, "role": role})
 
 
-@firestore_fn.on_document_written(document="users/{uid}")
+@options.trigger(firestore_fn.on_document_written, document="users/{uid}")
 def identity_on_profile_written(event: firestore_fn.Event[firestore_fn.Change]) -> None:
     """Completes a profile the app created itself, keeps public_profiles in step."""
     uid = event.params["uid"]
@@ -124,7 +123,7 @@ def identity_run_reconciliation(ctx: CallContext, req: models.RunReconciliation)
     return models.ReconciliationAnswer(**service.reconcile(clients.firestore(), clients.auth(), confirm=req.confirm))
 
 
-@scheduler_fn.on_schedule(schedule="every 24 hours")
+@options.trigger(scheduler_fn.on_schedule, schedule="every 24 hours")
 def identity_reconcile_accounts(event: scheduler_fn.ScheduledEvent) -> None:
     """Daily: Python has no Auth onDelete trigger, so deletions made elsewhere are found here
     (never more than the configured share without an admin's confirmation)."""

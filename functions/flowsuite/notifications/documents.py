@@ -15,6 +15,8 @@ class InboxDoc(Document):
     data: dict[str, str]
     read: bool
     created_time: Timestamp
+    event_id: str
+    correlation_id: str
 
 
 @collection("users/{uid}/fcm_tokens/{token_id}", read="the owner",
@@ -56,6 +58,7 @@ class FFPushDoc(Document):
     num_sent: int | None = None
     error: str | None = None
     scheduled_for: Timestamp | None = None  # written when the push is scheduled
+    processed_time: Timestamp | None = None  # when it succeeded or failed
     admitted_time: Timestamp | None = None  # a targeted push passed its sender's cap and rate limit
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from firebase_functions import firestore_fn, tasks_fn
 from firebase_functions.options import RetryConfig
 
+from flowsuite.contracts.identity import UserCreated
+from flowsuite.contracts.orders import OrderCancelled, OrderPaid
+from flowsuite.contracts.payments import PaymentDisputed, PaymentFailed, PaymentRefunded
 from flowsuite.core import bus, clients, log, options
 from flowsuite.core.callables import CallContext, callable_function
-from flowsuite.identity.erasure import eraser
-from flowsuite.identity.events import UserCreated
+from flowsuite.core.erasure import eraser
 from flowsuite.notifications import config, ffpush, models, service
 from flowsuite.notifications.templates import money
-from flowsuite.orders.events import OrderCancelled, OrderPaid
-from flowsuite.payments.events import PaymentDisputed, PaymentFailed, PaymentRefunded
 
 __all__ = [
     "addFcmToken",
@@ -27,8 +27,6 @@ __all__ = [
     "notifications_on_ff_user_push_created",
     "notificationsSendScheduledPush",
 ]
-
-options.apply()
 
 
 def _notify(event, uid: str, kind: str, context: dict, data: dict[str, str] | None = None, once=None) -> None:
@@ -117,23 +115,25 @@ def addFcmToken(ctx: CallContext, req: models.AddFcmToken) -> models.AddFcmToken
 
 def _process_ff(collection: str, doc_id: str) -> None:
     with log.bind(domain="notifications", function=f"ff_push:{collection}", subject=f"{collection}/{doc_id}"):
-        ffpush.process(clients.firestore(), clients.push_sender(), collection, doc_id)
+        outcome = ffpush.process(clients.firestore(), clients.push_sender(), collection, doc_id)
+        if outcome in ("skipped", "missing"):
+            log.info("flutterflow push skipped", outcome=outcome)
 
 
-@firestore_fn.on_document_created(document="ff_push_notifications/{push_id}")
+@options.trigger(firestore_fn.on_document_created, document="ff_push_notifications/{push_id}")
 def notifications_on_ff_push_created(event: firestore_fn.Event) -> None:
     """FlutterFlow broadcast push (admins)."""
     _process_ff(ffpush.FF_PUSH, event.params["push_id"])
 
 
-@firestore_fn.on_document_created(document="ff_user_push_notifications/{push_id}")
+@options.trigger(firestore_fn.on_document_created, document="ff_user_push_notifications/{push_id}")
 def notifications_on_ff_user_push_created(event: firestore_fn.Event) -> None:
     """FlutterFlow targeted push ("Trigger Push Notification" action)."""
     _process_ff(ffpush.FF_USER_PUSH, event.params["push_id"])
 
 
-@tasks_fn.on_task_dispatched(
-    retry_config=RetryConfig(max_attempts=400, min_backoff_seconds=5, max_backoff_seconds=10))
+@options.trigger(tasks_fn.on_task_dispatched,
+                 retry_config=RetryConfig(max_attempts=400, min_backoff_seconds=5, max_backoff_seconds=10))
 def notificationsSendScheduledPush(req: tasks_fn.CallableRequest) -> None:  # noqa: N802 - queue ids refuse "_"
     """Sends a FlutterFlow push whose scheduled_time has come."""
     data = req.data or {}

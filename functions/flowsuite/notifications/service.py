@@ -152,7 +152,7 @@ def add_fcm_token(db, *, caller_uid: str, user_doc_path: str, token: str, device
 # ---- erasure ------------------------------------------------------------------------
 
 def erase(db, uid: str) -> None:
-    from flowsuite.identity.erasure import delete_query  # noqa: PLC0415
+    from flowsuite.core.erasure import delete_query  # noqa: PLC0415
 
     user_ref = db.collection(USERS).document(uid)
     for name in (INBOX, TOKENS, SETTINGS):

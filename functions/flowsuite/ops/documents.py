@@ -19,6 +19,7 @@ class EventDoc(Document):
     correlation_id: str
     schema_version: int
     data: dict[str, Any]
+    redacted: bool = False  # the user it named was deleted: uid and personal fields redacted
 
 
 @collection("deliveries/{event_id}:{subscriber}", read="admins", write="the bus")
@@ -36,6 +37,17 @@ class DeliveryDoc(Document):
     correlation_id: str
     history: list[dict[str, Any]]
     steps: dict[str, Any] = {}  # results of effects outside Firestore (Event.once), kept across attempts
+    failing_since: Timestamp | None = None  # the first failure since the last replay: bounds retries by age
+    expires_at: Timestamp | None = None  # TTL policy: a processed mark is kept 30 days
+    domain: str  # the subscriber's domain
+    event_path: str  # topics/{type}/events/{id}
+    event_time: Timestamp
+    created_time: Timestamp
+    updated_time: Timestamp
+    started_time: Timestamp | None = None  # the last leased attempt's start
+    processed_time: Timestamp | None = None
+    duration_ms: float | None = None  # the processed attempt's
+    replays: int = 0  # an admin's replays of it as a dead letter
 
 
 @collection("dead_letters/{event_id}:{subscriber}", read="admins", write="the bus; replayed by ops")
@@ -47,8 +59,18 @@ class DeadLetterDoc(Document):
     envelope: dict[str, Any]
     error: str
     attempts: int
-    status: str
+    status: str  # dead, then replayed
+    dead_reason: str  # permanent (a domain error), attempts (BUS_MAX_ATTEMPTS), age (BUS_MAX_RETRY_HOURS)
     created_time: Timestamp
+    delivery_id: str
+    domain: str
+    event_id: str
+    event_path: str
+    event_time: Timestamp
+    correlation_id: str
+    history: list[dict[str, Any]]  # the delivery's attempts
+    replayed_time: Timestamp | None = None
+    replay_outcome: str | None = None  # processed, failed, dead, ...
 
 
 @collection("idempotency_records/{record_id}", read="nobody (server only)", write="the callable kernel")
@@ -61,6 +83,10 @@ class IdempotencyRecordDoc(Document):
     payload_hash: str
     locked_until: Timestamp
     expires_at: Timestamp
+    token: str  # which call holds it in progress (only that call releases it)
+    created_time: Timestamp
+    response: dict[str, Any] | None = None  # the answer a repeat gets, once completed
+    completed_time: Timestamp | None = None
 
 
 @collection("effects/{key}", read="nobody (server only)", write="the kernel (effects.once)")
@@ -71,6 +97,13 @@ class EffectDoc(Document):
     attempts: int
     lease_until: Timestamp | None
     expires_at: Timestamp
+    kind: str  # what the effect is (stripe_refund, ff_push, ...)
+    payment_id: str | None = None
+    uid: str | None = None  # whose effect (deleted-user once the account is erased)
+    result: dict[str, Any] | None = None  # what succeeded, returned to every later attempt
+    error: str | None = None  # the last failure
+    created_time: Timestamp
+    updated_time: Timestamp
 
 
 @collection("ops_probes/{probe_id}", read="admins", write="ops functions")
@@ -79,8 +112,15 @@ class ProbeDoc(Document):
 
     probe_id: str
     received: int
+    note: str
+    received_time: Timestamp | None = None
+    last_event_id: str | None = None
+    correlation_id: str | None = None
 
 
 @collection("ops_state/{name}", read="admins", write="ops functions")
 class OpsStateDoc(Document):
     """Operational state, e.g. ops_state/sweep: the last sweep and its counts."""
+
+    last_sweep_time: Timestamp | None = None
+    last_counts: dict[str, int] | None = None

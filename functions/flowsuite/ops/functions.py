@@ -9,7 +9,7 @@ from firebase_functions.options import RateLimits, RetryConfig
 
 from flowsuite.core import bus, clients, options
 from flowsuite.core.callables import CallContext, callable_function
-from flowsuite.identity.erasure import eraser
+from flowsuite.core.erasure import eraser
 from flowsuite.ops import health, models, service
 from flowsuite.ops.events import ProbeSent
 
@@ -27,11 +27,11 @@ __all__ = [
     "ops_ping",
 ]
 
-options.apply()
 ADMIN = ("admin",)
 
 
-@tasks_fn.on_task_dispatched(
+@options.trigger(
+    tasks_fn.on_task_dispatched,
     # Retries here only cover a task that arrived early (the emulator ignores
     # schedule_time) or a crashed instance; the bus counts delivery attempts itself.
     retry_config=RetryConfig(max_attempts=60, min_backoff_seconds=1, max_backoff_seconds=300, max_doublings=4),
@@ -43,7 +43,7 @@ def opsRedeliver(req: tasks_fn.CallableRequest) -> None:
     bus.redeliver(str(data.get("subscriber", "")), str(data.get("event_path", "")), via="retry")
 
 
-@scheduler_fn.on_schedule(schedule="every 5 minutes")
+@options.trigger(scheduler_fn.on_schedule, schedule="every 5 minutes")
 def ops_sweep(event: scheduler_fn.ScheduledEvent) -> None:
     """Retries due deliveries, takes over stalled ones, delivers lost events."""
     service.run_sweep(clients.firestore())
@@ -96,7 +96,7 @@ def ops_on_user_deleted(db, uid: str, event) -> None:
     service.erase(db, uid, event_id=event.id)
 
 
-@https_fn.on_request()
+@options.trigger(https_fn.on_request)
 def ops_health(req: https_fn.Request) -> https_fn.Response:
     """Health and metrics. The caller is checked before anything is read: an admin ID token gets
     the whole report; anyone else only up or down, from one read cached per instance."""

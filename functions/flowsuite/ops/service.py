@@ -82,19 +82,31 @@ def erase(db, uid: str, *, event_id: str) -> None:
     """The kernel's part: stored callable answers go; events and dead letters that name
     the user are redacted, once every other domain has erased its own data (they read
     the uid from the user_deleted event, so it is redacted last)."""
+    from flowsuite.core.erasure import ERASERS, delete_query  # noqa: PLC0415
     from flowsuite.core.errors import RetryLaterError  # noqa: PLC0415
-    from flowsuite.identity.erasure import ERASERS, delete_query  # noqa: PLC0415
 
     others = [f"{domain}_on_user_deleted" for domain in ERASERS if domain != "ops"]
     refs = [db.collection(bus.DELIVERIES).document(bus.delivery_id(event_id, name)) for name in others]
-    pending = [d.id for d in db.get_all(refs) if not d.exists or d.get("status") != bus.PROCESSED]
-    if pending:
-        raise RetryLaterError(f"waiting for the other erasers: {sorted(pending)}")
+    found = {d.id: (d.get("status") if d.exists else None) for d in db.get_all(refs)}
+    waiting_for, dead = erasure_wait({ref.id: found.get(ref.id) for ref in refs})
+    if waiting_for:
+        # Bounded: after ERASURE_MAX_WAIT_HOURS this delivery is a dead letter too. A dead
+        # eraser waits for an admin's replay, after which this one finishes on its own.
+        raise RetryLaterError(
+            f"waiting for the other erasers: {waiting_for}" + (f"; dead letters to replay: {dead}" if dead else ""),
+            max_wait_seconds=settings.int_value(settings.ERASURE_MAX_WAIT_HOURS) * 3600)
     delete_query(db, db.collection(idempotency.COLLECTION).where(filter=FieldFilter("uid", "==", uid)))
     for snap in db.collection_group(events.EVENTS).where(filter=FieldFilter("data.uid", "==", uid)).stream():
         snap.reference.update(redaction(snap.to_dict(), uid))
     for snap in db.collection(bus.DEAD_LETTERS).where(filter=FieldFilter("envelope.data.uid", "==", uid)).stream():
         snap.reference.update({f"envelope.{k}": v for k, v in redaction(snap.get("envelope"), uid).items()})
+
+
+def erasure_wait(statuses: dict[str, str | None]) -> tuple[list[str], list[str]]:
+    """The other erasers the last one waits for, and those of them that are dead letters
+    (an admin replays them), from their delivery statuses. Nothing to wait for: it runs. Pure."""
+    pending = sorted(name for name, status in statuses.items() if status != bus.PROCESSED)
+    return pending, [name for name in pending if statuses[name] == bus.DEAD]
 
 
 def redaction(envelope: dict, uid: str) -> dict:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from firebase_functions import scheduler_fn
 
+from flowsuite.contracts.payments import PaymentCanceled, PaymentDisputed, PaymentRefunded, PaymentSucceeded
 from flowsuite.core import bus, clients, clock, idempotency, options
 from flowsuite.core.callables import CallContext, callable_function
-from flowsuite.identity.erasure import eraser
+from flowsuite.core.erasure import eraser
 from flowsuite.orders import models, service
-from flowsuite.payments.events import PaymentCanceled, PaymentDisputed, PaymentRefunded, PaymentSucceeded
 
 __all__ = [
     "orders_upsert_product",
@@ -25,7 +25,6 @@ __all__ = [
     "orders_on_user_deleted",
 ]
 
-options.apply()
 STAFF = ("staff", "admin")
 
 
@@ -73,7 +72,7 @@ def orders_run_expiry(ctx: CallContext, req: models.RunExpiry) -> models.ExpiryA
     return models.ExpiryAnswer(cancelled=service.expire_unpaid(clients.firestore(), now=now), checked_at=now)
 
 
-@scheduler_fn.on_schedule(schedule="every 5 minutes")
+@options.trigger(scheduler_fn.on_schedule, schedule="every 5 minutes")
 def orders_expire_unpaid(event: scheduler_fn.ScheduledEvent) -> None:
     """Starts cancelling unpaid orders past their payment window (their intents are closed, then stock released)."""
     service.expire_unpaid(clients.firestore())

@@ -15,7 +15,7 @@ from typing import Any
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import clock, events, log, money, settings
+from flowsuite.core import clock, events, idempotency, log, money, settings
 from flowsuite.core.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -177,9 +177,11 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
                 payload_hash: str) -> dict[str, Any]:
     """Reserves stock, writes the order and order.placed in one transaction.
 
-    Idempotent on its own: the order id derives from (uid, key), so a repeat finds the
-    order and answers it; a repeat with another payload is refused. A user's unpaid
-    orders may hold only so much at once (``order_holds/{uid}``, in the same transaction).
+    Idempotent on its own, in the kernel's in-transaction mode
+    (``idempotency.replay_in_transaction``): the order id derives from (uid, key), so a
+    repeat finds the order and answers it; a repeat with another payload is refused. A
+    user's unpaid orders may hold only so much at once (``order_holds/{uid}``, in the
+    same transaction).
     """
     order_id = order_id_for(uid, idempotency_key)
     order_ref = db.collection(ORDERS).document(order_id)
@@ -193,11 +195,9 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
     @gcf.transactional
     def place(txn) -> dict[str, Any]:
         existing = order_ref.get(transaction=txn)
-        if existing.exists:  # a repeat of the same key
-            if existing.get("request_hash") != payload_hash:
-                raise InvalidArgumentError.for_field(
-                    "idempotency_key", "was already used with a different payload", "idempotency_key_reused")
-            return existing.to_dict()
+        repeat = idempotency.replay_in_transaction(existing.to_dict() if existing.exists else None, payload_hash)
+        if repeat is not None:  # a repeat of the same key
+            return repeat
         got = {s.reference.path: s for s in txn.get_all([*refs, hold_ref])}
         hold = got[hold_ref.path]
         refused = hold_refusal(hold.to_dict() if hold.exists else None, units,

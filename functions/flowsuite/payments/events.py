@@ -1,69 +1,18 @@
-"""Events the payments domain publishes (the contracts orders and notifications use)."""
+"""Events the payments domain publishes: the contracts live in ``flowsuite.contracts.payments``,
+where subscribers in other domains import them from."""
 
-from __future__ import annotations
+from flowsuite.contracts.payments import (
+    PaymentCanceled,
+    PaymentDisputed,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentSucceeded,
+)
 
-from flowsuite.core.events import EventData, event_type
-
-
-@event_type("payment.succeeded", source="payments")
-class PaymentSucceeded(EventData):
-    """Stripe confirmed the payment of an order (the order is paid, or refunded if it can no longer be)."""
-
-    payment_id: str
-    order_id: str
-    uid: str
-    amount: int
-    currency: str
-
-
-@event_type("payment.failed", source="payments")
-class PaymentFailed(EventData):
-    """An attempt to pay an order failed (a declined card). Not final: the same PaymentIntent
-    stays payable with another card until the order is cancelled or expires."""
-
-    payment_id: str
-    order_id: str
-    uid: str
-    reason: str = ""
-    attempt: int = 1
-
-
-@event_type("payment.canceled", source="payments")
-class PaymentCanceled(EventData):
-    """The order's PaymentIntent is closed at Stripe (or none was ever created): nobody can pay it
-    any more, so the order's stock can be released."""
-
-    payment_id: str
-    order_id: str
-    uid: str
-    reason: str = ""
-
-
-@event_type("payment.refunded", source="payments")
-class PaymentRefunded(EventData):
-    """Money went back to the customer: ``amount`` this time, ``amount_refunded`` in all;
-    ``full`` when nothing of the payment is left."""
-
-    payment_id: str
-    order_id: str
-    uid: str
-    amount: int
-    currency: str
-    amount_refunded: int | None = None
-    full: bool = True
-    reason: str = ""
-
-
-@event_type("payment.disputed", source="payments")
-class PaymentDisputed(EventData):
-    """A customer's bank opened, updated or closed a dispute (chargeback) on a payment."""
-
-    payment_id: str
-    order_id: str
-    uid: str
-    dispute_id: str
-    status: str
-    reason: str = ""
-    amount: int
-    currency: str
-    closed: bool = False
+__all__ = [
+    "PaymentSucceeded",
+    "PaymentFailed",
+    "PaymentCanceled",
+    "PaymentRefunded",
+    "PaymentDisputed",
+]

@@ -7,11 +7,11 @@ import json
 
 from firebase_functions import https_fn, scheduler_fn
 
+from flowsuite.contracts.orders import OrderCancelled, OrderCancelRequested, OrderPaymentRejected
 from flowsuite.core import bus, clients, clock, log, metering, options, settings
 from flowsuite.core.callables import CallContext, callable_function
+from flowsuite.core.erasure import eraser
 from flowsuite.core.errors import RetryLaterError
-from flowsuite.identity.erasure import eraser
-from flowsuite.orders.events import OrderCancelled, OrderCancelRequested, OrderPaymentRejected
 from flowsuite.payments import config, models, service
 
 __all__ = [
@@ -24,8 +24,6 @@ __all__ = [
     "payments_reconcile_stripe",
     "payments_on_user_deleted",
 ]
-
-options.apply()
 
 
 @callable_function(request=models.CreateIntent, response=models.IntentAnswer, idempotent=True,
@@ -44,7 +42,7 @@ def _answer(status: int, body: dict) -> https_fn.Response:
     return https_fn.Response(json.dumps(body), status=status, mimetype="application/json")
 
 
-@https_fn.on_request(secrets=config.SECRETS)
+@options.trigger(https_fn.on_request, secrets=config.SECRETS)
 def payments_stripe_webhook(req: https_fn.Request) -> https_fn.Response:
     """Stripe's webhook: verified, applied once per Stripe event, 5xx on a transient failure."""
     import stripe  # noqa: PLC0415 - heavy; only this domain pays for it
@@ -120,7 +118,7 @@ def payments_run_reconciliation(ctx: CallContext, req: models.RunReconciliation)
     return models.ReconciliationAnswer(**_reconcile(req.minutes))
 
 
-@scheduler_fn.on_schedule(schedule="every 30 minutes", secrets=config.SECRETS)
+@options.trigger(scheduler_fn.on_schedule, schedule="every 30 minutes", secrets=config.SECRETS)
 def payments_reconcile_stripe(event: scheduler_fn.ScheduledEvent) -> None:
     """Every 30 minutes: the last three days of PaymentIntents (Stripe retries a webhook for three days)."""
     with log.bind(domain="payments", function="payments_reconcile_stripe"):

@@ -1,11 +1,12 @@
-"""The erasure registry: every domain that holds user data joins it.
+"""The erasure registry, a kernel job: every domain that holds user data joins it.
 
     @eraser(collections=("orders",))
     def erase_orders(db, uid: str) -> None: ...
 
 registers the domain's eraser and turns it into that domain's subscriber of
 ``identity.user_deleted`` (``<domain>_on_user_deleted``). A test checks that every
-domain has joined, so a new domain cannot forget erasure.
+domain has joined, so a new domain cannot forget erasure. The registry knows the
+event's contract (``flowsuite.contracts.identity``), not the identity domain.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from flowsuite.contracts.identity import UserDeleted
 from flowsuite.core import bus, clients, log
-from flowsuite.core.callables import domain_of
-from flowsuite.identity.events import UserDeleted
+from flowsuite.core.options import domain_of
 
 
 @dataclasses.dataclass(frozen=True)

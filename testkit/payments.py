@@ -11,7 +11,7 @@ import time
 import requests
 import stripe
 
-from tests import harness
+from testkit import harness
 
 
 def stripe_client() -> stripe.StripeClient:

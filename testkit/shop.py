@@ -6,8 +6,8 @@ import uuid
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from tests import harness
-from tests.harness import call
+from testkit import harness
+from testkit.harness import call
 
 
 def product(db, *, price: int = 1250, stock: int = 10, currency: str = "usd", active: bool = True, name: str = "Mug") -> str:
@@ -53,7 +53,7 @@ def checkout_cost(db, user, product_id: str) -> dict:
     trigger invocations are counted per event against the event type's subscribers."""
     from flowsuite.core import bus
 
-    from tests.integration.payments_helpers import confirm
+    from testkit.payments import confirm
 
     corr = f"cost-{uuid.uuid4().hex[:12]}"
     headers = {"X-Correlation-Id": corr}

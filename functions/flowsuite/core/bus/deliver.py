@@ -1,0 +1,302 @@
+"""Delivering one event to one subscriber, and recording a failure for a retry or a dead letter.
+
+A transactional subscriber runs in one transaction with its delivery record; a
+subscriber with effects outside Firestore claims the delivery with a lease first.
+A failure is recorded (error, attempt, history) and retried with backoff through a
+Cloud Task (``opsRedeliver``), or dead-lettered (``records.failure_plan``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from flowsuite.core import claims, clients, clock, events, faults, log, metering, settings
+from flowsuite.core.bus.records import (
+    DEAD,
+    DEAD_LETTERS,
+    DELIVERIES,
+    FAILED,
+    PROCESSED,
+    PROCESSING,
+    REDELIVER_FUNCTION,
+    SHAPE,
+    claim_decision,
+    delivery_id,
+    error_text,
+    failure_plan,
+    max_failing_age,
+)
+from flowsuite.core.errors import FlowsuiteError, RetryLaterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flowsuite.core.bus.subscribe import Subscriber
+
+
+def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None, at: dt.datetime | None = None) -> str:
+    """Delivers one event to one subscriber. Returns the outcome; never raises.
+
+    Outcomes: processed, duplicate (already processed or dead), busy (another
+    attempt holds the lease), failed (will be retried), dead (dead-lettered).
+    ``at`` is the time the lease is judged by (the sweep's clock); default now.
+
+    A transactional subscriber runs in one transaction with its delivery record:
+    the record is read, the handler reads and writes, and the processed mark is
+    written in one commit, so two attempts can never both apply it and no lease
+    is needed. A subscriber with effects outside Firestore claims the delivery
+    with a lease first (status ``processing``), then runs, then is marked.
+    """
+    db = db or clients.firestore()
+    try:
+        envelope = events.Envelope.model_validate(event_doc)
+    except Exception as exc:  # noqa: BLE001 - a malformed event cannot be delivered
+        log.error("malformed event ignored", subscriber=spec.name, error=error_text(exc))
+        return "malformed"
+    ref = db.collection(DELIVERIES).document(delivery_id(envelope.id, spec.name))
+
+    with log.bind(
+        domain=spec.domain,
+        function=spec.name,
+        correlation_id=envelope.correlation_id,
+        event_id=envelope.id,
+        event_type=envelope.type,
+    ), metering.metered():
+        timer = log.Timer()
+        run = _deliver_in_transaction if spec.transactional else _deliver_with_lease
+        try:
+            decision, attempt = run(db, ref, spec, envelope, via, timer, at)
+        except _LeasedAttemptError as failed:
+            return _record_failure(db, ref, spec, envelope, via, timer, failed.__cause__, leased=failed.attempt)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried
+            return _record_failure(db, ref, spec, envelope, via, timer, exc)
+        if decision != "run":
+            log.info("delivery skipped", outcome=decision, via=via, attempt=attempt, **metering.fields())
+            return decision
+        log.info("delivery processed", via=via, attempt=attempt, latency_ms=timer.ms, **metering.fields())
+        return PROCESSED
+
+
+def _record_fields(spec: Subscriber, envelope: events.Envelope) -> dict[str, Any]:
+    return {
+        "subscriber": spec.name,
+        "domain": spec.domain,
+        "event_id": envelope.id,
+        "event_type": envelope.type,
+        "event_path": f"{spec.event_type.collection}/{envelope.id}",
+        "correlation_id": envelope.correlation_id,
+        "event_time": envelope.time,
+    }
+
+
+def _event(spec: Subscriber, envelope: events.Envelope, attempt: int, **extra: Any) -> events.Event:
+    return events.Event(envelope=envelope, data=events.data_of(spec.event_type, envelope), attempt=attempt,
+                        **extra)
+
+
+def _claim_read(txn, ref, now: dt.datetime) -> tuple[dict[str, Any] | None, int, str]:
+    """The delivery record in ``txn``, its attempts so far, and whether this attempt may run."""
+    snap = ref.get(transaction=txn)
+    record = snap.to_dict() if snap.exists else None
+    return record, int((record or {}).get("attempts", 0)), claim_decision(record, now)
+
+
+def _deliver_in_transaction(db, ref, spec: Subscriber, envelope: events.Envelope, via: str, timer,
+                            at: dt.datetime | None) -> tuple[str, int]:
+    from google.cloud import firestore as gcf  # noqa: PLC0415
+
+    faults.maybe_fail(spec.name, db=db)
+
+    @gcf.transactional
+    def apply(txn) -> tuple[str, int]:
+        record, attempts, decision = _claim_read(txn, ref, at or clock.utcnow())
+        if decision != "run":
+            return decision, attempts
+        spec.handler(_event(spec, envelope, attempts + 1), txn)
+        txn.set(ref, {
+            **_record_fields(spec, envelope),
+            **_processed_fields(attempts + 1, via, timer),
+            "attempts": attempts + 1,
+            "next_attempt_at": None,
+            **({} if record else {"created_time": clock.utcnow()}),
+        }, merge=True)
+        return "run", attempts + 1
+
+    return apply(db.transaction())
+
+
+def _deliver_with_lease(db, ref, spec: Subscriber, envelope: events.Envelope, via: str, timer,
+                        at: dt.datetime | None) -> tuple[str, int]:
+    def fields(record: dict[str, Any] | None, now: dt.datetime) -> dict[str, Any]:
+        return {
+            **_record_fields(spec, envelope),
+            "attempts": int((record or {}).get("attempts", 0)) + 1,
+            "started_time": now,
+            "updated_time": now,
+            "next_attempt_at": None,
+            **({} if record else {"created_time": now, "history": []}),
+        }
+
+    decision, record = claims.claim(db, ref, SHAPE, lease_seconds=settings.BUS_LEASE_SECONDS, fields=fields,
+                                    merge=True, now=at)
+    attempts = int((record or {}).get("attempts", 0))
+    if decision != claims.RUN:
+        return ("duplicate" if decision == claims.DONE else decision), attempts
+    attempt, steps = attempts + 1, dict((record or {}).get("steps") or {})
+
+    step_log = _StepLog(ref)
+    try:
+        with log.bind(attempt=attempt):
+            faults.maybe_fail(spec.name, db=db)
+            spec.handler(_event(spec, envelope, attempt, steps=steps, step_log=step_log))
+            ref.update({**_processed_fields(attempt, via, timer), **step_log.fields()})
+    except Exception as exc:
+        try:
+            step_log.flush()  # what was sent stays sent for the retry
+        except Exception as lost:  # noqa: BLE001 - the failure below is what is reported
+            log.warning("delivery could not keep its finished steps", error=error_text(lost))
+        raise _LeasedAttemptError(attempt) from exc
+    return "run", attempt
+
+
+class _StepLog:
+    """The step results of a leased delivery (``Event.once``), kept on its record: a
+    result is written before the next step's effect starts, on a failure, or with
+    the processed mark, which saves a write per delivery and widens no window."""
+
+    def __init__(self, ref) -> None:
+        self.ref = ref
+        self.pending: dict[str, dict[str, Any]] = {}
+
+    def keep(self, step: str, result: dict[str, Any]) -> None:
+        self.pending[step] = result
+
+    def fields(self) -> dict[str, Any]:
+        return {f"steps.{step}": result for step, result in self.pending.items()}
+
+    def flush(self) -> None:
+        if self.pending:
+            self.ref.update({**self.fields(), "updated_time": clock.utcnow()})
+            self.pending = {}
+
+
+def _history_entry(attempt: int, via: str, outcome: str, timer: log.Timer, error: str | None = None) -> dict:
+    return {"attempt": attempt, "via": via, "outcome": outcome, "at": clock.utcnow(), "duration_ms": timer.ms, "error": error}
+
+
+def _processed_fields(attempt: int, via: str, timer) -> dict[str, Any]:
+    from google.cloud import firestore as gcf  # noqa: PLC0415
+
+    now = clock.utcnow()
+    return {
+        "status": PROCESSED,
+        "processed_time": now,
+        "expires_at": now + dt.timedelta(days=30),  # TTL policy: processed marks are kept 30 days
+        "updated_time": now,
+        "lease_until": None,
+        "last_error": None,
+        "duration_ms": timer.ms,
+        "history": gcf.ArrayUnion([_history_entry(attempt, via, PROCESSED, timer)]),
+    }
+
+
+class _LeasedAttemptError(Exception):
+    """A leased attempt failed (its cause); carries the attempt number it claimed."""
+
+    def __init__(self, attempt: int) -> None:
+        super().__init__(f"attempt {attempt} failed")
+        self.attempt = attempt
+
+
+def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: str, timer, exc,
+                    *, leased: int | None = None) -> str:
+    """Records a failed attempt: retried later with backoff, or dead-lettered.
+
+    A leased attempt (``leased`` is its number) records its failure only while the
+    lease is still its own. Any other failure (a transactional attempt, which wrote
+    nothing; a claim that failed) is the record's next attempt, unless another
+    attempt holds the lease.
+    """
+    from google.cloud import firestore as gcf  # noqa: PLC0415
+
+    message = error_text(exc)
+    max_attempts = settings.int_value(settings.BUS_MAX_ATTEMPTS)
+    base_seconds = settings.int_value(settings.BUS_RETRY_BASE_SECONDS)
+    max_age = max_failing_age(exc)
+    retry_later = isinstance(exc, RetryLaterError)
+    # A domain error (a refused transition, a missing document) will not heal by
+    # retrying: it goes straight to the dead letters for an admin to look at.
+    permanent = isinstance(exc, FlowsuiteError) and not retry_later
+    now = clock.utcnow()
+
+    @gcf.transactional
+    def record(txn) -> tuple[str, int, dt.datetime | None, str | None]:
+        snap = ref.get(transaction=txn)
+        current = snap.to_dict() if snap.exists else None
+        status = (current or {}).get("status")
+        attempts = int((current or {}).get("attempts", 0))
+        if status in SHAPE.done:
+            return "duplicate", attempts, None, None
+        if leased is not None and (status != PROCESSING or attempts != leased):
+            return "busy", attempts, None, None  # another attempt took the delivery over
+        if leased is None and status == PROCESSING:
+            return "busy", attempts, None, None  # another attempt holds the lease
+        attempt = leased if leased is not None else attempts + 1
+        failing_since = (current or {}).get("failing_since") or now
+        plan = failure_plan(attempt=attempt, failing_since=failing_since, now=now, permanent=permanent,
+                            retry_later=retry_later, max_attempts=max_attempts, max_age=max_age,
+                            base_seconds=base_seconds)
+        dead, next_at = plan.dead, plan.retry_at
+        entry = _history_entry(attempt, via, DEAD if dead else FAILED, timer, message)
+        txn.set(ref, {
+            **_record_fields(spec, envelope),
+            "status": DEAD if dead else FAILED,
+            "attempts": attempt,
+            "last_error": message,
+            "lease_until": None,
+            "next_attempt_at": next_at,
+            "failing_since": failing_since,
+            "updated_time": now,
+            "history": gcf.ArrayUnion([entry]),
+            **({} if current else {"created_time": now}),
+        }, merge=True)
+        if dead:
+            txn.set(db.collection(DEAD_LETTERS).document(ref.id), {
+                **_record_fields(spec, envelope),
+                "delivery_id": ref.id,
+                "envelope": envelope.model_dump(),
+                "error": message,
+                "attempts": attempt,
+                "history": list((current or {}).get("history") or []) + [entry],
+                "status": "dead",
+                "dead_reason": plan.reason,
+                "created_time": now,
+            })
+        return (DEAD if dead else FAILED), attempt, next_at, plan.reason
+
+    outcome, attempt, next_at, reason = record(db.transaction())
+    if outcome in ("duplicate", "busy"):
+        log.info("delivery skipped", outcome=outcome, via=via, error=message, **metering.fields())
+        return outcome
+    if outcome == DEAD:
+        log.error("delivery dead-lettered", via=via, attempt=attempt, reason=reason, error=message,
+                  latency_ms=timer.ms,
+                  **metering.fields(), traceback="".join(traceback.format_exception(exc, limit=10)))
+        return DEAD
+    log.warning("delivery failed; will retry", via=via, attempt=attempt, error=message, latency_ms=timer.ms,
+                **metering.fields(), retry_at=next_at.isoformat() if next_at else None)
+    schedule_retry(spec.name, f"{spec.event_type.collection}/{envelope.id}", next_at)
+    return FAILED
+
+
+def schedule_retry(subscriber_name: str, event_path: str, at: dt.datetime) -> None:
+    """Enqueues a Cloud Task for the retry; the sweep covers a failed enqueue."""
+    try:
+        from firebase_admin.functions import TaskOptions  # noqa: PLC0415
+
+        clients.task_queue(REDELIVER_FUNCTION).enqueue(
+            {"data": {"subscriber": subscriber_name, "event_path": event_path}},
+            TaskOptions(schedule_time=at),
+        )
+    except Exception as exc:  # noqa: BLE001 - the sweep picks the retry up
+        log.warning("retry not enqueued; the sweep will retry", error=error_text(exc))
