@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the suite locally; `make test` runs every test.
-.PHONY: setup dev test unit standin integration wrapper lint contracts bench seed-export screenshots clean
+.PHONY: setup dev test unit standin integration wrapper lint contracts domain undomain bench seed-export screenshots clean
 
 PY := .venv/bin/python
 PYTEST_ARGS ?=
@@ -33,6 +33,15 @@ lint:
 contracts: setup
 	$(PY) -m devtools.contracts write
 	$(PY) -m devtools.indexes
+
+# Scaffold a new domain (docs/extending.md), or remove one that was scaffolded.
+domain: setup
+	@test -n "$(name)" || { echo "usage: make domain name=<lowercase_snake_name>"; exit 2; }
+	$(PY) -m devtools.domain add $(name)
+
+undomain: setup
+	@test -n "$(name)" || { echo "usage: make undomain name=<name>"; exit 2; }
+	$(PY) -m devtools.domain remove $(name)
 
 bench: setup
 	$(PY) -m bench

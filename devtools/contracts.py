@@ -42,7 +42,9 @@ def load() -> dict[str, Any]:
     import importlib
 
     importlib.import_module("main")
-    for domain in ("identity", "orders", "payments", "notifications", "ops"):
+    from flowsuite.registry import DOMAINS
+
+    for domain in DOMAINS:
         try:
             importlib.import_module(f"flowsuite.{domain}.documents")
         except ModuleNotFoundError:

@@ -16,3 +16,6 @@ if _wanted("notifications"):
     from flowsuite.notifications.functions import *  # noqa: F403
 if _wanted("ops"):
     from flowsuite.ops.functions import *  # noqa: F403
+# Domains added by `make domain name=...` (devtools/domain.py); `make undomain` takes them out.
+# >>> generated domains
+# <<< generated domains

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import os
 
-DOMAINS = ("identity", "orders", "payments", "notifications", "ops")
+DOMAINS = (
+    "identity", "orders", "payments", "notifications", "ops",
+    # Domains added by `make domain name=...` (devtools/domain.py); `make undomain` takes them out.
+    # >>> generated domains
+    # <<< generated domains
+)
 ALIASES = {
     "addFcmToken": "notifications",
     "initStripePayment": "payments",
@@ -27,10 +32,12 @@ LOADS_EVERYTHING = {"ops"}
 
 
 def domain_for(target: str) -> str | None:
+    """The domain serving a function: an alias, else the longest domain its name starts with
+    (``gift_cards_redeem`` -> ``gift_cards``)."""
     if target in ALIASES:
         return ALIASES[target]
-    prefix = target.split("_", 1)[0]
-    return prefix if prefix in DOMAINS else None
+    matches = [d for d in DOMAINS if target.startswith(f"{d}_")]
+    return max(matches, key=len) if matches else None
 
 
 def wanted(domain: str, target: str | None = None) -> bool:

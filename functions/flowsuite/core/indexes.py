@@ -50,6 +50,9 @@ COMPOSITE = (
     Index("payments", (("user_ref", ASC), ("created_time", DESC)), "app: payments of currentUserReference"),
     # The ops console.
     Index("events", (("type", ASC), ("time", DESC)), "console: events of one type, newest first", "COLLECTION_GROUP"),
+    # The app's Backend Queries of domains added by `make domain` (devtools/domain.py).
+    # >>> generated domains
+    # <<< generated domains
 )
 
 SINGLE_FIELD = (
