@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import dataclasses
 import datetime as dt
+import functools
 import os
 import re
 import secrets
@@ -40,19 +40,46 @@ TRACE_FIELD = "logging.googleapis.com/trace"
 SPAN_FIELD = "logging.googleapis.com/spanId"
 SAMPLED_FIELD = "logging.googleapis.com/trace_sampled"
 
-_TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
-_CLOUD_RE = re.compile(r"^([0-9a-fA-F]{32})(?:/([0-9]{1,20}))?(?:;o=([0-9]+))?$")
 _ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 
+# Plain classes and regexes compiled on first use, not dataclasses: this module is imported
+# by every instance, and a dataclass costs about 2 ms of cold start to build.
 
-@dataclasses.dataclass(frozen=True)
+
+@functools.cache
+def _pattern(which: str) -> re.Pattern[str]:
+    if which == "traceparent":
+        return re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+    if which == "cloud":
+        return re.compile(r"^([0-9a-fA-F]{32})(?:/([0-9]{1,20}))?(?:;o=([0-9]+))?$")
+    return re.compile(r"^[0-9a-f]{%s}$" % which)  # noqa: UP031 - "32" or "16" hex digits
+
+
 class TraceContext:
     """Where a hop sits in a trace: the trace, the span that is its parent (None: a
-    caller that named the trace only) and whether the caller sampled it."""
+    caller that named the trace only) and whether the caller sampled it. Immutable."""
 
-    trace_id: str
-    span_id: str | None = None
-    sampled: bool = False
+    __slots__ = ("trace_id", "span_id", "sampled")
+
+    def __init__(self, trace_id: str, span_id: str | None = None, sampled: bool = False) -> None:
+        object.__setattr__(self, "trace_id", trace_id)
+        object.__setattr__(self, "span_id", span_id)
+        object.__setattr__(self, "sampled", bool(sampled))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("TraceContext is immutable")
+
+    def _key(self) -> tuple[str, str | None, bool]:
+        return (self.trace_id, self.span_id, self.sampled)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TraceContext) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"TraceContext(trace_id={self.trace_id!r}, span_id={self.span_id!r}, sampled={self.sampled!r})"
 
     def stored(self) -> dict[str, Any]:
         """As an envelope or a document keeps it."""
@@ -64,7 +91,7 @@ def parse_traceparent(value: str | None) -> TraceContext | None:
 
     Version ``ff`` and all-zero ids are invalid; version 00 has exactly four parts; a
     later version may carry more, which are ignored (the spec's forward compatibility)."""
-    match = _TRACEPARENT_RE.match((value or "").strip())
+    match = _pattern("traceparent").match((value or "").strip())
     if not match:
         return None
     version, trace_id, span_id, flags, rest = match.groups()
@@ -76,7 +103,7 @@ def parse_traceparent(value: str | None) -> TraceContext | None:
 def parse_cloud_trace_context(value: str | None) -> TraceContext | None:
     """Google's ``X-Cloud-Trace-Context`` (``TRACE_ID/SPAN_ID;o=OPTIONS``; the span id a
     decimal uint64, both optional), or None when invalid. Pure."""
-    match = _CLOUD_RE.match((value or "").strip())
+    match = _pattern("cloud").match((value or "").strip())
     if not match:
         return None
     trace_id, span, options = match.groups()
@@ -111,9 +138,9 @@ def from_stored(value: Any) -> TraceContext | None:
     if not isinstance(value, Mapping):
         return None
     trace_id, span_id = value.get("trace_id"), value.get("span_id")
-    if not isinstance(trace_id, str) or not re.fullmatch(r"[0-9a-f]{32}", trace_id) or trace_id == _ZERO_TRACE:
+    if not isinstance(trace_id, str) or not _pattern("32").match(trace_id) or trace_id == _ZERO_TRACE:
         return None
-    if not (isinstance(span_id, str) and re.fullmatch(r"[0-9a-f]{16}", span_id)):
+    if not (isinstance(span_id, str) and _pattern("16").match(span_id)):
         span_id = None
     return TraceContext(trace_id, span_id, bool(value.get("sampled")))
 
@@ -137,20 +164,25 @@ def new_span_id() -> str:
 # ---------------------------------------------------------------- spans
 
 
-@dataclasses.dataclass
 class Span:
-    name: str
-    trace_id: str
-    span_id: str
-    parent_id: str | None
-    sampled: bool
-    start: dt.datetime
-    attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
-    status: str = "ok"
-    duration_ms: float | None = None
-    outer: Span | None = dataclasses.field(default=None, repr=False)  # the running span it began under
-    joins_documents: bool = False  # an entry that joins the trace its documents keep (the webhook)
-    _t0: float = dataclasses.field(default_factory=time.perf_counter, repr=False)
+    """One hop: its name, ids, start, duration, status and attributes."""
+
+    __slots__ = ("name", "trace_id", "span_id", "parent_id", "sampled", "start", "attributes", "status",
+                 "duration_ms", "outer", "joins_documents", "_t0")
+
+    def __init__(self, name: str, trace_id: str, span_id: str, parent_id: str | None, sampled: bool,
+                 start: dt.datetime, attributes: dict[str, Any] | None = None, *, outer: Span | None = None,
+                 joins_documents: bool = False) -> None:
+        self.name, self.trace_id, self.span_id, self.parent_id = name, trace_id, span_id, parent_id
+        self.sampled, self.start, self.attributes = sampled, start, dict(attributes or {})
+        self.status: str = "ok"
+        self.duration_ms: float | None = None
+        self.outer = outer  # the running span it began under
+        self.joins_documents = joins_documents  # an entry that joins the trace its documents keep (the webhook)
+        self._t0 = time.perf_counter()
+
+    def __repr__(self) -> str:
+        return f"Span({self.name!r}, trace_id={self.trace_id!r}, span_id={self.span_id!r}, parent_id={self.parent_id!r})"
 
     @property
     def context(self) -> TraceContext:
