@@ -177,6 +177,20 @@ def test_export_without_the_exporter_package_says_what_to_install(span_lines, mo
     assert tracing.EXPORTER_PACKAGE in error["message"] and "TRACE_EXPORT" in error["message"]
 
 
+def test_a_stripe_call_span_is_named_without_its_ids(span_lines, capsys):
+    class Http:
+        def request_with_retries(self, method, url, headers, post_data=None, max_network_retries=None, **kw):
+            return "{}", 200, {}
+
+    http = tracing.instrument_http_client(Http(), "stripe")
+    with tracing.span("payments_create_intent") as outer:
+        http.request_with_retries("post", "https://api.stripe.com/v1/payment_intents/pi_3NxAbC12345678/cancel?x=1", {})
+        http.request_with_retries("get", "http://127.0.0.1:8420/v1/payment_intents", {})
+    spans = [x["span"] for x in lines(capsys) if x["message"] == "span"]
+    assert [s["name"] for s in spans[:2]] == ["stripe POST /v1/payment_intents/{id}/cancel", "stripe GET /v1/payment_intents"]
+    assert {s["parent_id"] for s in spans[:2]} == {outer.span_id} and spans[0]["attributes"]["http_status"] == 200
+
+
 # ---------------------------------------------------------------- Error Reporting
 
 

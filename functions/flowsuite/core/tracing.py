@@ -436,4 +436,4 @@ def instrument_http_client(http_client: Any, service: str) -> Any:
 def _path(url: str) -> str:
     path = re.sub(r"^[a-z]+://[^/]+", "", str(url)).split("?", 1)[0]
     # ids out of the name, so spans of one call group together: /v1/payment_intents/pi_123/cancel
-    return re.sub(r"/[a-z]+_[A-Za-z0-9]{6,}", "/{id}", path)
+    return re.sub(r"/(?=[a-z]{2,7}_[A-Za-z0-9]*[A-Z0-9])[a-z]{2,7}_[A-Za-z0-9]{8,}(?=/|$)", "/{id}", path)

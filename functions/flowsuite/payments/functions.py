@@ -82,6 +82,7 @@ def payments_stripe_webhook(req: https_fn.Request) -> https_fn.Response:
                 span.status = "error"
                 log.report("webhook failed", exc, **meter.fields())
                 return _answer(500, {"error": "internal"})
+            span.attributes["correlation_id"] = applied.correlation_id  # its span line names the checkout
             with log.bind(correlation_id=applied.correlation_id, payment_id=applied.payment_id):
                 log.info("webhook applied", outcome=applied.outcome, **meter.fields())
             return _answer(200, {"received": True, "outcome": applied.outcome})

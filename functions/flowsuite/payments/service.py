@@ -261,8 +261,11 @@ def apply_event(db, ref, event: dict[str, Any]) -> Applied | None:
         outcome = step(db, txn, ref, payment, obj, event_id, created)
         return Applied(outcome, ref.id, payment.get("correlation_id"))
 
-    with tracing.span("payments.apply_stripe_event", stripe_event_type=kind):
-        return apply(db.transaction())
+    with tracing.span("payments.apply_stripe_event", stripe_event_type=kind) as span:
+        applied = apply(db.transaction())
+        if applied is not None:  # the span line names its checkout, as the log lines do
+            span.attributes["correlation_id"] = applied.correlation_id
+        return applied
 
 
 def _applied(event_id: str | None, **fields: Any) -> dict[str, Any]:
