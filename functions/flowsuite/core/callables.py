@@ -9,7 +9,9 @@ revoked: the account deleted or disabled, or its sessions revoked since), parses
 ``invalid-argument`` with the failing fields), runs the handler under an
 idempotency record when asked, validates the answer with the response model,
 maps every error through the one error map and logs one structured line per
-call with its latency and correlation id.
+call with its latency and correlation id. Each call is a span, the child of the
+caller's ``traceparent`` (or ``X-Cloud-Trace-Context``) when it sends one; an
+unexpected exception is logged as an Error Reporting event.
 """
 
 from __future__ import annotations
@@ -18,14 +20,13 @@ import dataclasses
 import functools
 import re
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from flowsuite.core import clients, errors, idempotency, log, metering, options
+from flowsuite.core import clients, errors, idempotency, log, metering, options, tracing
 from flowsuite.core.errors import PermissionDeniedError, UnauthenticatedError
 
 Req = TypeVar("Req", bound=BaseModel)
@@ -181,24 +182,22 @@ def callable_function(
 
         def endpoint(req: https_fn.CallableRequest) -> Any:
             raw = getattr(req, "raw_request", None)
-            corr = correlation_id_from(getattr(raw, "headers", None))
+            headers = getattr(raw, "headers", None)
+            corr = correlation_id_from(headers)
             uid = req.auth.uid if req.auth else None
             claims = dict(req.auth.token) if req.auth else {}
             timer = log.Timer()
             with log.bind(domain=spec.domain, function=spec.name, correlation_id=corr, uid=uid), \
-                    metering.metered() as meter:
+                    metering.metered() as meter, \
+                    tracing.span(spec.name, parent=tracing.from_headers(headers), entry=True, kind="callable") as span:
                 try:
                     result = invoke(spec, handler, uid, claims, corr, req.data)
                 except BaseException as exc:  # noqa: BLE001 - the edge maps every error
                     code, _, _ = errors.describe(exc, corr)
+                    span.attributes["code"] = code
                     if code == "internal":
-                        log.error(
-                            "callable failed unexpectedly",
-                            latency_ms=timer.ms,
-                            **meter.fields(),
-                            error=f"{type(exc).__name__}: {exc}",
-                            traceback=traceback.format_exc(limit=20),
-                        )
+                        span.status = "error"
+                        log.report("callable failed unexpectedly", exc, latency_ms=timer.ms, **meter.fields())
                     else:
                         log.info("callable refused", code=code, latency_ms=timer.ms, **meter.fields(),
                                  error=str(exc)[:300])

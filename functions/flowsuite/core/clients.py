@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flowsuite.core import metering, settings
+from flowsuite.core import metering, settings, tracing
 
 if TYPE_CHECKING:  # pragma: no cover
     import firebase_admin
@@ -46,6 +46,7 @@ def firestore() -> Client:
         client = gcf.Client(project=settings.project_id(), credentials=AnonymousCredentials())
     else:
         client = gcf.Client(project=settings.project_id())
+    tracing.instrument_firestore(client)  # a span per transaction
     return metering.instrument(client)  # reads and writes per invocation, in the logs
 
 

@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from flowsuite.core import clock, log
+from flowsuite.core import clock, log, tracing
 from flowsuite.core.errors import RetryLaterError
 
 TOPICS = "topics"
@@ -153,6 +153,17 @@ def data_of(spec: EventType, envelope: Envelope) -> EventData:
         raise
 
 
+class TraceRef(BaseModel):
+    """Where the publisher was in its trace: the trace, the span that published (the
+    parent of each delivery's span) and the caller's sampled flag."""
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+
+    trace_id: str
+    span_id: str | None = None
+    sampled: bool = False
+
+
 class Envelope(BaseModel):
     """What every event document holds."""
 
@@ -166,6 +177,12 @@ class Envelope(BaseModel):
     correlation_id: str
     schema_version: int
     data: dict[str, Any]
+    # Optional: events written before traces travelled have none (their deliveries start one).
+    trace: TraceRef | None = None
+
+    @property
+    def trace_context(self) -> tracing.TraceContext | None:
+        return tracing.from_stored(self.trace.model_dump()) if self.trace else None
 
 
 class StepLog(Protocol):
@@ -232,9 +249,12 @@ def envelope_for(
     correlation_id: str | None = None,
     event_id: str | None = None,
     now: dt.datetime | None = None,
+    trace: tracing.TraceContext | None = None,
 ) -> Envelope:
-    """Builds the envelope of an event. Pure, for unit tests."""
+    """Builds the envelope of an event. Pure but for the defaults: the correlation id
+    and the trace (the running span) of the current call or delivery."""
     spec = type(data).event_type
+    trace = trace or tracing.current()
     return Envelope(
         id=event_id or uuid.uuid4().hex,
         type=spec.name,
@@ -244,6 +264,7 @@ def envelope_for(
         correlation_id=correlation_id or log.correlation_id() or uuid.uuid4().hex,
         schema_version=spec.version,
         data=data.model_dump(mode="json"),
+        trace=TraceRef(**trace.stored()) if trace else None,
     )
 
 
@@ -255,15 +276,17 @@ def publish(
     correlation_id: str | None = None,
     event_id: str | None = None,
     db=None,
+    trace: tracing.TraceContext | None = None,
 ) -> Envelope:
     """Adds the event to ``writer`` (a Transaction or WriteBatch): it commits with it.
 
     The correlation id defaults to the one bound for the current call or delivery,
-    so a chain of events keeps the id of the request that started it.
+    so a chain of events keeps the id of the request that started it; the trace
+    defaults to the running span, which becomes the parent of each delivery's span.
     """
     from flowsuite.core import clients  # noqa: PLC0415
 
-    envelope = envelope_for(data, subject=subject, correlation_id=correlation_id, event_id=event_id)
+    envelope = envelope_for(data, subject=subject, correlation_id=correlation_id, event_id=event_id, trace=trace)
     db = db or clients.firestore()
     ref = db.collection(type(data).event_type.collection).document(envelope.id)
     writer.create(ref, envelope.model_dump())

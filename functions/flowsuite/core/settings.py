@@ -32,6 +32,11 @@ ERASURE_MAX_WAIT_HOURS = params.IntParam(
     "ERASURE_MAX_WAIT_HOURS", default=24,
     description="How long the last eraser of a deleted account waits for the other domains' erasers.",
 )
+# Observability: spans sent to Cloud Trace (needs opentelemetry-exporter-gcp-trace; docs/production.md).
+TRACE_EXPORT = params.BoolParam(
+    "TRACE_EXPORT", default=False,
+    description="Export spans (callables, transactions, Stripe calls, deliveries) to Cloud Trace.",
+)
 BUS_LEASE_SECONDS = 120  # a delivery that runs longer than this is considered stalled
 BUS_LOST_AFTER_SECONDS = 120  # an event with no delivery record after this is considered lost
 IDEMPOTENCY_TTL_HOURS = 24

@@ -19,6 +19,7 @@ class EventDoc(Document):
     correlation_id: str
     schema_version: int
     data: dict[str, Any]
+    trace: dict[str, Any] | None = None  # the publisher's trace: trace_id, span_id (the deliveries' parent), sampled
     redacted: bool = False  # the user it named was deleted: uid and personal fields redacted
 
 

@@ -5,6 +5,7 @@ from firebase_functions.options import MemoryOption
 
 from flowsuite.core import clients as _clients
 from flowsuite.core import options as _options
+from flowsuite.core import tracing as _tracing
 
 # Options every payments function gets (memory, instances, timeouts); secrets are
 # declared per function that talks to Stripe.
@@ -21,6 +22,7 @@ def _stripe_client():
         config.STRIPE_SECRET_KEY.value,
         base_addresses={"api": config.api_base()},
         max_network_retries=2,
+        http_client=_tracing.instrument_http_client(stripe_sdk.new_default_http_client(), "stripe"),
     )
 
 

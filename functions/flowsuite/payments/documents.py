@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flowsuite.core.documents import DocRef, Document, Timestamp, collection
 
 
@@ -24,6 +26,9 @@ class PaymentDoc(Document):
     failed_attempts: int = 0
     last_failure_time: Timestamp | None = None
     correlation_id: str
+    # The checkout's trace (trace_id, span_id of the call that created it, sampled): the webhook and
+    # reconciliation join it, so Stripe's events land in the checkout's trace.
+    trace: dict[str, Any] | None = None
     stripe_event_ids: list[str] = []  # Stripe events applied to it: each is applied once
     stripe_state_time: int = 0  # `created` of the newest intent event applied: an older one never overwrites it
     amount_received: int | None = None

@@ -8,7 +8,7 @@ import json
 from firebase_functions import https_fn, scheduler_fn
 
 from flowsuite.contracts.orders import OrderCancelled, OrderCancelRequested, OrderPaymentRejected
-from flowsuite.core import bus, clients, clock, log, metering, options, settings
+from flowsuite.core import bus, clients, clock, log, metering, options, settings, tracing
 from flowsuite.core.callables import CallContext, callable_function
 from flowsuite.core.erasure import eraser
 from flowsuite.core.errors import RetryLaterError
@@ -47,7 +47,11 @@ def payments_stripe_webhook(req: https_fn.Request) -> https_fn.Response:
     """Stripe's webhook: verified, applied once per Stripe event, 5xx on a transient failure."""
     import stripe  # noqa: PLC0415 - heavy; only this domain pays for it
 
-    with log.bind(domain="payments", function="payments_stripe_webhook"), metering.metered() as meter:
+    # A span in the trace of Stripe's request (Google's front end names one), which joins the
+    # checkout's trace once the event's payment is known (``tracing.join``).
+    with log.bind(domain="payments", function="payments_stripe_webhook"), metering.metered() as meter, \
+            tracing.span("payments_stripe_webhook", parent=tracing.from_headers(req.headers), entry=True,
+                         joins_documents=True, kind="webhook") as span:
         if req.method != "POST":
             return _answer(405, {"error": "POST only"})
         if (req.content_length or 0) > config.WEBHOOK_MAX_BODY_BYTES:
@@ -75,8 +79,10 @@ def payments_stripe_webhook(req: https_fn.Request) -> https_fn.Response:
                 log.warning("webhook deferred; Stripe will retry", error=str(exc), **meter.fields())
                 return _answer(503, {"error": "retry later"})
             except Exception as exc:  # noqa: BLE001 - Stripe must retry, never a 200 on failure
-                log.error("webhook failed", error=f"{type(exc).__name__}: {exc}", **meter.fields())
+                span.status = "error"
+                log.report("webhook failed", exc, **meter.fields())
                 return _answer(500, {"error": "internal"})
+            span.attributes["correlation_id"] = applied.correlation_id  # its span line names the checkout
             with log.bind(correlation_id=applied.correlation_id, payment_id=applied.payment_id):
                 log.info("webhook applied", outcome=applied.outcome, **meter.fields())
             return _answer(200, {"received": True, "outcome": applied.outcome})

@@ -16,7 +16,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import clock, effects, events, faults, ids, log
+from flowsuite.core import clock, effects, events, faults, ids, log, tracing
 from flowsuite.core.errors import FailedPreconditionError, NotFoundError, PermissionDeniedError, RetryLaterError
 from flowsuite.payments.events import (
     PaymentCanceled,
@@ -106,6 +106,7 @@ def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, cor
             "failed_attempts": 0,
             "amount_refunded": 0,
             "correlation_id": order.get("correlation_id") or correlation_id,
+            "trace": tracing.stored(),  # the checkout's trace: Stripe's events join it
             "created_time": now,
             "updated_time": now,
         })
@@ -253,13 +254,18 @@ def apply_event(db, ref, event: dict[str, Any]) -> Applied | None:
         payment = snap.to_dict() if snap.exists else None
         if payment is None or (intent_id and payment.get("provider_ref") != intent_id):
             return None
+        tracing.join(tracing.from_stored(payment.get("trace")))  # the checkout's trace, and its events
         if event_id in (payment.get("stripe_event_ids") or []):
             return Applied("duplicate", ref.id, payment.get("correlation_id"))
         step = _STEPS[kind.rsplit(".", 1)[-1] if kind.startswith("payment_intent.") else kind]
         outcome = step(db, txn, ref, payment, obj, event_id, created)
         return Applied(outcome, ref.id, payment.get("correlation_id"))
 
-    return apply(db.transaction())
+    with tracing.span("payments.apply_stripe_event", stripe_event_type=kind) as span:
+        applied = apply(db.transaction())
+        if applied is not None:  # the span line names its checkout, as the log lines do
+            span.attributes["correlation_id"] = applied.correlation_id
+        return applied
 
 
 def _applied(event_id: str | None, **fields: Any) -> dict[str, Any]:

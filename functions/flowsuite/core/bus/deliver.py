@@ -12,7 +12,7 @@ import datetime as dt
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from flowsuite.core import claims, clients, clock, events, faults, log, metering, settings
+from flowsuite.core import claims, clients, clock, events, faults, log, metering, settings, tracing
 from flowsuite.core.bus.records import (
     DEAD,
     DEAD_LETTERS,
@@ -61,14 +61,17 @@ def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None, a
         correlation_id=envelope.correlation_id,
         event_id=envelope.id,
         event_type=envelope.type,
-    ), metering.metered():
+    ), metering.metered(), tracing.span(spec.name, parent=envelope.trace_context, entry=True, kind="delivery",
+                                        via=via) as span:
         timer = log.Timer()
         run = _deliver_in_transaction if spec.transactional else _deliver_with_lease
         try:
             decision, attempt = run(db, ref, spec, envelope, via, timer, at)
         except _LeasedAttemptError as failed:
+            span.status = "error"
             return _record_failure(db, ref, spec, envelope, via, timer, failed.__cause__, leased=failed.attempt)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried
+            span.status = "error"
             return _record_failure(db, ref, spec, envelope, via, timer, exc)
         if decision != "run":
             log.info("delivery skipped", outcome=decision, via=via, attempt=attempt, **metering.fields())
@@ -278,13 +281,24 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: s
     if outcome in ("duplicate", "busy"):
         log.info("delivery skipped", outcome=outcome, via=via, error=message, **metering.fields())
         return outcome
+    # An exception no domain raised on purpose (a bug, an outage) is an Error Reporting event.
+    unexpected = not isinstance(exc, FlowsuiteError)
     if outcome == DEAD:
-        log.error("delivery dead-lettered", via=via, attempt=attempt, reason=reason, error=message,
-                  latency_ms=timer.ms,
-                  **metering.fields(), traceback="".join(traceback.format_exception(exc, limit=10)))
+        if unexpected:
+            log.report("delivery dead-lettered", exc, via=via, attempt=attempt, reason=reason, latency_ms=timer.ms,
+                       **metering.fields())
+        else:
+            log.error("delivery dead-lettered", via=via, attempt=attempt, reason=reason, error=message,
+                      latency_ms=timer.ms,
+                      **metering.fields(), traceback="".join(traceback.format_exception(exc, limit=10)))
         return DEAD
-    log.warning("delivery failed; will retry", via=via, attempt=attempt, error=message, latency_ms=timer.ms,
-                **metering.fields(), retry_at=next_at.isoformat() if next_at else None)
+    retry_at = next_at.isoformat() if next_at else None
+    if unexpected:
+        log.report("delivery failed; will retry", exc, via=via, attempt=attempt, latency_ms=timer.ms,
+                   **metering.fields(), retry_at=retry_at)
+    else:
+        log.warning("delivery failed; will retry", via=via, attempt=attempt, error=message, latency_ms=timer.ms,
+                    **metering.fields(), retry_at=retry_at)
     schedule_retry(spec.name, f"{spec.event_type.collection}/{envelope.id}", next_at)
     return FAILED
 
