@@ -4,6 +4,7 @@
    same emulator, 16 concurrent clients, p50 and p99; the ratio of p50s.
 3. Saga latency: from the Stripe webhook accepted (200) to the order `paid` and
    to the receipt in the inbox, p50 and p95.
+5. Flash sale (bench/flash_sale.py) and cold request with memory (bench/cold_request.py).
 4. Cost: Firestore reads and writes of one checkout (place, intent, webhook, paid,
    receipt), as the client layer counts and logs them, for a user's first checkout
    and a returning customer's; trigger invocations per event against subscribers.
@@ -223,7 +224,10 @@ def throughput(count: int = 1000) -> list[dict]:
 def main() -> None:
     import json
 
-    rows = callable_overhead() + saga_latency() + checkout_cost() + throughput()
+    from bench import cold_request, flash_sale
+
+    rows = (callable_overhead() + saga_latency() + checkout_cost() + throughput() + flash_sale.run()
+            + cold_request.run())
     print("BENCH-ROWS " + json.dumps(rows))
 
 

@@ -137,7 +137,25 @@ MANIFEST_FIELD = {
 
 
 def manifest_value(value):
+    from firebase_functions.params import Expression
+
+    if isinstance(value, Expression):  # a param: resolved at deploy, e.g. "{{ params.ORDERS_MAX_INSTANCES }}"
+        return f"{{{{ params.{value.name} }}}}"
     return getattr(value, "value", value)  # MemoryOption.MB_512 -> 512
+
+
+def test_instance_limits_are_params_with_the_capacity_plans_defaults(manifest):
+    """docs/production.md's capacity plan: a larger app raises these at deploy, not in code."""
+    params = {p["name"]: p for p in manifest.get("params", [])}
+    defaults = {"FUNCTIONS_MAX_INSTANCES": 20, "ORDERS_MAX_INSTANCES": 100, "PAYMENTS_MAX_INSTANCES": 50,
+                "NOTIFICATIONS_MAX_INSTANCES": 20}
+    for name, default in defaults.items():
+        assert params[name]["default"] == default, name
+    endpoints = manifest["endpoints"]
+    assert endpoints["orders_place"]["maxInstances"] == "{{ params.ORDERS_MAX_INSTANCES }}"
+    assert endpoints["payments_create_intent"]["maxInstances"] == "{{ params.PAYMENTS_MAX_INSTANCES }}"
+    assert endpoints["payments_stripe_webhook"]["maxInstances"] == "{{ params.PAYMENTS_MAX_INSTANCES }}"
+    assert endpoints["identity_set_role"]["maxInstances"] == "{{ params.FUNCTIONS_MAX_INSTANCES }}"
 
 
 def test_every_endpoint_gets_its_domains_options(manifest, declared):

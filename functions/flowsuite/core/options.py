@@ -27,11 +27,13 @@ from firebase_functions import options
 
 from flowsuite.core import settings
 
-# The suite's options: one region (FlutterFlow's default), modest memory and instances.
+# The suite's options: one region (FlutterFlow's default), modest memory, and instances
+# from a param (FUNCTIONS_MAX_INSTANCES, default 20); checkout domains declare their own
+# (docs/production.md, "Capacity plan").
 GLOBAL: dict[str, Any] = {
     "region": settings.REGION,
     "memory": options.MemoryOption.MB_256,
-    "max_instances": 20,
+    "max_instances": settings.MAX_INSTANCES,
     "timeout_sec": settings.CALLABLE_TIMEOUT_SECONDS,
 }
 

@@ -16,6 +16,27 @@ from firebase_functions import params
 # needs no `instanceFor(region: ...)`. Change it here, not on decorators.
 REGION = "us-central1"
 
+# Instance limits (docs/production.md, "Capacity plan"): params, so a larger app raises them
+# at deploy (functions/.env.<project>) without a code change. Every instance serves one
+# request at a time (256 MiB gets a fraction of a CPU, where Cloud Run allows concurrency 1),
+# so a function's max instances is the number of requests it serves at once.
+MAX_INSTANCES = params.IntParam(
+    "FUNCTIONS_MAX_INSTANCES", default=20,
+    description="Instances each function without a limit of its own may scale to (one request per instance).",
+)
+ORDERS_MAX_INSTANCES = params.IntParam(
+    "ORDERS_MAX_INSTANCES", default=100,
+    description="Instances each orders function (orders_place: the checkout's first step) may scale to.",
+)
+PAYMENTS_MAX_INSTANCES = params.IntParam(
+    "PAYMENTS_MAX_INSTANCES", default=50,
+    description="Instances each payments function (create_intent, the Stripe webhook) may scale to.",
+)
+NOTIFICATIONS_MAX_INSTANCES = params.IntParam(
+    "NOTIFICATIONS_MAX_INSTANCES", default=20,
+    description="Instances each notifications function may scale to (SMTP and FCM send from them).",
+)
+
 # Event bus reliability.
 BUS_MAX_ATTEMPTS = params.IntParam(
     "BUS_MAX_ATTEMPTS", default=8, description="Delivery attempts before an event becomes a dead letter."

@@ -3,9 +3,11 @@
 
 from flowsuite.core import clients as _clients
 from flowsuite.core import options as _options
+from flowsuite.core import settings as _settings
 
 # Options every notifications function gets: sends can take a while on SMTP.
-OPTIONS = _options.declare(__name__, timeout_sec=120, max_instances=20)
+OPTIONS = _options.declare(__name__, timeout_sec=120,
+                           max_instances=_settings.NOTIFICATIONS_MAX_INSTANCES)
 
 
 def _push_sender():

@@ -18,5 +18,7 @@ MAX_UNPAID_UNITS = params.IntParam(
     description="Units (the sum of quantities) one user's unpaid orders may hold at once.",
 )
 MAX_LINES = 50
+# A hot product's stock is split across at most this many shards (products/{id}/stock_shards/{k}).
+MAX_STOCK_SHARDS = 100
 MAX_QUANTITY = 99
 CURRENCIES = ("usd", "eur", "gbp", "chf", "cad", "aud", "jpy", "sek", "nok", "dkk")

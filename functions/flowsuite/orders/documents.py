@@ -16,9 +16,21 @@ class ProductDoc(Document):
     image_url: str
     price: int
     currency: str
-    stock: int
+    stock: int  # a hot product's: a summary of its shards, refreshed every minute (orders_refresh_hot_stock)
     active: bool
     created_time: Timestamp
+    updated_time: Timestamp
+    stock_shards: int = 0  # 2 or more: a hot product, its stock split across products/{id}/stock_shards/{k}
+    stock_refreshed_time: Timestamp | None = None  # when the summary last changed
+
+
+@collection("products/{product_id}/stock_shards/{shard}", read="nobody (server only)", write="orders functions only")
+class StockShardDoc(Document):
+    """One shard of a hot product's stock (shard ids 0..stock_shards-1). Orders reserve from
+    a random shard in their transaction, so concurrent buyers write different documents.
+    The app reads the product's `stock` summary, never the shards."""
+
+    stock: int
     updated_time: Timestamp
 
 
@@ -28,6 +40,7 @@ class OrderLine(BaseModel):
     name: str
     unit_price: int
     quantity: int
+    stock_shards: int | None = None  # placed while the product was hot: released to one of this many shards
 
 
 class StatusChange(BaseModel):

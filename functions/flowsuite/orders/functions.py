@@ -18,6 +18,7 @@ __all__ = [
     "orders_mark_fulfilled",
     "orders_run_expiry",
     "orders_expire_unpaid",
+    "orders_refresh_hot_stock",
     "orders_on_payment_succeeded",
     "orders_on_payment_canceled",
     "orders_on_payment_refunded",
@@ -76,6 +77,12 @@ def orders_run_expiry(ctx: CallContext, req: models.RunExpiry) -> models.ExpiryA
 def orders_expire_unpaid(event: scheduler_fn.ScheduledEvent) -> None:
     """Starts cancelling unpaid orders past their payment window (their intents are closed, then stock released)."""
     service.expire_unpaid(clients.firestore())
+
+
+@options.trigger(scheduler_fn.on_schedule, schedule="every 1 minutes")
+def orders_refresh_hot_stock(event: scheduler_fn.ScheduledEvent) -> None:
+    """Recomputes each hot product's `stock` (what the app shows) from its stock shards."""
+    service.refresh_hot_stock(clients.firestore())
 
 
 @bus.subscriber(PaymentSucceeded)

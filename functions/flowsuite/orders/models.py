@@ -22,6 +22,11 @@ class UpsertProduct(IdempotentRequest):
     currency: Currency
     stock: int = Field(ge=0, le=1_000_000)
     active: bool = True
+    stock_shards: int = Field(
+        default=0, ge=0, le=config.MAX_STOCK_SHARDS,
+        description="Flash sales: split the stock across this many shards (2 or more) so concurrent buyers "
+                    "do not contend on one document; 0 or 1 keeps it on the product. Staff set it for a hot product.",
+    )
 
     @field_validator("image_url")
     @classmethod
@@ -38,6 +43,7 @@ class ProductAnswer(Response):
     currency: str
     stock: int
     active: bool
+    stock_shards: int = 0
 
 
 class ArchiveProduct(Request):

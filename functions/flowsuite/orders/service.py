@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import random
 import uuid
 from typing import Any
 
@@ -38,6 +39,7 @@ from flowsuite.orders.events import (
 PRODUCTS = "products"
 ORDERS = "orders"
 HOLDS = "order_holds"  # order_holds/{uid}: what the user's unpaid orders hold (no hoarding)
+SHARDS = "stock_shards"  # products/{id}/stock_shards/{k}: a hot product's stock, split (flash sales)
 DELETED_USER = "deleted-user"
 
 
@@ -58,16 +60,26 @@ def upsert_product(db, req) -> dict[str, Any]:
         "currency": req.currency,
         "stock": req.stock,
         "active": req.active,
+        "stock_shards": shard_count(req.stock_shards),
         "updated_time": gcf.SERVER_TIMESTAMP,
     }
+    levels = split_stock(req.stock, fields["stock_shards"])
 
     @gcf.transactional
     def write(txn) -> None:
         snap = ref.get(transaction=txn)
+        before = shard_count((snap.to_dict() or {}).get("stock_shards")) if snap.exists else 0
         txn.set(ref, {**fields, **({} if snap.exists else {"created_time": gcf.SERVER_TIMESTAMP})}, merge=True)
+        # A hot product's stock lives in its shards (set absolutely, as `stock` is); shards it
+        # no longer has go, so that nothing counts them.
+        for k, level in enumerate(levels):
+            txn.set(shard_ref(db, product_id, k), {"stock": level, "updated_time": gcf.SERVER_TIMESTAMP})
+        for k in range(len(levels), before):
+            txn.delete(shard_ref(db, product_id, k))
 
     write(db.transaction())
-    return {"product_id": product_id, **{k: fields[k] for k in ("name", "price", "currency", "stock", "active")}}
+    return {"product_id": product_id,
+            **{k: fields[k] for k in ("name", "price", "currency", "stock", "active", "stock_shards")}}
 
 
 def archive_product(db, product_id: str) -> dict[str, Any]:
@@ -78,7 +90,103 @@ def archive_product(db, product_id: str) -> dict[str, Any]:
     ref.update({"active": False, "updated_time": gcf.SERVER_TIMESTAMP})
     data = snap.to_dict()
     return {"product_id": product_id, "name": data["name"], "price": data["price"], "currency": data["currency"],
-            "stock": data["stock"], "active": False}
+            "stock": data["stock"], "active": False, "stock_shards": shard_count(data.get("stock_shards"))}
+
+
+# ---- hot products: stock split across shards (Firebase's distributed-counter pattern) ----
+#
+# A product with ``stock_shards: N`` (N >= 2, set by staff through orders_upsert_product)
+# keeps its stock in ``products/{id}/stock_shards/{0..N-1}``. An order reserves from one
+# random shard in its transaction and reads the others only when that one is short, so
+# concurrent buyers of one product write different documents; the product document itself
+# is only read while placing. Sold out is exact: an order is refused only after every shard
+# was read in the same transaction. The product's ``stock`` (what the app shows) is a
+# summary, recomputed from the shards by ``orders_refresh_hot_stock`` every minute.
+
+def shard_ref(db, product_id: str, k: int):
+    return db.collection(PRODUCTS).document(product_id).collection(SHARDS).document(str(k))
+
+
+def shard_count(value: Any) -> int:
+    """The shards a product's stock is split across: 0 (one document) or 2..MAX_STOCK_SHARDS. Pure."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+        return 0
+    return min(value, config.MAX_STOCK_SHARDS)
+
+
+def split_stock(total: int, shards: int) -> list[int]:
+    """``total`` units over ``shards`` shards, as evenly as possible (the first ones get the
+    remainder); [] for a product kept in one document. Pure."""
+    shards = shard_count(shards)
+    if not shards:
+        return []
+    base, extra = divmod(max(0, int(total)), shards)
+    return [base + (1 if k < extra else 0) for k in range(shards)]
+
+
+def shard_order(shards: int, rng: random.Random | None = None) -> list[int]:
+    """The order an order tries a hot product's shards in: a random one first, then the
+    others in a random order. Pure given ``rng``."""
+    rng = rng or random
+    order = list(range(shards))
+    rng.shuffle(order)
+    return order
+
+
+def take_from_shards(order: list[int], levels: dict[int, int], quantity: int) -> dict[int, int] | None:
+    """What to take from which shard, trying them in ``order``: {shard: units}, or None when
+    the shards in ``levels`` hold fewer than ``quantity`` together. Never takes more than a
+    shard holds (a negative level counts as empty). Pure."""
+    plan: dict[int, int] = {}
+    wanted = quantity
+    for k in order:
+        if wanted <= 0:
+            break
+        level = max(0, int(levels.get(k) or 0))
+        if level:
+            plan[k] = min(level, wanted)
+            wanted -= plan[k]
+    return plan if wanted <= 0 else None
+
+
+def release_shard(shards: int, rng: random.Random | None = None) -> int:
+    """The shard released stock goes back to: any one (stock is fungible across shards). Pure given ``rng``."""
+    return (rng or random).randrange(shards)
+
+
+def _level(snap) -> int:
+    return max(0, int((snap.to_dict() or {}).get("stock") or 0)) if snap.exists else 0
+
+
+def _reserve_hot(txn, db, product_id: str, shards: int, quantity: int) -> tuple[dict[int, int], dict[int, int] | None]:
+    """Reads a hot product's shards in the transaction, a random one first and the others
+    only if it is short. Returns (the levels read, the plan, or None when even all the
+    shards together are short: then every shard was read, so "sold out" is exact)."""
+    order = shard_order(shards)
+    levels = {order[0]: _level(shard_ref(db, product_id, order[0]).get(transaction=txn))}
+    plan = take_from_shards(order[:1], levels, quantity)
+    if plan is not None:
+        return levels, plan
+    for snap in txn.get_all([shard_ref(db, product_id, k) for k in order[1:]]):
+        levels[int(snap.id)] = _level(snap)
+    return levels, take_from_shards(order, levels, quantity)
+
+
+def refresh_hot_stock(db, *, limit: int = 500) -> dict[str, int]:
+    """Recomputes each hot product's ``stock`` summary from its shards (the app reads
+    ``stock``; the shards are server-only). Writes only the summaries that changed."""
+    changed: dict[str, int] = {}
+    hot = db.collection(PRODUCTS).where(filter=FieldFilter("stock_shards", ">=", 2)).limit(limit).stream()
+    for snap in hot:
+        shards = shard_count(snap.get("stock_shards"))
+        if not shards:
+            continue
+        total = sum(max(0, int((s.to_dict() or {}).get("stock") or 0))
+                    for s in db.get_all([shard_ref(db, snap.id, k) for k in range(shards)]) if s.exists)
+        if total != snap.get("stock"):
+            snap.reference.update({"stock": total, "stock_refreshed_time": gcf.SERVER_TIMESTAMP})
+            changed[snap.id] = total
+    return changed
 
 
 # ---- placing -------------------------------------------------------------------
@@ -205,8 +313,23 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
         if refused is not None:
             raise refused
         snaps = {ref.id: (got[ref.path].to_dict() if got[ref.path].exists else None) for ref in refs}
+        hot: dict[str, tuple[int, dict[int, int], dict[int, int]]] = {}  # product -> (shards, levels, plan)
+        for line in lines:  # a hot product's stock is what its shards hold
+            product = snaps[line.product_id]
+            shards = shard_count(product.get("stock_shards")) if product and product.get("active") else 0
+            if shards:
+                levels, plan = _reserve_hot(txn, db, line.product_id, shards, line.quantity)
+                hot[line.product_id] = (shards, levels, plan or {})
+                # enough: the quantity; short: exactly what all the shards hold (0 = sold out)
+                snaps[line.product_id] = {**product, "stock": line.quantity if plan else sum(levels.values())}
         priced, total, currency = price_lines(lines, snaps)
         for line in priced:
+            if line["product_id"] in hot:
+                _, levels, plan = hot[line["product_id"]]
+                for k, take in plan.items():
+                    txn.update(shard_ref(db, line["product_id"], k),
+                               {"stock": levels[k] - take, "updated_time": gcf.SERVER_TIMESTAMP})
+                continue
             left = snaps[line["product_id"]]["stock"] - line["quantity"]
             txn.update(db.collection(PRODUCTS).document(line["product_id"]),
                        {"stock": left, "updated_time": gcf.SERVER_TIMESTAMP})
@@ -215,7 +338,9 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
             "order_id": order_id,
             "uid": uid,
             "user_ref": user_ref(db, uid),
-            "items": [{**line, "product_ref": db.collection(PRODUCTS).document(line["product_id"])} for line in priced],
+            "items": [{**line, "product_ref": db.collection(PRODUCTS).document(line["product_id"]),
+                       **({"stock_shards": hot[line["product_id"]][0]} if line["product_id"] in hot else {})}
+                      for line in priced],
             "total": total,
             "currency": currency,
             "status": states.PENDING_PAYMENT,
@@ -257,7 +382,15 @@ def answer(order: dict[str, Any]) -> dict[str, Any]:
 # ---- transitions ---------------------------------------------------------------
 
 def _release_stock(txn, db, order: dict[str, Any]) -> None:
+    """Gives an order's stock back: to the product document, or, for a line placed while its
+    product was hot, to one of its shards (a blind increment: a transaction cannot read
+    after it wrote)."""
     for line in order["items"]:
+        shards = shard_count(line.get("stock_shards"))
+        if shards:
+            txn.set(shard_ref(db, line["product_id"], release_shard(shards)),
+                    {"stock": gcf.Increment(line["quantity"]), "updated_time": gcf.SERVER_TIMESTAMP}, merge=True)
+            continue
         txn.update(db.collection(PRODUCTS).document(line["product_id"]),
                    {"stock": gcf.Increment(line["quantity"]), "updated_time": gcf.SERVER_TIMESTAMP})
 

@@ -5,11 +5,13 @@ from firebase_functions.options import MemoryOption
 
 from flowsuite.core import clients as _clients
 from flowsuite.core import options as _options
+from flowsuite.core import settings as _settings
 from flowsuite.core import tracing as _tracing
 
 # Options every payments function gets (memory, instances, timeouts); secrets are
 # declared per function that talks to Stripe.
-OPTIONS = _options.declare(__name__, memory=MemoryOption.MB_512, max_instances=10, timeout_sec=60)
+OPTIONS = _options.declare(__name__, memory=MemoryOption.MB_512, max_instances=_settings.PAYMENTS_MAX_INSTANCES,
+                           timeout_sec=60)
 
 
 def _stripe_client():

@@ -1,0 +1,209 @@
+"""Cold request and memory (issue 19), on the running emulators (inside `make bench`'s suite).
+
+For each target, a fresh Functions Framework process is started as the Functions
+emulator starts one (``functions-framework`` in functions/ with FUNCTION_TARGET and
+FUNCTION_SIGNATURE_TYPE set), and the bench times:
+
+- the import share: from spawning the process to its port accepting connections
+  (interpreter, the Functions Framework and the source's import: it imports the
+  source before it binds);
+- the first-request share: the first request's round trip (clients built on first
+  use, the first Firestore transaction, first-use imports);
+
+against a minimal bare-SDK function doing the same Firestore work (bench/bare/main.py).
+Then it sends 99 more requests and reads the instance's RSS with psutil (the process
+and its children: the server's worker). Targets: orders_place (a callable),
+payments_stripe_webhook (HTTP) and ops_on_probe (an event subscriber; ops loads every
+domain, the heaviest instance).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS = ROOT / "functions"
+VENV_BIN = FUNCTIONS / "venv" / "bin"
+BARE = Path(__file__).resolve().parent / "bare"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(source_dir: Path, target: str, signature: str) -> tuple[subprocess.Popen, int, float]:
+    port = free_port()
+    env = {**os.environ, "FUNCTION_TARGET": target, "FUNCTION_SIGNATURE_TYPE": signature, "PORT": str(port),
+           "FUNCTIONS_EMULATOR": "true", "K_SERVICE": target, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
+    started = time.perf_counter()
+    proc = subprocess.Popen([str(VENV_BIN / "functions-framework"), "--target", target, "--signature-type", signature,
+                             "--port", str(port), "--source", str(source_dir / "main.py")],
+                            cwd=source_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = started + 60
+    while time.perf_counter() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{target} exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.05):
+                return proc, port, time.perf_counter() - started
+        except OSError:
+            time.sleep(0.005)
+    proc.kill()
+    raise RuntimeError(f"{target} never listened")
+
+
+def rss_mib(proc: subprocess.Popen) -> float:
+    """The largest RSS in the instance's process tree (the server's worker serves the requests)."""
+    root = psutil.Process(proc.pid)
+    return max(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 2**20
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()  # only this process and its children, which it ends
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def subscriber_event(db, doc_path: str) -> tuple[dict, bytes]:
+    """A CloudEvent as Eventarc delivers a Firestore document creation (protobuf data)."""
+    from google.cloud.firestore_v1 import _helpers
+    from google.cloud.firestore_v1.types import Document
+    from google.events.cloud.firestore_v1 import DocumentEventData
+
+    snap = db.document(doc_path).get()
+    name = f"projects/{db.project}/databases/(default)/documents/{doc_path}"
+    value = Document(name=name, fields=_helpers.encode_dict(snap.to_dict()),
+                     create_time=snap.create_time, update_time=snap.update_time)
+    data = DocumentEventData.serialize(DocumentEventData(value=DocumentEventData.meta.fields["value"].message.deserialize(
+        Document.serialize(value))))
+    headers = {
+        "ce-id": uuid.uuid4().hex, "ce-specversion": "1.0", "ce-source":
+            f"//firestore.googleapis.com/projects/{db.project}/databases/(default)",
+        "ce-type": "google.cloud.firestore.document.v1.created", "ce-subject": f"documents/{doc_path}",
+        "ce-time": "2026-01-01T00:00:00Z", "ce-database": "(default)", "ce-namespace": "(default)",
+        "ce-document": doc_path, "Content-Type": "application/protobuf",
+    }
+    return headers, data
+
+
+def cases(db, user) -> dict[str, dict]:
+    """Per measured pair: how to start each side and how to make its n-th request."""
+    from flowsuite.core import events
+    from flowsuite.ops.events import ProbeSent
+    from flowsuite.orders.service import split_stock  # noqa: F401 - the suite imports cleanly here
+
+    from testkit.payments import event, sign
+
+    product = f"cold-{uuid.uuid4().hex[:8]}"
+    db.document(f"products/{product}").set({"name": "Cold", "price": 100, "currency": "usd", "stock": 10**6,
+                                             "active": True, "description": "", "image_url": ""})
+    buyers = [user]
+
+    def place(i: int) -> tuple[str, dict]:
+        from testkit import harness
+
+        if i % 3 == 0 and i:  # ORDER_MAX_UNPAID_ORDERS (3) per user: a new buyer every third order
+            buyers.append(harness.sign_up())
+        body = {"data": {"items": [{"product_id": product, "quantity": 1}], "idempotency_key": uuid.uuid4().hex}}
+        return "json", {"json": body, "headers": {"Authorization": f"Bearer {buyers[-1].id_token}"}}
+
+    def bare_place(i: int) -> tuple[str, dict]:
+        return "json", {"json": {"data": {"product_id": product}},
+                        "headers": {"Authorization": f"Bearer {user.id_token}"}}
+
+    def webhook(i: int) -> tuple[str, dict]:
+        payload = event("payment_intent.succeeded", {"id": f"pi_cold_{uuid.uuid4().hex[:12]}",
+                                                     "object": "payment_intent"})
+        return "raw", {"data": payload.encode(), "headers": {"Stripe-Signature": sign(payload),
+                                                              "Content-Type": "application/json"}}
+
+    def bare_webhook(i: int) -> tuple[str, dict]:
+        return "json", {"json": {"id": f"pi_cold_{uuid.uuid4().hex[:12]}"}}
+
+    def probe(i: int) -> tuple[str, dict]:
+        probe_id = f"cold-{uuid.uuid4().hex[:10]}"
+        batch = db.batch()
+        batch.set(db.document(f"bench_cold_probes/{probe_id}"), {"probe_id": probe_id})
+        envelope = events.publish(batch, ProbeSent(probe_id=probe_id), subject=f"ops_probes/{probe_id}", db=db)
+        batch.commit()
+        headers, data = subscriber_event(db, f"topics/probe.sent/events/{envelope.id}")
+        return "raw", {"data": data, "headers": headers}
+
+    def bare_probe(i: int) -> tuple[str, dict]:
+        eid = uuid.uuid4().hex
+        db.document(f"bench_topics/probe/events/{eid}").set({"n": i})
+        headers, data = subscriber_event(db, f"bench_topics/probe/events/{eid}")
+        return "raw", {"data": data, "headers": headers}
+
+    return {
+        "orders_place": {"suite": ("orders_place", "http", place), "bare": ("bare_place", "http", bare_place)},
+        "payments_stripe_webhook": {"suite": ("payments_stripe_webhook", "http", webhook),
+                                    "bare": ("bare_webhook", "http", bare_webhook)},
+        "ops_on_probe (subscriber)": {"suite": ("ops_on_probe", "cloudevent", probe),
+                                      "bare": ("bare_subscriber", "cloudevent", bare_probe)},
+    }
+
+
+def serve(source_dir: Path, target: str, signature: str, make_request, requests_after: int) -> dict:
+    proc, port, listening = start(source_dir, target, signature)
+    try:
+        timings = []
+        for i in range(1 + requests_after):
+            _, kwargs = make_request(i)
+            t = time.perf_counter()
+            r = requests.post(f"http://127.0.0.1:{port}/", timeout=60, **kwargs)
+            timings.append(time.perf_counter() - t)
+            if r.status_code >= 500:
+                raise RuntimeError(f"{target}: {r.status_code} {r.text[:500]}")
+        return {"import": listening, "first": timings[0], "rss": rss_mib(proc) if requests_after else None}
+    finally:
+        stop(proc)
+
+
+def run(rounds: int = 5) -> list[dict]:
+    from testkit import harness
+
+    db = harness.admin_db()
+    user = harness.sign_up()
+    rows = []
+    for label, pair in cases(db, user).items():
+        suite, bare = [], []
+        for r in range(rounds):  # alternate, so machine noise hits both
+            suite.append(serve(FUNCTIONS, *pair["suite"], requests_after=99 if r == 0 else 0))
+            bare.append(serve(BARE, *pair["bare"], requests_after=99 if r == 0 else 0))
+
+        def med(samples, key):
+            return statistics.median(s[key] for s in samples) * 1000
+
+        s_total, b_total = med(suite, "import") + med(suite, "first"), med(bare, "import") + med(bare, "first")
+        rows.append({
+            "benchmark": f"cold request: {label}",
+            "p50": f"{s_total:.0f} ms (import {med(suite, 'import'):.0f} + first request {med(suite, 'first'):.0f})",
+            "p99/p95": f"bare SDK {b_total:.0f} ms (import {med(bare, 'import'):.0f} + first {med(bare, 'first'):.0f})",
+            "ratio": f"{s_total / b_total:.2f}x", "target": "<= 1.15x",
+        })
+        rows.append({
+            "benchmark": f"memory: {label}, RSS after 100 requests",
+            "p50": f"{suite[0]['rss']:.0f} MiB", "p99/p95": f"bare SDK {bare[0]['rss']:.0f} MiB",
+            "ratio": f"{suite[0]['rss'] / bare[0]['rss']:.2f}x", "target": "<= 128 MiB",
+        })
+    return rows
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(1), indent=1))

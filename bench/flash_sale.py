@@ -1,0 +1,105 @@
+"""Flash sale (issue 19), on the running emulators: 200 concurrent buyers for 100 units
+of one product, kept on one document against split across shards.
+
+Every buyer is a distinct user (ORDER_MAX_UNPAID_ORDERS is per user) and places one
+order of one unit, retrying `aborted` with the same idempotency key as an app should
+(at most 8 attempts). Reported per layout: sold (must be exactly 100), oversold (0),
+p50/p99 of a buyer's time to a final answer, the share of `aborted` among all answers,
+and `internal` answers (must be 0).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+import uuid
+
+from testkit import harness
+from testkit.harness import CallableError
+
+BUYERS = 200
+UNITS = 100
+SHARDS = 16
+ATTEMPTS = 8
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def make_product(db, shards: int) -> str:
+    from flowsuite.orders.service import shard_ref, split_stock
+
+    product_id = f"flash-{'hot' if shards else 'one'}-{uuid.uuid4().hex[:6]}"
+    db.document(f"products/{product_id}").set({"name": "Drop", "price": 100, "currency": "usd", "stock": UNITS,
+                                                "stock_shards": shards, "active": True, "description": "",
+                                                "image_url": ""})
+    for k, level in enumerate(split_stock(UNITS, shards)):
+        shard_ref(db, product_id, k).set({"stock": level})
+    return product_id
+
+
+def left(db, product_id: str, shards: int) -> list[int]:
+    from flowsuite.orders.service import shard_ref
+
+    if not shards:
+        return [db.document(f"products/{product_id}").get().get("stock")]
+    return [shard_ref(db, product_id, k).get().get("stock") for k in range(shards)]
+
+
+def sale(db, buyers: list, shards: int) -> dict:
+    product_id = make_product(db, shards)
+    answers: list[str] = []
+
+    def buy(user) -> tuple[float, str]:
+        key = uuid.uuid4().hex
+        start = time.perf_counter()
+        outcome = "exhausted"
+        for attempt in range(ATTEMPTS):
+            try:
+                harness.call("orders_place", {"items": [{"product_id": product_id, "quantity": 1}],
+                                              "idempotency_key": key}, user=user)
+                answers.append("ok")
+                outcome = "sold"
+                break
+            except CallableError as err:
+                answers.append(err.code)
+                if err.code != "aborted":
+                    outcome = err.code
+                    break
+            time.sleep(0.1 * (attempt + 1))
+        return (time.perf_counter() - start) * 1000, outcome
+
+    with cf.ThreadPoolExecutor(BUYERS) as pool:
+        results = list(pool.map(buy, buyers))
+    latencies = [ms for ms, _ in results]
+    sold = sum(1 for _, outcome in results if outcome == "sold")
+    levels = left(db, product_id, shards)
+    orders = sum(1 for s in db.collection("orders").stream()
+                 if any(line["product_id"] == product_id for line in s.get("items")))
+    return {
+        "sold": sold, "orders": orders, "left": sum(levels), "negative": sum(1 for v in levels if v < 0),
+        "oversold": max(0, orders - UNITS) + sum(-v for v in levels if v < 0),
+        "p50": pct(latencies, 50), "p99": pct(latencies, 99),
+        "aborted": sum(1 for a in answers if a == "aborted") / len(answers),
+        "internal": sum(1 for a in answers if a == "internal"),
+        "unsold_after_retries": sum(1 for _, outcome in results if outcome == "exhausted"),
+    }
+
+
+def run() -> list[dict]:
+    db = harness.admin_db()
+    rows = []
+    single = sale(db, [harness.sign_up() for _ in range(BUYERS)], 0)
+    sharded = sale(db, [harness.sign_up() for _ in range(BUYERS)], SHARDS)
+    for label, r in (("one document", single), (f"{SHARDS} shards", sharded)):
+        rows.append({
+            "benchmark": f"flash sale: {BUYERS} buyers for {UNITS} units, {label}",
+            "p50": f"sold {r['sold']}, oversold {r['oversold']}, p50 {r['p50']:.0f} ms",
+            "p99/p95": f"p99 {r['p99']:.0f} ms; aborted {r['aborted']:.0%} of answers; internal {r['internal']}; "
+                       f"gave up after {ATTEMPTS} tries {r['unsold_after_retries']}",
+            "ratio": "1.00x p99" if not label.endswith("shards") else f"{r['p99'] / single['p99']:.2f}x p99",
+            "target": "sold 100, oversold 0, internal 0" + ("; p99 <= 0.5x" if label.endswith("shards") else ""),
+        })
+    return rows
