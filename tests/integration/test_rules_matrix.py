@@ -109,6 +109,7 @@ SPECS: list[Spec] = [
     admin_only("dead_letters", "dead_letters"),
     admin_only("ops_probes", "ops_probes"),
     admin_only("ops_state", "ops_state"),
+    admin_only("identity_state", "identity_state"),
     nobody("idempotency_records", "idempotency_records"),
     nobody("effects", "effects"),
 ]

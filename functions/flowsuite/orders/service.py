@@ -256,8 +256,22 @@ def answer(order: dict[str, Any]) -> dict[str, Any]:
 
 # ---- transitions ---------------------------------------------------------------
 
-def _release_stock(txn, db, order: dict[str, Any]) -> None:
+def _existing_products(txn, db, order: dict[str, Any]) -> set[str]:
+    """The order's products that still exist, read in the caller's transaction (before any
+    write): stock is released only into those. A product deleted in the console is not an
+    error; its line is logged and skipped."""
+    refs = [db.collection(PRODUCTS).document(pid) for pid in dict.fromkeys(li["product_id"] for li in order["items"])]
+    found = {snap.id for snap in txn.get_all(refs) if snap.exists}
+    for ref in refs:
+        if ref.id not in found:
+            log.warning("stock not released: the product no longer exists", product_id=ref.id)
+    return found
+
+
+def _release_stock(txn, db, order: dict[str, Any], existing: set[str]) -> None:
     for line in order["items"]:
+        if line["product_id"] not in existing:
+            continue
         txn.update(db.collection(PRODUCTS).document(line["product_id"]),
                    {"stock": gcf.Increment(line["quantity"]), "updated_time": gcf.SERVER_TIMESTAMP})
 
@@ -291,9 +305,10 @@ def cancel(db, txn, ref, order: dict, *, by: str, reason: str) -> None:
     An unpaid order reaches here only once its PaymentIntent is closed (``payment.canceled``);
     a paid one is refunded by payments (``was_paid``)."""
     was_paid = order["status"] == states.PAID
+    existing = _existing_products(txn, db, order) if order["status"] in states.HOLDS_STOCK else set()
     _transition(db, txn, ref, order, states.CANCELLED, by, {"cancel_reason": reason})
     if order["status"] in states.HOLDS_STOCK:
-        _release_stock(txn, db, order)
+        _release_stock(txn, db, order, existing)
     events.publish(
         txn,
         OrderCancelled(order_id=ref.id, uid=order["uid"], reason=reason, was_paid=was_paid,
@@ -410,9 +425,10 @@ def on_payment_refunded(db, txn, data) -> None:
         return
     if order["status"] == states.REFUNDED:
         return
+    existing = _existing_products(txn, db, order) if order["status"] in states.HOLDS_STOCK else set()
     _transition(db, txn, ref, order, states.REFUNDED, "payments", {"amount_refunded": refunded})
     if order["status"] in states.HOLDS_STOCK:
-        _release_stock(txn, db, order)
+        _release_stock(txn, db, order, existing)
     events.publish(
         txn,
         OrderRefunded(order_id=data.order_id, uid=order["uid"], total=order["total"], currency=order["currency"]),

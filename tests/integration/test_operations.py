@@ -1,0 +1,64 @@
+"""Running for months (issue 22): one bad record never stops a job, outside errors are read
+correctly, user data follows Auth. Real emulators, nothing mocked."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from testkit import harness
+from testkit.harness import call, eventually
+from testkit.shop import order, place, product, stock
+
+PAST = dt.timedelta(minutes=1)
+
+
+def expire_now(db, order_id: str) -> None:
+    db.document(f"orders/{order_id}").update({"expires_at": dt.datetime.now(dt.UTC) - PAST})
+
+
+# ---- 1. jobs isolate failures -------------------------------------------------------------
+
+def test_expiry_runs_past_bad_orders_and_a_deleted_product(admin, db):
+    buyers = [harness.sign_up() for _ in range(3)]
+    kept, doomed = product(db, stock=5), product(db, stock=5, name="Gone")
+    good = [place(buyers[0], [(kept, 1)]), place(buyers[1], [(kept, 1)])]
+    orphan = place(buyers[2], [(kept, 1), (doomed, 1)])
+    for out in [*good, orphan]:
+        expire_now(db, out["order_id"])
+    # N injected bad records: pending orders written past the rules, missing what expiry needs
+    bad = [f"bad-order-{i}" for i in range(3)]
+    for order_id in bad:
+        db.document(f"orders/{order_id}").set({"status": "pending_payment",
+                                               "expires_at": dt.datetime.now(dt.UTC) - PAST})
+    db.document(f"products/{doomed}").delete()  # deleted in the console while its order is held
+
+    answer = call("orders_run_expiry", {}, user=admin)
+    assert sorted(answer["cancelled"]) == sorted(o["order_id"] for o in [*good, orphan])
+    for out in [*good, orphan]:
+        eventually(lambda out=out: order(db, out["order_id"])["status"] == "cancelled", what="expired order cancelled")
+    assert stock(db, kept) == 5  # every held unit of the product that exists came back
+    assert harness.doc(db, f"products/{doomed}") is None  # no ghost product re-created by the release
+    assert all(harness.doc(db, f"orders/{o}")["status"] == "pending_payment" for o in bad)  # logged, skipped
+
+
+def test_reconciliation_works_in_slices_from_a_saved_cursor(admin, db):
+    users = [harness.sign_up() for _ in range(5)]
+    gone = users[1:3]
+    for user in gone:
+        harness.delete_account_outside_the_suite(user.uid)
+    profiles = len(list(db.collection("users").stream()))  # the admin's and the five
+    assert profiles == 6
+
+    first = call("identity_run_reconciliation", {"pages": 1, "page_size": 2, "confirm": True}, user=admin)
+    assert (first["checked"], first["pass_complete"]) == (2, False) and first["cursor"]
+    assert harness.doc(db, "identity_state/reconciliation")["cursor"] == first["cursor"]
+    runs, checked, erased = [first], first["checked"], list(first["erased"])
+    while not runs[-1]["pass_complete"]:
+        runs.append(call("identity_run_reconciliation", {"pages": 1, "page_size": 2, "confirm": True}, user=admin))
+        checked += runs[-1]["checked"]
+        erased += runs[-1]["erased"]
+        assert len(runs) <= 4, "a pass over six profiles in slices of two must end"
+    assert checked == profiles and sorted(erased) == sorted(u.uid for u in gone)
+    assert all(r["failed"] == 0 for r in runs)
+    assert harness.doc(db, "identity_state/reconciliation")["cursor"] is None  # the next pass starts over
+    eventually(lambda: all(harness.doc(db, f"users/{u.uid}") is None for u in gone), what="erased")
