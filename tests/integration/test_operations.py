@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from flowsuite.core import events
+from flowsuite.ops.events import ProbeSent, SweepFinished
+
 from testkit import harness
 from testkit.harness import call, eventually
 from testkit.shop import order, place, product, stock
@@ -62,3 +65,43 @@ def test_reconciliation_works_in_slices_from_a_saved_cursor(admin, db):
     assert all(r["failed"] == 0 for r in runs)
     assert harness.doc(db, "identity_state/reconciliation")["cursor"] is None  # the next pass starts over
     eventually(lambda: all(harness.doc(db, f"users/{u.uid}") is None for u in gone), what="erased")
+
+
+# ---- 4. the sweep finds what matters first ------------------------------------------------
+
+def test_one_sweep_finds_a_lost_event_behind_a_thousand_unsubscribed_ones(admin, db):
+    import flowsuite.ops.functions  # noqa: F401 - registers the subscribers in this process
+
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
+    noise = [events.envelope_for(SweepFinished(retried=0, stalled=0, lost=0, processed=0), subject="ops_state/sweep",
+                                 now=old - dt.timedelta(seconds=i)) for i in range(1200)]  # nobody subscribes
+    for start in range(0, len(noise), 400):
+        batch = db.batch()
+        for env in noise[start:start + 400]:
+            batch.set(db.document(f"topics/ops.sweep_finished/events/{env.id}"), env.model_dump())
+        batch.commit()
+    lost = events.envelope_for(ProbeSent(probe_id="lost-behind-noise"), subject="s", now=old)
+    db.document(f"topics/ops.probe/events/{lost.id}").set(lost.model_dump())
+    eventually(lambda: (harness.doc(db, f"deliveries/{lost.id}:ops_on_probe") or {}).get("status") == "processed",
+               what="first delivery")
+    db.document(f"deliveries/{lost.id}:ops_on_probe").delete()  # as if the trigger never ran
+    db.document("ops_probes/lost-behind-noise").delete()
+
+    counts = call("ops_run_sweep", {}, user=admin)
+    assert counts["lost"] == 1
+    assert harness.doc(db, "ops_probes/lost-behind-noise")["received"] == 1
+    # its bookkeeping is not a bus event: the 1,200 are still all there are
+    assert len(list(db.collection("topics/ops.sweep_finished/events").stream())) == 1200
+    state = harness.doc(db, "ops_state/sweep")
+    assert state["last_counts"]["lost"] == 1 and "ops.probe" in state["lost_scan"]
+    assert "ops.sweep_finished" not in state["lost_scan"]
+    assert call("ops_run_sweep", {}, user=admin)["lost"] == 0  # the cursor: nothing found twice
+
+
+def test_events_carry_a_ttl(admin, db):
+    out = call("ops_send_probe", {"idempotency_key": "ttl-probe"}, user=admin)
+    event = harness.doc(db, f"topics/ops.probe/events/{out['event_id']}")
+    assert event["expires_at"] - event["time"] == dt.timedelta(days=30)
+    done = eventually(lambda: (harness.doc(db, f"deliveries/{out['event_id']}:ops_on_probe") or {}).get("expires_at"),
+                      what="processed delivery with its TTL")
+    assert done > event["time"] + dt.timedelta(days=29)

@@ -166,6 +166,7 @@ class Envelope(BaseModel):
     correlation_id: str
     schema_version: int
     data: dict[str, Any]
+    expires_at: dt.datetime | None = None  # the TTL policy deletes the event after this
 
 
 class StepLog(Protocol):
@@ -234,13 +235,17 @@ def envelope_for(
     now: dt.datetime | None = None,
 ) -> Envelope:
     """Builds the envelope of an event. Pure, for unit tests."""
+    from flowsuite.core import settings  # noqa: PLC0415
+
     spec = type(data).event_type
+    time = now or clock.utcnow()
     return Envelope(
         id=event_id or uuid.uuid4().hex,
         type=spec.name,
         source=spec.source,
         subject=subject,
-        time=now or clock.utcnow(),
+        time=time,
+        expires_at=time + dt.timedelta(days=settings.EVENT_TTL_DAYS),
         correlation_id=correlation_id or log.correlation_id() or uuid.uuid4().hex,
         schema_version=spec.version,
         data=data.model_dump(mode="json"),

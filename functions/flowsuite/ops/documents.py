@@ -20,6 +20,7 @@ class EventDoc(Document):
     schema_version: int
     data: dict[str, Any]
     redacted: bool = False  # the user it named was deleted: uid and personal fields redacted
+    expires_at: Timestamp | None = None  # TTL: events are kept EVENT_TTL_DAYS (30)
 
 
 @collection("deliveries/{event_id}:{subscriber}", read="admins", write="the bus")
@@ -124,3 +125,4 @@ class OpsStateDoc(Document):
 
     last_sweep_time: Timestamp | None = None
     last_counts: dict[str, int] | None = None
+    lost_scan: dict[str, Any] | None = None  # per event type: checked_to, backlog_lo, backlog_hi (the sweep's cursor)
