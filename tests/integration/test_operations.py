@@ -4,19 +4,36 @@ correctly, user data follows Auth. Real emulators, nothing mocked."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from flowsuite.core import events
 from flowsuite.ops.events import ProbeSent, SweepFinished
+from flowsuite.orders.events import OrderPaid
 
 from testkit import harness
 from testkit.harness import call, eventually
-from testkit.shop import order, place, product, stock
+from testkit.shop import order, place, product, publish, stock
 
 PAST = dt.timedelta(minutes=1)
 
 
 def expire_now(db, order_id: str) -> None:
     db.document(f"orders/{order_id}").update({"expires_at": dt.datetime.now(dt.UTC) - PAST})
+
+
+
+def tokens_of(db, uid: str) -> set[str]:
+    return {s.get("fcm_token") for s in db.collection(f"users/{uid}/fcm_tokens").stream()}
+
+
+def add_token(user, value: str) -> str:
+    call("addFcmToken", {"userDocPath": f"users/{user.uid}", "fcmToken": value, "deviceType": "iOS"}, user=user)
+    return value
+
+
+def processed(db, event_id: str, subscriber: str) -> dict:
+    return eventually(lambda: (d := harness.doc(db, f"deliveries/{event_id}:{subscriber}")) and d["status"] == "processed"
+                      and d, what=f"{subscriber} processed")
 
 
 # ---- 1. jobs isolate failures -------------------------------------------------------------
@@ -105,3 +122,53 @@ def test_events_carry_a_ttl(admin, db):
     done = eventually(lambda: (harness.doc(db, f"deliveries/{out['event_id']}:ops_on_probe") or {}).get("expires_at"),
                       what="processed delivery with its TTL")
     assert done > event["time"] + dt.timedelta(days=29)
+
+
+# ---- 2. outside errors read correctly -----------------------------------------------------
+
+def test_only_unregistered_and_mismatched_tokens_are_deleted(db, member):
+    """FCM's answers come back as the SDK's own exception types (push.fcm_answer_for)."""
+    good = add_token(member, f"tok-{uuid.uuid4().hex}")
+    message_error = add_token(member, "bad-argument-device")  # InvalidArgumentError: the message's fault
+    transient = add_token(member, "unavailable-device")  # UnavailableError
+    dead = add_token(member, "unregistered-device")  # UnregisteredError
+    foreign = add_token(member, "sender-mismatch-device")  # SenderIdMismatchError
+    event_id = publish(db, OrderPaid(order_id="o-fcm-errors", uid=member.uid, total=100, currency="usd", payment_id="p"))
+    processed(db, event_id, "notifications_on_order_paid")
+    eventually(lambda: tokens_of(db, member.uid) == {good, message_error, transient}, what="only dead tokens pruned")
+    assert not {dead, foreign} & tokens_of(db, member.uid)
+    assert [p for p in harness.pushes_to(db, good) if p["data"].get("order_id") == "o-fcm-errors"]
+    assert harness.doc(db, f"dead_letters/{event_id}:notifications_on_order_paid") is None
+
+
+def test_a_push_too_large_for_fcm_fails_with_its_reason_and_keeps_every_token(db, admin, member):
+    tok = add_token(member, f"tok-{uuid.uuid4().hex}")
+    # each field within its own limit, together over FCM's 4,096 bytes (3 bytes a euro sign)
+    db.document("ff_push_notifications/too-large").set({
+        "notification_title": "Sale", "notification_text": "€" * 1000, "parameter_data": "x" * 2000,
+        "user_refs": f"users/{member.uid}", "status": "", "timestamp": dt.datetime.now(dt.UTC),
+    })
+    done = eventually(lambda: (d := harness.doc(db, "ff_push_notifications/too-large")) and d.get("status") == "failed"
+                      and d, what="failed push")
+    assert done["num_sent"] == 0 and "4096" in done["error"] and "bytes" in done["error"]
+    assert tokens_of(db, member.uid) == {tok}
+    assert harness.pushes_to(db, tok) == []
+
+
+def test_a_permanent_smtp_rejection_marks_the_address_undeliverable_without_retries(db):
+    """The SMTP sink (devtools/smtp_sink.py) answers 550 5.1.1 for this domain, as a real server does."""
+    user = harness.sign_up(f"gone-{uuid.uuid4().hex[:6]}@rejects.flowsuite.test")
+    welcome = eventually(lambda: [e for e in db.collection("topics/identity.user_created/events").stream()
+                                  if e.get("data")["uid"] == user.uid], what="user_created")[0]
+    first = processed(db, welcome.id, "notifications_on_user_created")
+    assert first["attempts"] == 1  # no retry
+    assert harness.doc(db, f"dead_letters/{welcome.id}:notifications_on_user_created") is None
+    mark = harness.doc(db, f"email_suppressions/{user.uid}")
+    assert mark["code"] == 550 and "unknown" in mark["reason"].lower()
+    assert user.email not in str(mark)  # only its hash is kept
+    assert harness.mails_to(user.email) == []
+
+    receipt = publish(db, OrderPaid(order_id="o-undeliverable", uid=user.uid, total=100, currency="usd", payment_id="p"))
+    again = processed(db, receipt, "notifications_on_order_paid")
+    assert again["attempts"] == 1
+    assert harness.doc(db, f"users/{user.uid}/notifications/{receipt}")  # the inbox still gets it

@@ -103,6 +103,7 @@ SPECS: list[Spec] = [
          owner_filter=lambda o: [("sender", "==", uid_ref(o))]),
     nobody("push_rate_limits", "push_rate_limits"),
     nobody("order_holds", "order_holds"),
+    nobody("email_suppressions", "email_suppressions"),
     server_only("events", lambda o, c: f"topics/ops.sweep_finished/events/e-{c}",
                 lambda o: {"id": "e", "type": "ops.sweep_finished", "data": {}}, {"admin"}),
     admin_only("deliveries", "deliveries"),

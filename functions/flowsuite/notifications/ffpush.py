@@ -30,7 +30,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, StringConstr
 from flowsuite.core import clients, clock, effects, errors, log, settings
 from flowsuite.core.models import is_reserved_id
 from flowsuite.notifications import config
-from flowsuite.notifications.push import PushMessage, PushSender
+from flowsuite.notifications.push import PushMessage, PushMessageError, PushSender
+from flowsuite.notifications.push import check as check_message
 from flowsuite.notifications.service import TOKENS, USERS, prune_tokens
 
 FF_PUSH = "ff_push_notifications"
@@ -217,6 +218,11 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
         image_url=request.notification_image_url or None,
         sound=request.notification_sound or None,
     )
+
+    try:
+        check_message(message)
+    except PushMessageError as exc:  # the message's fault: no token is touched
+        return _finish(ref, "failed", 0, str(exc))
 
     def send() -> dict:
         result = push.send(tokens, message)

@@ -100,7 +100,7 @@ def notifications_on_payment_disputed(event) -> None:
 
 
 @eraser(collections=("users/{uid}/notifications", "users/{uid}/fcm_tokens", "users/{uid}/settings",
-                     ffpush.RATE_LIMITS))
+                     ffpush.RATE_LIMITS, service.SUPPRESSIONS))
 def notifications_on_user_deleted(db, uid: str) -> None:
     service.erase(db, uid)
 
