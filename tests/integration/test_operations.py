@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
 from flowsuite.core import events
 from flowsuite.ops.events import ProbeSent, SweepFinished
 from flowsuite.orders.events import OrderPaid
@@ -172,3 +173,15 @@ def test_a_permanent_smtp_rejection_marks_the_address_undeliverable_without_retr
     again = processed(db, receipt, "notifications_on_order_paid")
     assert again["attempts"] == 1
     assert harness.doc(db, f"users/{user.uid}/notifications/{receipt}")  # the inbox still gets it
+
+
+# ---- 9. edges of the API --------------------------------------------------------------------
+
+@pytest.mark.parametrize("body", [b"not json", b'{"data": ', b"[1, 2]", b"42", b'"data"', b'{"x": 1}'])
+def test_a_callable_body_that_is_not_json_answers_invalid_argument(admin, body):
+    answer = harness.SESSION.post(f"{harness.functions_url()}/ops_ping", data=body, timeout=60,
+                                  headers={"Content-Type": "application/json",
+                                           "Authorization": f"Bearer {admin.id_token}"})
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and error["details"]["fields"][0]["field"] == "data"
