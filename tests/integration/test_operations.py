@@ -185,3 +185,27 @@ def test_a_callable_body_that_is_not_json_answers_invalid_argument(admin, body):
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert error["status"] == "INVALID_ARGUMENT" and error["details"]["fields"][0]["field"] == "data"
+
+
+# ---- 6. staff edits cannot oversell ---------------------------------------------------------
+
+def test_a_staff_edit_never_overwrites_reserved_stock(db, staff, member):
+    def upsert(**fields):
+        return call("orders_upsert_product", {"name": "Mug", "price": 1250, "currency": "usd",
+                                              "idempotency_key": uuid.uuid4().hex, **fields}, user=staff)
+
+    product_id = upsert(stock=5)["product_id"]
+    loaded = stock(db, product_id)  # the staff form loads 5
+    place(member, [(product_id, 2)])  # meanwhile a customer reserves 2
+    with pytest.raises(harness.CallableError) as err:
+        upsert(product_id=product_id, stock=10, expected_stock=loaded)
+    assert err.value.code == "failed-precondition"
+    assert stock(db, product_id) == 3
+    renamed = upsert(product_id=product_id, name="Big mug", price=1500)  # no stock field: stock untouched
+    assert renamed["stock"] == 3 and stock(db, product_id) == 3
+    assert harness.doc(db, f"products/{product_id}")["price"] == 1500
+    assert upsert(product_id=product_id, stock_delta=7)["stock"] == 10 and stock(db, product_id) == 10
+    assert upsert(product_id=product_id, stock=12, expected_stock=10)["stock"] == 12
+    with pytest.raises(harness.CallableError) as err:
+        upsert(product_id=product_id, stock=12)  # an absolute value without what the form loaded
+    assert err.value.code == "invalid-argument" and err.value.fields == ["expected_stock"]

@@ -47,6 +47,33 @@ def user_ref(db, uid: str):
 
 # ---- products ------------------------------------------------------------------
 
+def stock_change(current: int | None, *, stock: int | None, expected: int | None, delta: int | None) -> int | None:
+    """The stock an upsert writes, or None to leave it alone. Staff edits never overwrite stock
+    that orders reserved meanwhile: an absolute value needs the stock the form loaded, a delta
+    adds to whatever is there. Pure."""
+    if stock is not None and delta is not None:
+        raise InvalidArgumentError.for_field("stock_delta", "send stock or stock_delta, not both", "conflict")
+    if current is None:  # a new product
+        if stock is None:
+            raise InvalidArgumentError.for_field("stock", "a new product needs its stock", "missing")
+        return stock
+    if delta is not None:
+        if current + delta < 0:
+            raise FailedPreconditionError(f"Only {current} in stock: cannot remove {-delta}.",
+                                          details={"stock": current, "stock_delta": delta})
+        return current + delta
+    if stock is None:
+        return None
+    if expected is None:
+        raise InvalidArgumentError.for_field(
+            "expected_stock", "send the stock the form loaded to change stock (or use stock_delta)", "missing")
+    if expected != current:
+        raise FailedPreconditionError(
+            f"The stock changed since the form loaded it ({expected} then, {current} now): reload and try again.",
+            details={"stock": current, "expected_stock": expected})
+    return stock
+
+
 def upsert_product(db, req) -> dict[str, Any]:
     product_id = req.product_id or uuid.uuid4().hex[:20]
     ref = db.collection(PRODUCTS).document(product_id)
@@ -56,18 +83,21 @@ def upsert_product(db, req) -> dict[str, Any]:
         "image_url": req.image_url,
         "price": req.price,
         "currency": req.currency,
-        "stock": req.stock,
         "active": req.active,
         "updated_time": gcf.SERVER_TIMESTAMP,
     }
 
     @gcf.transactional
-    def write(txn) -> None:
+    def write(txn) -> int:
         snap = ref.get(transaction=txn)
-        txn.set(ref, {**fields, **({} if snap.exists else {"created_time": gcf.SERVER_TIMESTAMP})}, merge=True)
+        current = int(snap.to_dict().get("stock") or 0) if snap.exists else None
+        stock = stock_change(current, stock=req.stock, expected=req.expected_stock, delta=req.stock_delta)
+        txn.set(ref, {**fields, **({} if stock is None else {"stock": stock}),
+                      **({} if snap.exists else {"created_time": gcf.SERVER_TIMESTAMP})}, merge=True)
+        return current if stock is None else stock
 
-    write(db.transaction())
-    return {"product_id": product_id, **{k: fields[k] for k in ("name", "price", "currency", "stock", "active")}}
+    stock = write(db.transaction())
+    return {"product_id": product_id, "stock": stock, **{k: fields[k] for k in ("name", "price", "currency", "active")}}
 
 
 def archive_product(db, product_id: str) -> dict[str, Any]:
