@@ -209,3 +209,35 @@ def test_a_staff_edit_never_overwrites_reserved_stock(db, staff, member):
     with pytest.raises(harness.CallableError) as err:
         upsert(product_id=product_id, stock=12)  # an absolute value without what the form loaded
     assert err.value.code == "invalid-argument" and err.value.fields == ["expected_stock"]
+
+
+# ---- 7. scheduled pushes never vanish -------------------------------------------------------
+
+def ff_done(db, path: str, timeout: float = 30.0) -> dict:
+    return eventually(lambda: (d := harness.doc(db, path)) and d.get("status") in ("succeeded", "failed") and d,
+                      timeout=timeout, what=f"{path} finished")
+
+
+def test_a_push_moved_later_in_the_console_is_sent_at_its_new_time(db, admin, member):
+    tok = add_token(member, f"tok-{uuid.uuid4().hex}")
+    first = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=20)
+    db.document("ff_push_notifications/moved").set({
+        "notification_title": "Later", "notification_text": "moved", "scheduled_time": first,
+        "user_refs": f"users/{member.uid}", "status": ""})
+    eventually(lambda: harness.doc(db, "ff_push_notifications/moved").get("scheduled_for"), what="scheduled")
+    moved = first + dt.timedelta(seconds=40)
+    db.document("ff_push_notifications/moved").update({"scheduled_time": moved})  # an admin moves it in the console
+    done = ff_done(db, "ff_push_notifications/moved", timeout=150)
+    assert done["status"] == "succeeded" and done["num_sent"] == 1
+    sent_at = harness.pushes_to(db, tok)[0]["time"]
+    assert sent_at >= moved - dt.timedelta(seconds=10)
+
+
+def test_a_transient_fcm_failure_ends_failed_with_its_reason(db, member):
+    add_token(member, "unavailable-only-device")
+    db.document("ff_user_push_notifications/transient").set({
+        "notification_title": "Hi", "notification_text": "there", "user_refs": f"users/{member.uid}",
+        "sender": db.document(f"users/{member.uid}"), "status": ""})
+    done = ff_done(db, "ff_user_push_notifications/transient")
+    assert done["status"] == "failed" and done["num_sent"] == 0 and "UnavailableError" in done["error"]
+    assert tokens_of(db, member.uid) == {"unavailable-only-device"}  # a transient error never prunes
