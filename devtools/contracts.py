@@ -140,6 +140,67 @@ def openapi(decl: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def openapi_flutterflow(spec: dict[str, Any]) -> dict[str, Any]:
+    """The same API for FlutterFlow's OpenAPI import: OpenAPI 3.0, every schema inline (its
+    import loses request bodies behind ``$ref`` and ``allOf``), 3.1's ``null`` unions as
+    ``nullable``, numeric exclusive bounds as 3.0's booleans. Pure."""
+    components = spec["components"]["schemas"]
+
+    def down(node: Any, seen: tuple[str, ...] = ()) -> Any:
+        if isinstance(node, list):
+            return [down(x, seen) for x in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            name = node["$ref"].rsplit("/", 1)[-1]
+            if name in seen:  # a recursive model: an open object instead of an endless inline
+                return {"type": "object"}
+            merged = {**components[name], **{k: v for k, v in node.items() if k != "$ref"}}
+            return down(merged, (*seen, name))
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "allOf":
+                for part in down(value, seen):
+                    out.update(part)
+            elif key in ("anyOf", "oneOf"):
+                parts = [p for p in down(value, seen) if p != {"type": "null"}]
+                if len(parts) < len(value):
+                    out["nullable"] = True
+                if len(parts) == 1:
+                    out.update(parts[0])
+                else:
+                    out[key] = parts
+            elif key == "type" and isinstance(value, list):
+                kinds = [t for t in value if t != "null"]
+                out["type"] = kinds[0] if len(kinds) == 1 else "string"
+                if "null" in value:
+                    out["nullable"] = True
+            elif key == "const":
+                out["enum"] = [value]
+            elif key == "examples":
+                if isinstance(value, list) and value:
+                    out["example"] = value[0]
+            elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+                out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+                out[key] = True
+            elif key == "properties":
+                out[key] = {name: down(prop, seen) for name, prop in value.items()}
+            else:
+                out[key] = down(value, seen)
+        return out
+
+    paths = {path: {verb: down(op) for verb, op in ops.items()} for path, ops in spec["paths"].items()}
+    return {
+        **{k: v for k, v in spec.items() if k not in ("paths", "components", "openapi")},
+        "openapi": "3.0.3",
+        "info": {**spec["info"], "title": "flowsuite callables (FlutterFlow import)",
+                 "description": spec["info"]["description"] + " OpenAPI 3.0 with every schema inline, for "
+                                                              "FlutterFlow's API Calls import."},
+        "paths": paths,
+        "components": {"securitySchemes": spec["components"]["securitySchemes"]},
+    }
+
+
 # ---- types for the docs ---------------------------------------------------------------
 
 def describe_type(prop: dict[str, Any], defs: dict[str, Any]) -> tuple[str, str]:
@@ -327,6 +388,7 @@ def render() -> dict[Path, str]:
     decl = load()
     files = {
         DOCS / "openapi.json": json.dumps(openapi(decl), indent=2, sort_keys=False) + "\n",
+        DOCS / "openapi-flutterflow.json": json.dumps(openapi_flutterflow(openapi(decl)), indent=2) + "\n",
         DOCS / "collections.md": collections_md(decl),
         DOCS / "events.md": events_md(decl),
     }

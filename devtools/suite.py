@@ -170,7 +170,7 @@ class Suite:
             "smtp",
             [
                 str(ROOT / ".venv/bin/python"), "-m", "aiosmtpd", "-n",
-                "-l", f"127.0.0.1:{SMTP_PORT}", "-c", "aiosmtpd.handlers.Mailbox", str(MAILDIR),
+                "-l", f"127.0.0.1:{SMTP_PORT}", "-c", "devtools.smtp_sink.RejectingMailbox", str(MAILDIR),
             ],
             log,
         )

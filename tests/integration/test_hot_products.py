@@ -34,12 +34,17 @@ def test_staff_mark_a_product_hot_and_its_stock_is_split(staff, db):
     levels = shard_levels(db, item)
     assert sorted(levels) == [str(k) for k in range(8)] and sum(levels.values()) == 20
     assert harness.doc(db, f"products/{item}")["stock_shards"] == 8
-    # fewer shards later: the ones it no longer has go; 0 puts the stock back on the product
+    # an edit of other fields keeps the shards; fewer shards later: the ones it no longer has go
+    # (the stock, read from the shards, is guarded like any stock edit); 0 puts it back on the product
+    call("orders_upsert_product", {"product_id": item, "name": "Drop!", "price": 900, "currency": "usd",
+                                   "idempotency_key": uuid.uuid4().hex}, user=staff)
+    assert harness.doc(db, f"products/{item}")["stock_shards"] == 8 and sum(shard_levels(db, item).values()) == 20
     call("orders_upsert_product", {"product_id": item, "name": "Drop", "price": 900, "currency": "usd", "stock": 6,
-                                   "stock_shards": 3, "idempotency_key": uuid.uuid4().hex}, user=staff)
+                                   "expected_stock": 20, "stock_shards": 3, "idempotency_key": uuid.uuid4().hex},
+         user=staff)
     assert sorted(shard_levels(db, item)) == ["0", "1", "2"] and sum(shard_levels(db, item).values()) == 6
-    call("orders_upsert_product", {"product_id": item, "name": "Drop", "price": 900, "currency": "usd", "stock": 6,
-                                   "stock_shards": 0, "idempotency_key": uuid.uuid4().hex}, user=staff)
+    call("orders_upsert_product", {"product_id": item, "name": "Drop", "price": 900, "currency": "usd",
+                                   "stock_delta": 0, "stock_shards": 0, "idempotency_key": uuid.uuid4().hex}, user=staff)
     assert shard_levels(db, item) == {} and stock(db, item) == 6
 
 

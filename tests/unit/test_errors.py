@@ -59,3 +59,11 @@ def test_an_expired_token_is_refused_before_any_work():
     check_caller(spec, "u1", {"exp": time.time() + 60})
     with pytest.raises(errors.UnauthenticatedError):
         check_caller(spec, "u1", {"exp": time.time() - 1})
+
+
+def test_a_callable_body_that_is_not_json_or_not_data_is_named():
+    from flowsuite.core.callables import body_problem
+
+    assert body_problem(b'{"data": {"a": 1}}') is None and body_problem(b'{"data": null}') is None
+    for raw in (b"not json", b"{", b"\xff\xfe", b"", b"[1]", b'"data"', b"5", b'{"x": 1}', b'{"data": 1, "x": 2}'):
+        assert body_problem(raw), raw

@@ -38,7 +38,8 @@ def test_the_ttl_fields_are_declared_on_their_collections():
     """The TTL field is part of the collection's document model (so docs/collections.md lists it)."""
     from devtools import contracts
 
-    models = {path.split("/")[0]: c.model for path, c in contracts.load()["collections"].items()}
+    # a TTL policy names the collection group: the last collection of the path (topics/{t}/events -> events)
+    models = {path.split("/")[-2]: c.model for path, c in contracts.load()["collections"].items()}
     for t in indexes.TTL:
         assert t.field in models[t.collection].model_fields, t
 

@@ -212,6 +212,10 @@ def callable_function(
 
         @functools.wraps(sdk_handler)
         def wrapped(request):
+            # A body that is not JSON, or not {"data": ...}, is the caller's mistake: the SDK
+            # would answer `internal` for some of them, so they are answered here first.
+            if request.method == "POST" and (problem := body_problem(request.get_data(cache=True))):
+                return invalid_body_response(problem)
             # The SDK verifies the ID token with the default app before our code
             # runs: build it on the first request (not at import).
             clients.app()
@@ -222,6 +226,33 @@ def callable_function(
         return wrapped
 
     return decorate
+
+
+def body_problem(raw: bytes) -> str | None:
+    """Why a callable's HTTP body is unusable, or None: it must be a JSON object holding
+    ``data`` and nothing else (the callable protocol). Pure."""
+    import json  # noqa: PLC0415
+
+    try:
+        body = json.loads(raw or b"")
+    except (ValueError, UnicodeDecodeError):
+        return "The request body is not JSON: send {\"data\": {...}}."
+    if not isinstance(body, dict) or "data" not in body:
+        return "The request body must be a JSON object {\"data\": {...}}."
+    if set(body) != {"data"}:
+        return "The request body may hold only \"data\"."
+    return None
+
+
+def invalid_body_response(problem: str):
+    """The callable protocol's invalid-argument answer (HTTP 400), naming the body as the field."""
+    import json  # noqa: PLC0415
+
+    from flask import Response  # noqa: PLC0415
+
+    error = {"status": "INVALID_ARGUMENT", "message": problem,
+             "details": {"fields": [{"field": "data", "type": "invalid_body", "message": problem}]}}
+    return Response(json.dumps({"error": error}), status=400, mimetype="application/json")
 
 
 def invoke(

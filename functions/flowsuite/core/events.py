@@ -177,6 +177,7 @@ class Envelope(BaseModel):
     correlation_id: str
     schema_version: int
     data: dict[str, Any]
+    expires_at: dt.datetime | None = None  # the TTL policy deletes the event after this
     # Optional: events written before traces travelled have none (their deliveries start one).
     trace: TraceRef | None = None
 
@@ -253,14 +254,18 @@ def envelope_for(
 ) -> Envelope:
     """Builds the envelope of an event. Pure but for the defaults: the correlation id
     and the trace (the running span) of the current call or delivery."""
+    from flowsuite.core import settings  # noqa: PLC0415
+
     spec = type(data).event_type
     trace = trace or tracing.current()
+    time = now or clock.utcnow()
     return Envelope(
         id=event_id or uuid.uuid4().hex,
         type=spec.name,
         source=spec.source,
         subject=subject,
-        time=now or clock.utcnow(),
+        time=time,
+        expires_at=time + dt.timedelta(days=settings.EVENT_TTL_DAYS),
         correlation_id=correlation_id or log.correlation_id() or uuid.uuid4().hex,
         schema_version=spec.version,
         data=data.model_dump(mode="json"),

@@ -56,7 +56,7 @@ COMPOSITE = (
 )
 
 SINGLE_FIELD = (
-    SingleField("events", "time", "core.bus.sweep (lost events, a collection-group range)"),
+    SingleField("events", "time", "console: all events, newest first (a collection-group order)"),
     SingleField("fcm_tokens", "fcm_token", "notifications.service (addFcmToken, token pruning)"),
     SingleField("events", "correlation_id", "console: trace by correlation id"),
     SingleField("events", "id", "console: an event by id"),
@@ -67,4 +67,5 @@ TTL = (
     Ttl("idempotency_records", "expires_at", "a callable's stored answer is kept 24 h"),
     Ttl("effects", "expires_at", "records of Stripe/FCM/SMTP effects are kept 30 days"),
     Ttl("deliveries", "expires_at", "processed-event marks are kept 30 days"),
+    Ttl("events", "expires_at", "events are kept 30 days (settings.EVENT_TTL_DAYS)"),
 )

@@ -60,6 +60,8 @@ TRACE_EXPORT = params.BoolParam(
 )
 BUS_LEASE_SECONDS = 120  # a delivery that runs longer than this is considered stalled
 BUS_LOST_AFTER_SECONDS = 120  # an event with no delivery record after this is considered lost
+BUS_LOST_WINDOW_HOURS = 48  # the sweep looks for lost events this far back (newest first, from a cursor)
+EVENT_TTL_DAYS = 30  # events carry expires_at (a TTL policy in firestore.indexes.json)
 IDEMPOTENCY_TTL_HOURS = 24
 CALLABLE_TIMEOUT_SECONDS = 60
 

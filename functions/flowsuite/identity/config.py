@@ -33,6 +33,16 @@ RECONCILE_ALWAYS_ERASE = params.IntParam(
     "IDENTITY_RECONCILE_ALWAYS_ERASE", default=5,
     description="Reconciliation may always erase this many profiles in one run, whatever the share.",
 )
+# Reconciliation reads profiles in slices from a saved cursor (identity_state/reconciliation),
+# so every profile of a large app is reached within each run's timeout.
+RECONCILE_PAGES_PER_RUN = params.IntParam(
+    "IDENTITY_RECONCILE_PAGES_PER_RUN", default=40,
+    description="Pages of 100 profiles one reconciliation run checks before saving its cursor.",
+)
+RECONCILE_PASS_HOURS = params.IntParam(
+    "IDENTITY_RECONCILE_PASS_HOURS", default=24,
+    description="Hours the scheduled reconciliation waits after a complete pass before starting the next.",
+)
 
 ROLES = ("member", "staff", "admin")
 

@@ -33,3 +33,13 @@ class PublicProfileDoc(Document):
     display_name: str
     photo_url: str
     updated_time: Timestamp
+
+
+@collection("identity_state/{name}", read="admins", write="identity functions only")
+class IdentityStateDoc(Document):
+    """Identity's job state, e.g. identity_state/reconciliation: where the sliced pass stands."""
+
+    cursor: str | None = None  # the last profile id the previous run checked; None: start from the first
+    updated_time: Timestamp | None = None
+    pass_finished_time: Timestamp | None = None
+    last_counts: dict[str, int] | None = None

@@ -118,16 +118,19 @@ def identity_sign_out_everywhere(ctx: CallContext, req: models.SignOutEverywhere
 
 @callable_function(request=models.RunReconciliation, response=models.ReconciliationAnswer, roles=ADMIN)
 def identity_run_reconciliation(ctx: CallContext, req: models.RunReconciliation) -> models.ReconciliationAnswer:
-    """Erases profiles whose Auth account was deleted outside the suite (admin, on demand). Beyond the
+    """Erases profiles whose Auth account was deleted outside the suite (admin, on demand): one slice
+    from the saved cursor (`pass_complete` says whether it reached the last profile). Beyond the
     configured share of profiles it erases nothing and reports them, until called with `confirm`."""
-    return models.ReconciliationAnswer(**service.reconcile(clients.firestore(), clients.auth(), confirm=req.confirm))
+    return models.ReconciliationAnswer(**service.reconcile(
+        clients.firestore(), clients.auth(), confirm=req.confirm, max_pages=req.pages, page_size=req.page_size))
 
 
-@options.trigger(scheduler_fn.on_schedule, schedule="every 24 hours")
+@options.trigger(scheduler_fn.on_schedule, schedule="every 30 minutes")
 def identity_reconcile_accounts(event: scheduler_fn.ScheduledEvent) -> None:
-    """Daily: Python has no Auth onDelete trigger, so deletions made elsewhere are found here
+    """Python has no Auth onDelete trigger, so deletions made elsewhere are found here: one
+    bounded slice per run from the saved cursor, a new pass every IDENTITY_RECONCILE_PASS_HOURS
     (never more than the configured share without an admin's confirmation)."""
-    service.reconcile(clients.firestore(), clients.auth())
+    service.reconcile(clients.firestore(), clients.auth(), force=False)
 
 
 @eraser(collections=(service.USERS, service.PUBLIC_PROFILES))

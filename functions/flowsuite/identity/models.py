@@ -51,6 +51,9 @@ class SignOutAnswer(Response):
 class RunReconciliation(Request):
     confirm: bool = Field(default=False, description="Erase even when more than the configured share of profiles "
                                                       "has no Auth account (after checking the project is right).")
+    pages: int | None = Field(default=None, ge=1, le=100, description="Pages this run checks from the saved cursor "
+                                                                     "(default IDENTITY_RECONCILE_PAGES_PER_RUN).")
+    page_size: int = Field(default=100, ge=1, le=100, description="Profiles per page (one Auth lookup each).")
 
 
 class ReconciliationAnswer(Response):
@@ -62,3 +65,6 @@ class ReconciliationAnswer(Response):
     skipped_count: int
     limit: int = Field(description="Profiles this run could erase without confirmation.")
     needs_confirmation: bool
+    failed: int = Field(default=0, description="Profiles skipped because their Auth lookup or erasure failed.")
+    pass_complete: bool = Field(default=True, description="This run reached the last profile.")
+    cursor: str | None = Field(default=None, description="The last profile checked; the next run starts after it.")

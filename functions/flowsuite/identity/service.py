@@ -11,7 +11,7 @@ from typing import Any
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import events, ids, log, settings
+from flowsuite.core import clock, events, ids, log, settings
 from flowsuite.core.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -339,47 +339,90 @@ def _is_auth_uid(uid: str) -> bool:
     return 0 < len(uid) <= 128
 
 
-def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100) -> dict[str, Any]:
+RECONCILE_STATE = "identity_state/reconciliation"
+
+
+def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100, max_pages: int | None = None,
+              force: bool = True) -> dict[str, Any]:
     """Finds profiles whose Auth account is gone and erases them like a deletion.
+
+    Works in bounded slices: one run reads at most ``max_pages`` pages of profiles from the
+    cursor saved in ``identity_state/reconciliation`` and saves where it stopped, so a
+    100,000-user app is covered by successive runs within each run's timeout. A pass that
+    reached the end starts again from the first profile; the schedule (``force=False``)
+    waits ``IDENTITY_RECONCILE_PASS_HOURS`` between complete passes. A page whose Auth lookup
+    fails, or a profile whose erasure cannot be published, is logged, counted and skipped.
 
     Never skips such a uid (a profile re-created after its erasure is erased again), and
     never erases more than ``erase_limit`` profiles in one run unless ``confirm``: a wrong
-    project or tenant must not wipe everyone. What it did not erase, it reports."""
+    project or tenant must not wipe everyone (the cursor then stays, so the same slice
+    waits for the admin's confirmation). What it did not erase, it reports."""
     from firebase_admin.auth import UidIdentifier  # noqa: PLC0415
 
-    checked, missing = 0, []
-    last = None
-    while True:
+    max_pages = max_pages or settings.int_value(config.RECONCILE_PAGES_PER_RUN)
+    state_ref = db.document(RECONCILE_STATE)
+    state = state_ref.get().to_dict() or {}
+    cursor = state.get("cursor")
+    if not force and cursor is None and state.get("pass_finished_time") is not None:
+        age = clock.utcnow() - state["pass_finished_time"]
+        if age.total_seconds() < settings.int_value(config.RECONCILE_PASS_HOURS) * 3600:
+            return {"checked": 0, "erased": [], "in_progress": [], "skipped": [], "skipped_count": 0,
+                    "limit": 0, "needs_confirmation": False, "failed": 0, "pass_complete": False,
+                    "cursor": None}
+    checked, failed, missing = 0, 0, []
+    last, complete = cursor, False
+    for _ in range(max_pages):
         query = db.collection(USERS).order_by("__name__").limit(page_size)
         if last is not None:
-            query = query.start_after(last)
+            query = query.start_after({"__name__": db.collection(USERS).document(last)})
         page = list(query.stream())
         if not page:
+            complete = True
             break
-        last = page[-1]
+        last = page[-1].id
         uids = [snap.id for snap in page]
         checked += len(uids)
         lookup = [u for u in uids if _is_auth_uid(u)]
-        result = auth.get_users([UidIdentifier(u) for u in lookup]) if lookup else None
+        try:
+            result = auth.get_users([UidIdentifier(u) for u in lookup]) if lookup else None
+        except Exception as exc:  # noqa: BLE001 - one failed page never stops the pass
+            failed += len(lookup)
+            log.error("reconciliation skipped a page: Auth lookup failed", first=uids[0], last=last,
+                      error=f"{type(exc).__name__}: {exc}"[:300])
+            lookup, result = [], None
         gone = {ident.uid for ident in result.not_found} if result else set()
         missing += [u for u in uids if u in gone or not _is_auth_uid(u)]  # no Auth account can hold that id
+        if len(page) < page_size:
+            complete = True
+            break
     limit = erase_limit(checked, percent=settings.int_value(config.RECONCILE_MAX_ERASE_PERCENT),
                         always=settings.int_value(config.RECONCILE_ALWAYS_ERASE))
     report: dict[str, Any] = {"checked": checked, "erased": [], "in_progress": [], "skipped": [],
-                              "skipped_count": 0, "limit": limit, "needs_confirmation": False}
+                              "skipped_count": 0, "limit": limit, "needs_confirmation": False,
+                              "failed": failed, "pass_complete": complete, "cursor": None if complete else last}
     if len(missing) > limit and not confirm:
-        report.update(skipped=missing[:100], skipped_count=len(missing), needs_confirmation=True)
+        report.update(skipped=missing[:100], skipped_count=len(missing), needs_confirmation=True,
+                      pass_complete=False, cursor=cursor)
         log.warning("reconciliation refused: too many profiles without an Auth account; an admin must confirm",
                     checked=checked, missing=len(missing), limit=limit)
         return report
     for uid in missing:
-        outcome = publish_deletion(db, uid=uid, reason="reconciliation")
+        try:
+            outcome = publish_deletion(db, uid=uid, reason="reconciliation")
+        except Exception as exc:  # noqa: BLE001 - one bad profile never stops the others
+            report["failed"] += 1
+            log.error("reconciliation skipped a profile", uid=uid, error=f"{type(exc).__name__}: {exc}"[:300])
+            continue
         if outcome == PUBLISHED:
             report["erased"].append(uid)
         elif outcome == IN_PROGRESS:
             report["in_progress"].append(uid)
-    log.info("reconciliation finished", checked=checked, erased=len(report["erased"]),
-             in_progress=len(report["in_progress"]), confirmed=confirm)
+    now = clock.utcnow()
+    state_ref.set({"cursor": report["cursor"], "updated_time": now,
+                   "last_counts": {"checked": checked, "erased": len(report["erased"]), "failed": report["failed"]},
+                   **({"pass_finished_time": now} if complete else {})}, merge=True)
+    log.info("reconciliation finished", checked=checked, erased=len(report["erased"]), failed=report["failed"],
+             in_progress=len(report["in_progress"]), confirmed=confirm, pass_complete=complete)
     return report
 
 

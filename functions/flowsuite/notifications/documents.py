@@ -80,3 +80,14 @@ class PushRateLimitDoc(Document):
 
     window_start: Timestamp
     count: int
+
+
+@collection("email_suppressions/{uid}", read="nobody (server only)", write="notifications functions only")
+class EmailSuppressionDoc(Document):
+    """An address a mail server refused for good (5xx): no more email to it until the user's address changes."""
+
+    uid: str
+    address_hash: str  # sha256 of the lower-cased address: the address itself is not kept
+    code: int
+    reason: str
+    created_time: Timestamp

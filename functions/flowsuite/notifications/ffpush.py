@@ -30,7 +30,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, StringConstr
 from flowsuite.core import clients, clock, effects, errors, log, settings
 from flowsuite.core.models import is_reserved_id
 from flowsuite.notifications import config
-from flowsuite.notifications.push import PushMessage, PushSender
+from flowsuite.notifications.push import PushMessage, PushMessageError, PushSender
+from flowsuite.notifications.push import check as check_message
 from flowsuite.notifications.service import TOKENS, USERS, prune_tokens
 
 FF_PUSH = "ff_push_notifications"
@@ -218,6 +219,11 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
         sound=request.notification_sound or None,
     )
 
+    try:
+        check_message(message)
+    except PushMessageError as exc:  # the message's fault: no token is touched
+        return _finish(ref, "failed", 0, str(exc))
+
     def send() -> dict:
         result = push.send(tokens, message)
         prune_tokens(db, result.invalid_tokens)
@@ -269,6 +275,11 @@ def admit(db, push_ref, uid: str | None, recipients: int, now: dt.datetime) -> s
 
 
 def schedule(db, collection: str, doc_id: str, at: dt.datetime) -> str:
+    """Hands the push to the scheduler (once per scheduled time). A time the scheduler refuses,
+    or a queue that cannot be reached, ends the push ``failed`` with the reason: a Firestore
+    trigger is never retried, so nothing may be left with an empty status."""
+    ref = db.collection(collection).document(doc_id)
+
     def enqueue() -> dict:
         from firebase_admin.functions import TaskOptions  # noqa: PLC0415
 
@@ -276,10 +287,25 @@ def schedule(db, collection: str, doc_id: str, at: dt.datetime) -> str:
             {"data": {"collection": collection, "doc_id": doc_id}}, TaskOptions(schedule_time=at))
         return {"at": at.isoformat()}
 
-    effects.once(f"ffpush-schedule-{collection}-{doc_id}", enqueue, meta={"kind": "ff_push_schedule"}, db=db)
-    db.collection(collection).document(doc_id).update({"scheduled_for": at})
+    try:
+        effects.once(f"ffpush-schedule-{collection}-{doc_id}-{at.isoformat()}", enqueue,
+                     meta={"kind": "ff_push_schedule"}, db=db)
+    except Exception as exc:  # noqa: BLE001 - the reason goes on the document
+        return _finish(ref, "failed", 0, f"the scheduler refused this push: {type(exc).__name__}: {exc}"[:500])
+    ref.update({"scheduled_for": at})
     log.info("flutterflow push scheduled", at=at.isoformat())
     return "scheduled"
+
+
+def fail_unexpectedly(db, collection: str, doc_id: str, exc: BaseException) -> str:
+    """The last word on a push whose processing raised: ``failed`` with the reason, unless it
+    finished meanwhile."""
+    log.error("flutterflow push failed unexpectedly", error=f"{type(exc).__name__}: {exc}"[:300])
+    ref = db.collection(collection).document(doc_id)
+    snap = ref.get()
+    if not snap.exists or (snap.to_dict().get("status") or "") not in ("", "started"):
+        return "finished"
+    return _finish(ref, "failed", 0, f"could not be sent: {type(exc).__name__}: {exc}"[:500])
 
 
 class NotDueError(RuntimeError):
@@ -293,7 +319,19 @@ def due(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datetime 
         return "unknown_collection"
     now = now or clock.utcnow()
     snap = db.collection(collection).document(doc_id).get()
-    scheduled = snap.get("scheduled_time") if snap.exists and "scheduled_time" in snap.to_dict() else None
+    doc = snap.to_dict() if snap.exists else {}
+    scheduled = doc.get("scheduled_time")
+    planned = doc.get("scheduled_for")
+    if (isinstance(scheduled, dt.datetime) and isinstance(planned, dt.datetime) and scheduled > planned + SCHEDULE_SLACK
+            and scheduled > now + SCHEDULE_SLACK and (doc.get("status") or "") in ("", "started")):
+        # moved later in the console after it was scheduled: a task for the new time (a
+        # time beyond the horizon fails with its reason in process)
+        if schedule_problem(scheduled, now):
+            return process(db, push, collection, doc_id, now=now)
+        return schedule(db, collection, doc_id, scheduled)
     if isinstance(scheduled, dt.datetime) and now + SCHEDULE_SLACK < scheduled <= now + SCHEDULE_HORIZON:
         raise NotDueError(f"{collection}/{doc_id} is due at {scheduled.isoformat()}")
-    return process(db, push, collection, doc_id, now=now)
+    try:
+        return process(db, push, collection, doc_id, now=now)
+    except Exception as exc:  # noqa: BLE001 - never left with an empty status
+        return fail_unexpectedly(db, collection, doc_id, exc)

@@ -100,7 +100,7 @@ def notifications_on_payment_disputed(event) -> None:
 
 
 @eraser(collections=("users/{uid}/notifications", "users/{uid}/fcm_tokens", "users/{uid}/settings",
-                     ffpush.RATE_LIMITS))
+                     ffpush.RATE_LIMITS, service.SUPPRESSIONS))
 def notifications_on_user_deleted(db, uid: str) -> None:
     service.erase(db, uid)
 
@@ -115,7 +115,10 @@ def addFcmToken(ctx: CallContext, req: models.AddFcmToken) -> models.AddFcmToken
 
 def _process_ff(collection: str, doc_id: str) -> None:
     with log.bind(domain="notifications", function=f"ff_push:{collection}", subject=f"{collection}/{doc_id}"):
-        outcome = ffpush.process(clients.firestore(), clients.push_sender(), collection, doc_id)
+        try:
+            outcome = ffpush.process(clients.firestore(), clients.push_sender(), collection, doc_id)
+        except Exception as exc:  # noqa: BLE001 - a trigger is never retried: the document says why
+            outcome = ffpush.fail_unexpectedly(clients.firestore(), collection, doc_id, exc)
         if outcome in ("skipped", "missing"):
             log.info("flutterflow push skipped", outcome=outcome)
 

@@ -2,14 +2,22 @@
 
 ``FcmSender`` sends through ``firebase_admin.messaging`` (production). FCM has no
 emulator, so under the emulators ``RecordingSender`` writes what would have been
-sent to ``_push_outbox`` and answers as FCM would: tokens that start with
-``invalid`` or ``unregistered`` come back unregistered. ``clients.push_sender()``
-picks one; nothing else knows the difference.
+sent to ``_push_outbox`` and answers as FCM would, with the SDK's own exception types:
+tokens that start with ``invalid`` or ``unregistered`` come back ``UnregisteredError``,
+``sender-mismatch`` ``SenderIdMismatchError``, ``bad-argument`` FCM's ``InvalidArgumentError``
+(a message error: the token is fine) and ``unavailable`` ``UnavailableError`` (transient).
+``clients.push_sender()`` picks one; nothing else knows the difference.
+
+Both read FCM's answer through ``account``: a token is dead only when FCM says it is
+unregistered or belongs to another sender; any other error is the message's or FCM's, and
+the token is kept. Both check the message first (``check``): FCM refuses payloads over
+4,096 bytes and data that is not strings, and that refusal must never look like dead tokens.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any, Protocol
 
 from flowsuite.core import clock, metering
@@ -31,12 +39,60 @@ class PushResult:
     failed: int = 0
     invalid_tokens: list[str] = dataclasses.field(default_factory=list)
     errors: list[str] = dataclasses.field(default_factory=list)
+    transient: int = 0  # failures FCM says may succeed later (unavailable, internal, quota)
 
     def add(self, other: PushResult) -> None:
         self.sent += other.sent
         self.failed += other.failed
         self.invalid_tokens += other.invalid_tokens
         self.errors += other.errors
+        self.transient += other.transient
+
+
+FCM_MAX_PAYLOAD_BYTES = 4096  # FCM's limit for a message's notification + data
+
+
+class PushMessageError(ValueError):
+    """The message cannot be sent as it is (too large, fields of the wrong type): no token is at fault."""
+
+
+def payload_size(message: PushMessage) -> int:
+    """The bytes FCM counts against its 4 KB limit (notification and data, as JSON). Pure."""
+    body = {"notification": {"title": message.title, "body": message.body,
+                             **({"image": message.image_url} if message.image_url else {})},
+            "data": message.data}
+    return len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def check(message: PushMessage) -> None:
+    """Refuses what FCM would refuse for the message itself, before any token is tried. Pure."""
+    bad = [k for k, v in message.data.items() if not isinstance(k, str) or not isinstance(v, str)]
+    if bad:
+        raise PushMessageError(f"push data values must be strings: {', '.join(map(str, bad))[:200]}")
+    reserved = [k for k in message.data if k in ("from", "notification", "message_type") or k.startswith(("google.", "gcm."))]
+    if reserved:
+        raise PushMessageError(f"push data uses reserved keys: {', '.join(reserved)}")
+    size = payload_size(message)
+    if size > FCM_MAX_PAYLOAD_BYTES:
+        raise PushMessageError(f"push message is {size} bytes; FCM accepts at most {FCM_MAX_PAYLOAD_BYTES}")
+
+
+def account(total: PushResult, token: str, exc: BaseException | None) -> None:
+    """Reads one token's answer from FCM (the SDK's exception types). Only unregistered and
+    another sender's tokens are dead; an invalid argument is the message's fault."""
+    from firebase_admin import exceptions, messaging  # noqa: PLC0415
+
+    if exc is None:
+        total.sent += 1
+        return
+    total.failed += 1
+    if isinstance(exc, (messaging.UnregisteredError, messaging.SenderIdMismatchError)):
+        total.invalid_tokens.append(token)
+        return
+    if isinstance(exc, (exceptions.UnavailableError, exceptions.InternalError, exceptions.DeadlineExceededError,
+                        exceptions.ResourceExhaustedError)):
+        total.transient += 1
+    total.errors.append(f"{type(exc).__name__}: {exc}"[:200])
 
 
 class PushSender(Protocol):
@@ -54,6 +110,7 @@ class FcmSender:
     def send(self, tokens: list[str], message: PushMessage) -> PushResult:
         from firebase_admin import messaging  # noqa: PLC0415
 
+        check(message)
         total = PushResult()
         for chunk in chunks(tokens):
             multicast = messaging.MulticastMessage(
@@ -68,16 +125,7 @@ class FcmSender:
             )
             answer = messaging.send_each_for_multicast(multicast, app=self.app)
             for token, response in zip(chunk, answer.responses, strict=True):
-                if response.success:
-                    total.sent += 1
-                    continue
-                total.failed += 1
-                if isinstance(response.exception, (messaging.UnregisteredError,)) or (
-                    type(response.exception).__name__ in ("InvalidArgumentError", "SenderIdMismatchError")
-                ):
-                    total.invalid_tokens.append(token)
-                else:
-                    total.errors.append(str(response.exception)[:200])
+                account(total, token, None if response.success else response.exception)
         return total
 
 
@@ -90,16 +138,33 @@ class RecordingSender:
         self.db = db
 
     def send(self, tokens: list[str], message: PushMessage) -> PushResult:
+        check(message)
         total = PushResult()
         for chunk in chunks(tokens):
-            valid = [t for t in chunk if not t.startswith(("invalid", "unregistered"))]
-            invalid = [t for t in chunk if t not in valid]
+            answers = {t: fcm_answer_for(t) for t in chunk}
+            valid = [t for t in chunk if answers[t] is None]
             record: dict[str, Any] = {
-                "tokens": valid, "rejected_tokens": invalid, "title": message.title, "body": message.body,
-                "data": message.data, "image_url": message.image_url, "sound": message.sound,
+                "tokens": valid, "rejected_tokens": [t for t in chunk if t not in valid], "title": message.title,
+                "body": message.body, "data": message.data, "image_url": message.image_url, "sound": message.sound,
                 "time": clock.utcnow(),
             }
             with metering.paused():  # FCM's stand-in: production writes nothing here
                 self.db.collection(self.OUTBOX).add(record)
-            total.add(PushResult(sent=len(valid), failed=len(invalid), invalid_tokens=invalid))
+            for token in chunk:
+                account(total, token, answers[token])
         return total
+
+
+def fcm_answer_for(token: str) -> Exception | None:
+    """What FCM answers for a token, as the SDK raises it (emulator only; by the token's prefix)."""
+    from firebase_admin import exceptions, messaging  # noqa: PLC0415
+
+    if token.startswith(("invalid", "unregistered")):
+        return messaging.UnregisteredError("Requested entity was not found.")
+    if token.startswith("sender-mismatch"):
+        return messaging.SenderIdMismatchError("SenderId mismatch")
+    if token.startswith("bad-argument"):
+        return exceptions.InvalidArgumentError("Request contains an invalid argument.")
+    if token.startswith("unavailable"):
+        return exceptions.UnavailableError("FCM is temporarily unavailable.")
+    return None

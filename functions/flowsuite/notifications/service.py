@@ -20,7 +20,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from flowsuite.core import log
 from flowsuite.core.errors import InvalidArgumentError, PermissionDeniedError
 from flowsuite.notifications import email as mail
-from flowsuite.notifications.push import PushMessage, PushSender
+from flowsuite.notifications.push import PushMessage, PushMessageError, PushSender
 from flowsuite.notifications.templates import TEMPLATES, for_email
 
 USERS = "users"
@@ -66,17 +66,51 @@ def notify(db, push: PushSender, *, once: Once, uid: str, kind: str, event_id: s
             result = once(channel, lambda: _push(db, push, user_ref, title, text, data or {}))
         else:
             address = profile.get("email") or context.get("email")
+            if not mail.enabled():
+                outcomes[channel] = "email_off"
+                continue
             if not isinstance(address, str) or "@" not in address:
                 outcomes[channel] = "no_address"
                 continue
+            if undeliverable(db, uid, address):
+                outcomes[channel] = "undeliverable"
+                continue
             subject, plain, html = TEMPLATES[kind].render(for_email(context))
             msg = mail.build(to=address, subject=subject, text=plain, html=html, message_id_seed=key)
-            result = once(channel, lambda msg=msg: {"message_id": mail.send(msg)})
+            result = once(channel, lambda msg=msg, address=address: _email(db, uid, address, msg))
         outcomes[channel] = "sent" if result.get("sent", 1) else str(result.get("reason", "nothing_sent"))
     for channel in set(TEMPLATES[kind].channels) - set(channels):
         outcomes[channel] = "disabled"
     log.info("notification delivered", kind=kind, outcomes=outcomes)
     return outcomes
+
+
+SUPPRESSIONS = "email_suppressions"  # email_suppressions/{uid}: an address a server refused for good
+
+
+def address_hash(address: str) -> str:
+    return hashlib.sha256(address.strip().lower().encode()).hexdigest()
+
+
+def undeliverable(db, uid: str, address: str) -> bool:
+    """The user's address was refused for good (and is still their address): no more sends."""
+    snap = db.collection(SUPPRESSIONS).document(uid).get()
+    return snap.exists and snap.to_dict().get("address_hash") == address_hash(address)
+
+
+def _email(db, uid: str, address: str, msg) -> dict[str, Any]:
+    """Sends once; a permanent rejection (5xx) marks the address undeliverable and is an outcome:
+    no retry, no dead letter. A transient failure raises, and the bus retries with the same
+    Message-ID."""
+    try:
+        return {"message_id": mail.send(msg)}
+    except mail.PermanentRejectionError as exc:
+        db.collection(SUPPRESSIONS).document(uid).set({
+            "uid": uid, "address_hash": address_hash(address), "code": exc.code, "reason": exc.reason[:300],
+            "created_time": gcf.SERVER_TIMESTAMP,
+        })
+        log.warning("email address refused for good: marked undeliverable", code=exc.code)
+        return {"sent": 0, "reason": "undeliverable", "message_id": msg["Message-ID"]}
 
 
 def admin_uids(db, limit: int = 20) -> list[str]:
@@ -103,7 +137,11 @@ def _push(db, push: PushSender, user_ref, title: str, body: str, data: dict[str,
               if isinstance(t, str) and t]  # a malformed token document is skipped, never a failed delivery
     if not tokens:
         return {"sent": 0, "reason": "no_tokens"}
-    result = push.send(tokens, PushMessage(title=title, body=body, data=data))
+    try:
+        result = push.send(tokens, PushMessage(title=title, body=body, data=data))
+    except PushMessageError as exc:  # the message's fault, not the tokens': none is pruned
+        log.warning("push not sent: the message was refused", error=str(exc))
+        return {"sent": 0, "reason": "message_refused"}
     prune_tokens(db, result.invalid_tokens)
     return {"sent": result.sent, "failed": result.failed, "pruned": len(result.invalid_tokens)}
 
@@ -158,3 +196,4 @@ def erase(db, uid: str) -> None:
     for name in (INBOX, TOKENS, SETTINGS):
         delete_query(db, user_ref.collection(name))
     db.collection("push_rate_limits").document(uid).delete()
+    db.collection(SUPPRESSIONS).document(uid).delete()

@@ -21,6 +21,7 @@ class EventDoc(Document):
     data: dict[str, Any]
     trace: dict[str, Any] | None = None  # the publisher's trace: trace_id, span_id (the deliveries' parent), sampled
     redacted: bool = False  # the user it named was deleted: uid and personal fields redacted
+    expires_at: Timestamp | None = None  # TTL: events are kept EVENT_TTL_DAYS (30)
 
 
 @collection("deliveries/{event_id}:{subscriber}", read="admins", write="the bus")
@@ -125,3 +126,4 @@ class OpsStateDoc(Document):
 
     last_sweep_time: Timestamp | None = None
     last_counts: dict[str, int] | None = None
+    lost_scan: dict[str, Any] | None = None  # per event type: checked_to, backlog_lo, backlog_hi (the sweep's cursor)

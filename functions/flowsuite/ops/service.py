@@ -6,9 +6,9 @@ import uuid
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import bus, errors, events, idempotency, settings
+from flowsuite.core import bus, errors, events, idempotency, log, settings
 from flowsuite.core.errors import InvalidArgumentError
-from flowsuite.ops.events import ProbeSent, SweepFinished
+from flowsuite.ops.events import ProbeSent
 
 PROBES = "ops_probes"
 IDEMPOTENCY_RECORDS = idempotency.COLLECTION
@@ -33,11 +33,9 @@ def record_probe(db, txn, event: events.Event[ProbeSent]) -> None:
 
 
 def run_sweep(db) -> dict[str, int]:
-    counts = bus.sweep(db=db)
-    batch = db.batch()
-    events.publish(batch, SweepFinished(**counts), subject="ops_state/sweep", db=db)
-    batch.commit()
-    return counts
+    """The sweep's counts go to ops_state/sweep only: its own bookkeeping is not a bus event
+    (``ops.sweep_finished`` is no longer published; its contract stays for old documents)."""
+    return bus.sweep(db=db)
 
 
 def list_dead_letters(db, *, limit: int, subscriber: str | None) -> list[dict]:
@@ -53,7 +51,17 @@ def replay(db, *, ids: list[str], replay_all: bool) -> list[tuple[str, str]]:
         raise InvalidArgumentError.for_field("ids", "name dead letters to replay, or set all", "missing")
     if replay_all:
         ids = [d["id"] for d in list_dead_letters(db, limit=500, subscriber=None)]
-    return [(dead_id, bus.replay_dead_letter(dead_id, db=db)) for dead_id in ids]
+    return [(dead_id, _replay_one(db, dead_id)) for dead_id in ids]
+
+
+def _replay_one(db, dead_id: str) -> str:
+    """One replay: a failure (a missing subscriber, contention) is that letter's outcome,
+    never a stop for the others."""
+    try:
+        return bus.replay_dead_letter(dead_id, db=db)
+    except Exception as exc:  # noqa: BLE001
+        log.error("replay failed", dead_letter_id=dead_id, error=f"{type(exc).__name__}: {exc}"[:300])
+        return "error"
 
 
 DIAGNOSTIC_ERRORS = {

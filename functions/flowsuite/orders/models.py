@@ -20,12 +20,20 @@ class UpsertProduct(IdempotentRequest):
     image_url: str = Field(default="", max_length=2000)
     price: int = Field(ge=0, le=100_000_000, description="In the currency's smallest unit (cents).")
     currency: Currency
-    stock: int = Field(ge=0, le=1_000_000)
+    stock: int | None = Field(default=None, ge=0, le=1_000_000,
+                              description="Units on hand. Required to create a product; to change it on an "
+                                          "existing one, send expected_stock too (or use stock_delta).")
+    expected_stock: int | None = Field(default=None, ge=0, le=1_000_000,
+                                       description="The stock the edit form loaded: `stock` is written only if "
+                                                   "it is still that (orders placed since refuse the edit).")
+    stock_delta: int | None = Field(default=None, ge=-1_000_000, le=1_000_000,
+                                    description="Units to add (or remove, negative) whatever orders hold meanwhile.")
     active: bool = True
-    stock_shards: int = Field(
-        default=0, ge=0, le=config.MAX_STOCK_SHARDS,
+    stock_shards: int | None = Field(
+        default=None, ge=0, le=config.MAX_STOCK_SHARDS,
         description="Flash sales: split the stock across this many shards (2 or more) so concurrent buyers "
-                    "do not contend on one document; 0 or 1 keeps it on the product. Staff set it for a hot product.",
+                    "do not contend on one document; 0 or 1 keeps it on the product; left out, the product keeps "
+                    "what it has. Staff set it for a hot product.",
     )
 
     @field_validator("image_url")

@@ -49,6 +49,33 @@ def user_ref(db, uid: str):
 
 # ---- products ------------------------------------------------------------------
 
+def stock_change(current: int | None, *, stock: int | None, expected: int | None, delta: int | None) -> int | None:
+    """The stock an upsert writes, or None to leave it alone. Staff edits never overwrite stock
+    that orders reserved meanwhile: an absolute value needs the stock the form loaded, a delta
+    adds to whatever is there. Pure."""
+    if stock is not None and delta is not None:
+        raise InvalidArgumentError.for_field("stock_delta", "send stock or stock_delta, not both", "conflict")
+    if current is None:  # a new product
+        if stock is None:
+            raise InvalidArgumentError.for_field("stock", "a new product needs its stock", "missing")
+        return stock
+    if delta is not None:
+        if current + delta < 0:
+            raise FailedPreconditionError(f"Only {current} in stock: cannot remove {-delta}.",
+                                          details={"stock": current, "stock_delta": delta})
+        return current + delta
+    if stock is None:
+        return None
+    if expected is None:
+        raise InvalidArgumentError.for_field(
+            "expected_stock", "send the stock the form loaded to change stock (or use stock_delta)", "missing")
+    if expected != current:
+        raise FailedPreconditionError(
+            f"The stock changed since the form loaded it ({expected} then, {current} now): reload and try again.",
+            details={"stock": current, "expected_stock": expected})
+    return stock
+
+
 def upsert_product(db, req) -> dict[str, Any]:
     product_id = req.product_id or uuid.uuid4().hex[:20]
     ref = db.collection(PRODUCTS).document(product_id)
@@ -58,28 +85,39 @@ def upsert_product(db, req) -> dict[str, Any]:
         "image_url": req.image_url,
         "price": req.price,
         "currency": req.currency,
-        "stock": req.stock,
         "active": req.active,
-        "stock_shards": shard_count(req.stock_shards),
         "updated_time": gcf.SERVER_TIMESTAMP,
     }
-    levels = split_stock(req.stock, fields["stock_shards"])
 
     @gcf.transactional
-    def write(txn) -> None:
+    def write(txn) -> int:
         snap = ref.get(transaction=txn)
-        before = shard_count((snap.to_dict() or {}).get("stock_shards")) if snap.exists else 0
-        txn.set(ref, {**fields, **({} if snap.exists else {"created_time": gcf.SERVER_TIMESTAMP})}, merge=True)
-        # A hot product's stock lives in its shards (set absolutely, as `stock` is); shards it
-        # no longer has go, so that nothing counts them.
-        for k, level in enumerate(levels):
-            txn.set(shard_ref(db, product_id, k), {"stock": level, "updated_time": gcf.SERVER_TIMESTAMP})
-        for k in range(len(levels), before):
-            txn.delete(shard_ref(db, product_id, k))
+        data = snap.to_dict() or {} if snap.exists else {}
+        before = shard_count(data.get("stock_shards")) if snap.exists else 0
+        if before:  # a hot product's stock is the sum of its shards (read here, so it is exact)
+            current = sum(int((s.to_dict() or {}).get("stock") or 0)
+                          for s in txn.get_all([shard_ref(db, product_id, k) for k in range(before)]))
+        else:
+            current = int(data.get("stock") or 0) if snap.exists else None
+        stock = stock_change(current, stock=req.stock, expected=req.expected_stock, delta=req.stock_delta)
+        total = current if stock is None else stock
+        fields["stock_shards"] = before if req.stock_shards is None else shard_count(req.stock_shards)
+        resplit = stock is not None or fields["stock_shards"] != before
+        txn.set(ref, {**fields, **({"stock": total} if resplit else {}),
+                      **({} if snap.exists else {"created_time": gcf.SERVER_TIMESTAMP})}, merge=True)
+        if resplit:
+            # A hot product's stock lives in its shards; shards it no longer has go, so that
+            # nothing counts them (un-marking it moves the stock back onto the product).
+            levels = split_stock(total, fields["stock_shards"])
+            for k, level in enumerate(levels):
+                txn.set(shard_ref(db, product_id, k), {"stock": level, "updated_time": gcf.SERVER_TIMESTAMP})
+            for k in range(len(levels), before):
+                txn.delete(shard_ref(db, product_id, k))
+        return total
 
-    write(db.transaction())
-    return {"product_id": product_id,
-            **{k: fields[k] for k in ("name", "price", "currency", "stock", "active", "stock_shards")}}
+    stock = write(db.transaction())
+    return {"product_id": product_id, "stock": stock,
+            **{k: fields[k] for k in ("name", "price", "currency", "active", "stock_shards")}}
 
 
 def archive_product(db, product_id: str) -> dict[str, Any]:
@@ -381,11 +419,25 @@ def answer(order: dict[str, Any]) -> dict[str, Any]:
 
 # ---- transitions ---------------------------------------------------------------
 
-def _release_stock(txn, db, order: dict[str, Any]) -> None:
-    """Gives an order's stock back: to the product document, or, for a line placed while its
-    product was hot, to one of its shards (a blind increment: a transaction cannot read
-    after it wrote)."""
+def _existing_products(txn, db, order: dict[str, Any]) -> set[str]:
+    """The order's products that still exist, read in the caller's transaction (before any
+    write): stock is released only into those. A product deleted in the console is not an
+    error; its line is logged and skipped."""
+    refs = [db.collection(PRODUCTS).document(pid) for pid in dict.fromkeys(li["product_id"] for li in order["items"])]
+    found = {snap.id for snap in txn.get_all(refs) if snap.exists}
+    for ref in refs:
+        if ref.id not in found:
+            log.warning("stock not released: the product no longer exists", product_id=ref.id)
+    return found
+
+
+def _release_stock(txn, db, order: dict[str, Any], existing: set[str]) -> None:
+    """Gives an order's stock back to the products that still exist: to the product document,
+    or, for a line placed while its product was hot, to one of its shards (a blind increment:
+    a transaction cannot read after it wrote)."""
     for line in order["items"]:
+        if line["product_id"] not in existing:
+            continue
         shards = shard_count(line.get("stock_shards"))
         if shards:
             txn.set(shard_ref(db, line["product_id"], release_shard(shards)),
@@ -424,9 +476,10 @@ def cancel(db, txn, ref, order: dict, *, by: str, reason: str) -> None:
     An unpaid order reaches here only once its PaymentIntent is closed (``payment.canceled``);
     a paid one is refunded by payments (``was_paid``)."""
     was_paid = order["status"] == states.PAID
+    existing = _existing_products(txn, db, order) if order["status"] in states.HOLDS_STOCK else set()
     _transition(db, txn, ref, order, states.CANCELLED, by, {"cancel_reason": reason})
     if order["status"] in states.HOLDS_STOCK:
-        _release_stock(txn, db, order)
+        _release_stock(txn, db, order, existing)
     events.publish(
         txn,
         OrderCancelled(order_id=ref.id, uid=order["uid"], reason=reason, was_paid=was_paid,
@@ -543,9 +596,10 @@ def on_payment_refunded(db, txn, data) -> None:
         return
     if order["status"] == states.REFUNDED:
         return
+    existing = _existing_products(txn, db, order) if order["status"] in states.HOLDS_STOCK else set()
     _transition(db, txn, ref, order, states.REFUNDED, "payments", {"amount_refunded": refunded})
     if order["status"] in states.HOLDS_STOCK:
-        _release_stock(txn, db, order)
+        _release_stock(txn, db, order, existing)
     events.publish(
         txn,
         OrderRefunded(order_id=data.order_id, uid=order["uid"], total=order["total"], currency=order["currency"]),

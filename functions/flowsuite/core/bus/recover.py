@@ -64,34 +64,71 @@ def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[
         for snap in query.stream():
             counts[counter] += 1
             counts["processed"] += _sweep_one(lambda snap=snap: redeliver(
-                snap.get("subscriber"), snap.get("event_path"), via="sweep", db=db, at=now), counts)
+                snap.get("subscriber"), snap.get("event_path"), via="sweep", db=db, at=now), counts)  # each on its own
 
+    # Lost events: only types that have subscribers, each in its own collection, newest
+    # first, from where the last sweep stopped (ops_state/sweep.lost_scan).
+    state_ref = db.collection(OPS_STATE).document("sweep")
+    scan = (state_ref.get().to_dict() or {}).get("lost_scan") or {}
     lost_before = now - dt.timedelta(seconds=settings.BUS_LOST_AFTER_SECONDS)
-    window_start = now - dt.timedelta(days=2)
-    recent = (
-        db.collection_group(events.EVENTS)
-        .where(filter=FieldFilter("time", ">=", window_start))
-        .where(filter=FieldFilter("time", "<=", lost_before))
-        .limit(limit * 5)
-        .stream()
-    )
-    for snap in recent:
-        doc = snap.to_dict()
-        subs = subscribers_of(doc.get("type", ""))
-        if not subs:
-            continue
-        refs = [deliveries.document(delivery_id(snap.id, s.name)) for s in subs]
-        recorded = {d.id for d in db.get_all(refs) if d.exists}  # get_all answers in any order
-        for spec in subs:
-            if delivery_id(snap.id, spec.name) not in recorded:
-                counts["lost"] += 1
-                counts["processed"] += _sweep_one(lambda spec=spec, doc=doc: deliver(spec, doc, via="sweep", db=db, at=now), counts)
+    window_start = now - dt.timedelta(hours=settings.BUS_LOST_WINDOW_HOURS)
+    for type_name in sorted({s.event_type.name for s in SUBSCRIBERS.values()}):
+        subs = subscribers_of(type_name)
+        collection = db.collection(events.EVENT_TYPES[type_name].collection)
+        remaining: list[tuple[dt.datetime, dt.datetime]] = []
+        for lo, hi in lost_intervals(scan.get(type_name), window_start=window_start, lost_before=lost_before):
+            query = (collection.where(filter=FieldFilter("time", ">", lo)).where(filter=FieldFilter("time", "<=", hi))
+                     .order_by("time", direction="DESCENDING").limit(limit))
+            page = list(query.stream())
+            if len(page) == limit:
+                remaining.append((lo, page[-1].get("time")))  # older ones wait for the next sweep
+            for snap in page:
+                try:
+                    _check_lost(db, snap, subs, counts, now)
+                except Exception as exc:  # noqa: BLE001 - one unreadable event never stops the sweep
+                    counts["errors"] += 1
+                    log.warning("sweep could not check an event", event_id=snap.id, error=error_text(exc))
+        scan[type_name] = scan_state(remaining, lost_before)
 
-    db.collection(OPS_STATE).document("sweep").set(
-        {"last_sweep_time": gcf.SERVER_TIMESTAMP, "last_counts": counts}, merge=True
-    )
+    state_ref.set({"last_sweep_time": gcf.SERVER_TIMESTAMP, "last_counts": counts, "lost_scan": scan}, merge=True)
     log.info("sweep finished", **counts)
     return counts
+
+
+def lost_intervals(state: dict | None, *, window_start: dt.datetime,
+                   lost_before: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The time ranges ``(lo, hi]`` of one event type the sweep still has to check, newest
+    first: what arrived since the last sweep checked up to ``checked_to``, then the backlog a
+    full page left behind. Nothing older than the window. Pure."""
+    state = state or {}
+    checked_to = state.get("checked_to")
+    newest_lo = max(window_start, checked_to) if checked_to else window_start
+    out = [(newest_lo, lost_before)] if newest_lo < lost_before else []
+    lo, hi = state.get("backlog_lo"), state.get("backlog_hi")
+    if lo is not None and hi is not None and max(lo, window_start) < hi:
+        out.append((max(lo, window_start), min(hi, newest_lo)))
+    return [(a, b) for a, b in out if a < b]
+
+
+def scan_state(remaining: list[tuple[dt.datetime, dt.datetime]], checked_to: dt.datetime) -> dict:
+    """What the next sweep resumes from: everything up to ``checked_to`` was seen except the
+    ``remaining`` ranges, kept as one backlog range (a range seen twice costs reads, never a
+    delivery). Pure."""
+    if not remaining:
+        return {"checked_to": checked_to, "backlog_lo": None, "backlog_hi": None}
+    return {"checked_to": checked_to, "backlog_lo": min(lo for lo, _ in remaining),
+            "backlog_hi": max(hi for _, hi in remaining)}
+
+
+def _check_lost(db, snap, subs, counts: dict[str, int], now: dt.datetime) -> None:
+    doc = snap.to_dict()
+    deliveries = db.collection(DELIVERIES)
+    refs = [deliveries.document(delivery_id(snap.id, s.name)) for s in subs]
+    recorded = {d.id for d in db.get_all(refs) if d.exists}  # get_all answers in any order
+    for spec in subs:
+        if delivery_id(snap.id, spec.name) not in recorded:
+            counts["lost"] += 1
+            counts["processed"] += _sweep_one(lambda spec=spec: deliver(spec, doc, via="sweep", db=db, at=now), counts)
 
 
 def _sweep_one(run: Callable[[], str], counts: dict[str, int]) -> bool:
