@@ -59,7 +59,11 @@ def admin_db():
 # ---- reset ---------------------------------------------------------------
 
 def reset_emulators() -> None:
-    r = SESSION.delete(f"http://{firestore_host()}/emulator/v1/projects/{PROJECT}/databases/(default)/documents")
+    for attempt in range(5):
+        r = SESSION.delete(f"http://{firestore_host()}/emulator/v1/projects/{PROJECT}/databases/(default)/documents")
+        if r.status_code != 409 or attempt == 4:  # 409: a late trigger's transaction still holds a lock
+            break
+        time.sleep(0.5)
     r.raise_for_status()
     r = SESSION.delete(f"http://{auth_host()}/emulator/v1/projects/{PROJECT}/accounts")
     r.raise_for_status()

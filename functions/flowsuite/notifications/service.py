@@ -10,6 +10,7 @@ Preferences (``users/{uid}/settings/notifications``) turn a channel off per type
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -98,6 +99,11 @@ def undeliverable(db, uid: str, address: str) -> bool:
     return snap.exists and snap.to_dict().get("address_hash") == address_hash(address)
 
 
+def redact_address(text: str, address: str) -> str:
+    """The server's words without the address (servers quote it: `<a@b>: User unknown`). Pure."""
+    return re.sub(re.escape(address), "<address>", text, flags=re.IGNORECASE).replace("<<address>>", "<address>")
+
+
 def _email(db, uid: str, address: str, msg) -> dict[str, Any]:
     """Sends once; a permanent rejection (5xx) marks the address undeliverable and is an outcome:
     no retry, no dead letter. A transient failure raises, and the bus retries with the same
@@ -106,7 +112,8 @@ def _email(db, uid: str, address: str, msg) -> dict[str, Any]:
         return {"message_id": mail.send(msg)}
     except mail.PermanentRejectionError as exc:
         db.collection(SUPPRESSIONS).document(uid).set({
-            "uid": uid, "address_hash": address_hash(address), "code": exc.code, "reason": exc.reason[:300],
+            "uid": uid, "address_hash": address_hash(address), "code": exc.code,
+            "reason": redact_address(exc.reason, address)[:300],
             "created_time": gcf.SERVER_TIMESTAMP,
         })
         log.warning("email address refused for good: marked undeliverable", code=exc.code)
