@@ -8,7 +8,7 @@ from firebase_functions.options import RetryConfig
 from flowsuite.contracts.identity import UserCreated
 from flowsuite.contracts.orders import OrderCancelled, OrderPaid
 from flowsuite.contracts.payments import PaymentDisputed, PaymentFailed, PaymentRefunded
-from flowsuite.core import bus, clients, log, options
+from flowsuite.core import bus, clients, log, options, settings
 from flowsuite.core.callables import CallContext, callable_function
 from flowsuite.core.erasure import eraser
 from flowsuite.notifications import config, ffpush, models, service
@@ -135,8 +135,15 @@ def notifications_on_ff_user_push_created(event: firestore_fn.Event) -> None:
     _process_ff(ffpush.FF_USER_PUSH, event.params["push_id"])
 
 
-@options.trigger(tasks_fn.on_task_dispatched,
-                 retry_config=RetryConfig(max_attempts=400, min_backoff_seconds=5, max_backoff_seconds=10))
+def _scheduled_push_retries() -> RetryConfig:
+    """Cloud Tasks honours a task's schedule_time; its emulator does not, so there a task that
+    is early raises and waits out the queue's backoff: kept short (and long-lived) there."""
+    if settings.is_emulator():
+        return RetryConfig(max_attempts=3000, min_backoff_seconds=1, max_backoff_seconds=2)
+    return RetryConfig(max_attempts=400, min_backoff_seconds=5, max_backoff_seconds=10)
+
+
+@options.trigger(tasks_fn.on_task_dispatched, retry_config=_scheduled_push_retries())
 def notificationsSendScheduledPush(req: tasks_fn.CallableRequest) -> None:  # noqa: N802 - queue ids refuse "_"
     """Sends a FlutterFlow push whose scheduled_time has come."""
     data = req.data or {}
