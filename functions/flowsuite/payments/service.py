@@ -400,7 +400,6 @@ def intent_event(intent: dict[str, Any], kind: str, source: str) -> dict[str, An
 # ---- closing an unpaid order's intent ------------------------------------------------
 
 STRIPE_CANCELLATION_REASONS = {"payment_timeout": "abandoned"}
-CANCELABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"})
 
 
 def close_for_cancel(db, stripe, *, order_id: str, uid: str, reason: str, correlation_id: str | None) -> str:
