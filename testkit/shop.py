@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import uuid
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from testkit import harness
-from testkit.harness import call
+from testkit.harness import CallableError, call
 
 
 def product(db, *, price: int = 1250, stock: int = 10, currency: str = "usd", active: bool = True, name: str = "Mug") -> str:
@@ -97,3 +98,29 @@ def checkout_cost(db, user, product_id: str) -> dict:
         "per_function": per_function,
         "events": triggers,
     }
+
+
+def buy_one(user, product_id: str):
+    """One unit, as an app retries a contended order (`aborted`, nothing written) with the same
+    key; the order's answer, or the CallableError it ended with."""
+    try:
+        return harness.call_retrying("orders_place", {"items": [{"product_id": product_id, "quantity": 1}],
+                                                      "idempotency_key": uuid.uuid4().hex}, user, attempts=8)
+    except CallableError as err:
+        return err
+
+
+def rush(product_id: str, buyers: list, threads: int) -> tuple[list[dict], list[CallableError]]:
+    """Every buyer orders one unit at once: (orders placed, refusals)."""
+    with cf.ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(lambda user: buy_one(user, product_id), buyers))
+    return ([r for r in results if isinstance(r, dict)], [r for r in results if isinstance(r, CallableError)])
+
+
+def latecomers_sell_out(product_id: str, left: int) -> CallableError:
+    """New buyers, one at a time, take the ``left`` units; the next one's refusal is returned."""
+    for _ in range(left):
+        assert buy_one(harness.sign_up(), product_id)["status"] == "pending_payment"
+    last = buy_one(harness.sign_up(), product_id)
+    assert isinstance(last, CallableError)
+    return last

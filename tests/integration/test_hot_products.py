@@ -6,7 +6,6 @@ they were written): run them with `make integration`.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import uuid
 
 import pytest
@@ -15,7 +14,7 @@ from flowsuite.payments.events import PaymentCanceled, PaymentRefunded, PaymentS
 
 from testkit import harness
 from testkit.harness import AppClient, CallableError, Denied, call, eventually
-from testkit.shop import order, place, publish, stock
+from testkit.shop import latecomers_sell_out, order, place, publish, rush, stock
 
 
 def hot_product(staff, *, stock: int, shards: int, price: int = 900) -> str:
@@ -55,23 +54,11 @@ def test_concurrent_buyers_never_oversell_a_hot_product_and_sold_out_is_exact(st
     item = hot_product(staff, stock=6, shards=3)
     buyers = [harness.sign_up() for _ in range(12)]  # one order each: the unpaid-order limit is per user
 
-    def attempt(user):
-        try:
-            return harness.call_retrying("orders_place", {"items": [{"product_id": item, "quantity": 1}],
-                                                          "idempotency_key": uuid.uuid4().hex}, user, attempts=8)
-        except CallableError as err:
-            return err
-
-    with cf.ThreadPoolExecutor(6) as pool:
-        results = list(pool.map(attempt, buyers))
-    placed = [r for r in results if isinstance(r, dict)]
-    refused = [r for r in results if isinstance(r, CallableError)]
+    placed, refused = rush(item, buyers, threads=6)
     assert len(placed) <= 6 and {r.code for r in refused} <= {"failed-precondition", "aborted"}  # never `internal`
     assert all(r.details["available"] == 0 for r in refused if r.code == "failed-precondition")
     assert sum(shard_levels(db, item).values()) == 6 - len(placed)  # every unit is in a shard or an order
-    for _ in range(6 - len(placed)):  # latecomers, one at a time, take what is left
-        assert attempt(harness.sign_up())["status"] == "pending_payment"
-    assert isinstance(last := attempt(harness.sign_up()), CallableError) and last.code == "failed-precondition"
+    assert latecomers_sell_out(item, 6 - len(placed)).code == "failed-precondition"
     assert sum(shard_levels(db, item).values()) == 0 and min(shard_levels(db, item).values()) == 0
     assert len(list(db.collection("orders").stream())) == 6
     service.refresh_hot_stock(db)  # what orders_refresh_hot_stock does every minute

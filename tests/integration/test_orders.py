@@ -11,7 +11,7 @@ from flowsuite.payments.events import PaymentCanceled, PaymentFailed, PaymentRef
 
 from testkit import harness
 from testkit.harness import AppClient, CallableError, Denied, Ref, call, eventually
-from testkit.shop import events_of, order, place, product, publish, stock
+from testkit.shop import events_of, latecomers_sell_out, order, place, product, publish, rush, stock
 
 
 def test_staff_upsert_and_archive_products(staff, member, db):
@@ -48,19 +48,7 @@ def test_twenty_concurrent_orders_for_five_in_stock(db):
     item = product(db, stock=5)
     buyers = [harness.sign_up() for _ in range(20)]  # one order each: the unpaid-order limit is per user
 
-    def attempt_as(user):
-        # Contention on one hot document may answer `aborted` (retryable, nothing
-        # written): the caller retries with the same idempotency key, as an app should.
-        try:
-            return harness.call_retrying("orders_place", {"items": [{"product_id": item, "quantity": 1}],
-                                                          "idempotency_key": uuid.uuid4().hex}, user, attempts=8)
-        except CallableError as err:
-            return err
-
-    with cf.ThreadPoolExecutor(10) as pool:
-        results = list(pool.map(attempt_as, buyers))
-    placed = [r for r in results if isinstance(r, dict)]
-    refused = [r for r in results if isinstance(r, CallableError)]
+    placed, refused = rush(item, buyers, threads=10)
     # Under the emulator's lock timeouts a buyer may still hold `aborted` after its retries
     # (nothing written); never `internal`, never more than the stock.
     assert len(placed) <= 5 and len(placed) + len(refused) == 20
@@ -68,10 +56,8 @@ def test_twenty_concurrent_orders_for_five_in_stock(db):
     assert all(r.details["available"] == 0 and r.details["product_id"] == item
                for r in refused if r.code == "failed-precondition")
     assert stock(db, item) == 5 - len(placed)
-    for _ in range(5 - len(placed)):  # latecomers, one at a time, take what is left: exactly five in all
-        assert attempt_as(harness.sign_up())["status"] == "pending_payment"
-    last = attempt_as(harness.sign_up())
-    assert isinstance(last, CallableError) and last.code == "failed-precondition" and last.details["available"] == 0
+    last = latecomers_sell_out(item, 5 - len(placed))  # one at a time, they take what is left: exactly five
+    assert last.code == "failed-precondition" and last.details["available"] == 0
     assert stock(db, item) == 0
     assert len(list(db.collection("orders").stream())) == 5
 
