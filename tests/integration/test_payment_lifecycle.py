@@ -179,6 +179,16 @@ def test_an_account_deleted_mid_payment_is_refunded_not_charged(member, db):
     assert charged(pi) == 0 and stock(db, item) == 1
 
 
+def test_an_intent_cancelled_in_the_stripe_dashboard_cancels_the_order_and_releases_stock(member, db):
+    item = product(db, stock=2)
+    out, intent, pi = start_payment(db, member, item, 2)
+    stripe_client().v1.payment_intents.cancel(pi, params={"cancellation_reason": "fraudulent"})  # an operator
+    eventually(lambda: order(db, out["order_id"])["status"] == "cancelled", what="order cancelled")
+    assert payment(db, intent["payment_id"])["status"] == "canceled" and stock(db, item) == 2
+    settled(db)
+    assert len(events_of(db, "order.cancelled", order_id=out["order_id"])) == 1 and charged(pi) == 0
+
+
 def test_expiry_closes_the_intent_before_releasing_stock(admin, member, db):
     item = product(db, stock=2)
     out, intent, pi = start_payment(db, member, item)
