@@ -34,9 +34,10 @@ ERROR_STATUSES = {
 }
 
 
-def load() -> dict[str, Any]:
-    """Imports every domain the way the Firebase CLI's discovery does."""
-    functions = str(ROOT / "functions")
+def load(root: Path = ROOT) -> dict[str, Any]:
+    """Imports every domain the way the Firebase CLI's discovery does (from ``root``'s
+    ``functions/``, this checkout's unless told; once per process)."""
+    functions = str(root / "functions")
     if functions not in sys.path:
         sys.path.insert(0, functions)
     import importlib

@@ -68,6 +68,12 @@ def test_the_generated_package_imports_and_its_own_unit_tests_pass(generated):
     assert " passed" in out.stdout and "failed" not in out.stdout
 
 
+def test_the_generated_code_and_tests_pass_the_linter(generated):
+    paths = [*domain.generated_files(domain.Names("bookings")), *domain.blocks(domain.Names("bookings"))]
+    out = run(generated, "-m", "ruff", "check", "--no-cache", *[p for p in paths if p.endswith(".py")], check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_contracts_indexes_and_docs_include_it_and_stay_fresh(generated):
     openapi = json.loads((generated / "docs/openapi.json").read_text())
     assert "/bookings_create" in openapi["paths"] and {"name": "bookings"} in openapi["tags"]
@@ -184,6 +190,14 @@ def test_marker_blocks_round_trip():
     assert domain.remove_block(added, "x", "#", "chat") == text
     with pytest.raises(domain.Refused, match="lacks its"):
         domain.insert_block("no markers\n", "x", "#", "chat", [])
+
+
+def test_flowsuite_imports_are_sorted_wherever_the_name_falls():
+    text = ("from __future__ import annotations\n\nfrom flowsuite.core import bus\nfrom flowsuite.bookings import models\n"
+            "\ndef f():\n    from flowsuite.zeta import x\n    from flowsuite import registry\n    return x\n")
+    assert domain.sort_flowsuite_imports(text) == (
+        "from __future__ import annotations\n\nfrom flowsuite.bookings import models\nfrom flowsuite.core import bus\n"
+        "\ndef f():\n    from flowsuite import registry\n    from flowsuite.zeta import x\n    return x\n")
 
 
 def test_names():
