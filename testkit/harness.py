@@ -30,7 +30,8 @@ def need(var: str) -> str:
     if not value:
         pytest.fail(
             f"{var} is not set: integration tests need the emulator suite. "
-            "Run them with `make test` (or `python -m devtools.suite exec -- pytest tests/integration`).",
+            "Run them with `make test` or `make integration` "
+            "(`python -m devtools.suite exec --generated-domain -- pytest tests/integration`).",
             pytrace=False,
         )
     return value

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import requests
 
 from testkit import fields, harness
+
+# `make integration` serves the emulators from a scratch tree (devtools/suite.py: this
+# checkout plus a generated domain). The tests import the code the emulators serve, so
+# the checks here (the fields check below, the erasure registry) see that domain too.
+SERVED = os.environ.get("FLOWSUITE_TREE")
+if SERVED:
+    _functions = Path(SERVED) / "functions"
+    _loaded = sys.modules.get("flowsuite")
+    if _loaded is not None and not Path(_loaded.__file__).resolve().is_relative_to(_functions.resolve()):
+        raise pytest.UsageError(f"flowsuite was imported from {_loaded.__file__} before the integration tests "
+                                f"could switch to the served tree {_functions}: run tests/integration on its own")
+    sys.path.insert(0, str(_functions))
 
 LOG_OFFSET = pytest.StashKey[int]()
 
@@ -28,8 +41,8 @@ def pytest_sessionfinish(session, exitstatus):
         return
     from devtools import contracts
 
-    missing = fields.undocumented(fields.written(Path(log), session.config.stash[LOG_OFFSET]),
-                                  fields.declared(contracts.load()["collections"]))
+    declared = contracts.load(Path(SERVED) if SERVED else contracts.ROOT)["collections"]
+    missing = fields.undocumented(fields.written(Path(log), session.config.stash[LOG_OFFSET]), fields.declared(declared))
     if missing:
         print("\nfields written but not declared on their document models (docs/collections.md): "
               + "; ".join(f"{c}: {', '.join(names)}" for c, names in missing.items()))
