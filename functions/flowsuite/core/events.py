@@ -189,9 +189,12 @@ class Envelope(BaseModel):
 class StepLog(Protocol):
     """Where a delivery keeps the results of its steps (the bus's delivery record)."""
 
-    def keep(self, step: str, result: dict[str, Any]) -> None: ...
+    def before(self, step: str) -> None:
+        """Called before a step's effect; raises ``claims.LeaseLostError`` once the delivery's
+        lease is past its deadline (the step is not started)."""
 
-    def flush(self) -> None: ...
+    def keep(self, step: str, result: dict[str, Any]) -> None:
+        """Keeps a finished step's result on the delivery record."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,18 +211,18 @@ class Event(Generic[T]):
 
     def once(self, step: str, perform: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
         """Runs an effect outside Firestore (a push, an email) at most once per
-        delivery: its result is kept on the delivery record, and a retry of the
-        delivery returns it instead of running ``perform`` again. The delivery's
-        lease keeps two attempts from running at once. A result is written before
-        the next step's effect starts, on a failure, or with the processed mark,
-        so a step costs no read and at most one write (``effects.once`` is the
-        same guard outside the bus)."""
+        delivery: its result is kept on the delivery record as soon as it is done,
+        and a retry (or an attempt that takes the delivery over) returns it instead
+        of running ``perform`` again. The delivery's lease keeps two attempts from
+        running at once, and an attempt past its lease's deadline starts no effect
+        (``claims.LeaseLostError``). A step costs no read and one write
+        (``effects.once`` is the same guard outside the bus)."""
         if not step.isidentifier():  # it names a field of the delivery record
             raise ValueError(f"step {step!r} must be a plain name (letters, digits, _)")
         if step in self.steps:
             return self.steps[step]
         if self.step_log is not None:
-            self.step_log.flush()
+            self.step_log.before(step)
         result = perform() or {}
         if self.step_log is not None:
             self.step_log.keep(step, result)

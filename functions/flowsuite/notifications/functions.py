@@ -29,11 +29,12 @@ __all__ = [
 ]
 
 
-def _notify(event, uid: str, kind: str, context: dict, data: dict[str, str] | None = None, once=None) -> None:
+def _notify(event, uid: str, kind: str, context: dict, data: dict[str, str] | None = None, once=None,
+            order_id: str | None = None) -> None:
     service.notify(
         clients.firestore(), clients.push_sender(), once=once or event.once, uid=uid, kind=kind, event_id=event.id,
         context={"app": config.value(config.APP_NAME), **context},
-        data={"type": kind, **(data or {})}, correlation_id=event.correlation_id,
+        data={"type": kind, **(data or {})}, correlation_id=event.correlation_id, order_id=order_id,
     )
 
 
@@ -46,10 +47,10 @@ def notifications_on_user_created(event) -> None:
 
 @bus.subscriber(OrderPaid, transactional=False, secrets=config.SECRETS)
 def notifications_on_order_paid(event) -> None:
-    """order.paid -> receipt (inbox, push, email)."""
+    """order.paid -> receipt (inbox, push, email), unless the order is no longer paid (a late or replayed event)."""
     d = event.data
     _notify(event, d.uid, "order_paid", {"order_id": d.order_id, "amount": money(d.total, d.currency)},
-            {"order_id": d.order_id})
+            {"order_id": d.order_id}, order_id=d.order_id)
 
 
 @bus.subscriber(OrderCancelled, transactional=False, secrets=config.SECRETS)
@@ -64,10 +65,11 @@ def notifications_on_order_cancelled(event) -> None:
 
 @bus.subscriber(PaymentFailed, transactional=False, secrets=config.SECRETS)
 def notifications_on_payment_failed(event) -> None:
-    """payment.failed -> inbox, push: the card was declined, the order stays payable with another one."""
+    """payment.failed -> inbox, push: the card was declined, the order stays payable with another one
+    (unless it no longer awaits payment: paid with another card, cancelled, expired)."""
     d = event.data
     _notify(event, d.uid, "payment_failed", {"order_id": d.order_id, "reason": (d.reason or "declined").replace("_", " ")},
-            {"order_id": d.order_id, "attempt": str(d.attempt)})
+            {"order_id": d.order_id, "attempt": str(d.attempt)}, order_id=d.order_id)
 
 
 @bus.subscriber(PaymentRefunded, transactional=False, secrets=config.SECRETS)

@@ -5,6 +5,13 @@ bus keeps its result on the delivery record), so a redelivered event never sends
 twice. The inbox document's id is the event id and it is created once.
 Preferences (``users/{uid}/settings/notifications``) turn a channel off per type:
 ``{"order_paid": {"email": false}}``.
+
+A notification about an order announces what the order is *now*: a late
+redelivery or an admin's replay of an old ``order.paid`` for an order since
+refunded or cancelled sends no receipt. Before sending, the order is read
+(``orders/{id}``, which docs/collections.md lets notifications read) and a
+notification whose news is no longer true is skipped, its reason kept on the
+delivery record (``steps.skipped``) and logged.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from flowsuite.notifications.push import PushMessage, PushMessageError, PushSend
 from flowsuite.notifications.templates import TEMPLATES, for_email
 
 USERS = "users"
+ORDERS = "orders"  # read only, as docs/collections.md allows: an order's status before announcing it
 INBOX = "notifications"
 TOKENS = "fcm_tokens"
 SETTINGS = "settings"
@@ -41,20 +49,51 @@ def enabled_channels(kind: str, preferences: Any) -> list[str]:
     return [c for c in wanted if off.get(c, True) is not False]
 
 
+# A notification about an order is true only while the order is in one of these statuses
+# (the orders domain's, docs/collections.md): a receipt ("we received your payment") while
+# the order is paid or fulfilled; "try another card, your items are still reserved" while it
+# still awaits payment. Other kinds announce something that stays true (a cancellation, a refund).
+STILL_TRUE: dict[str, frozenset[str]] = {
+    "order_paid": frozenset({"paid", "fulfilled"}),
+    "payment_failed": frozenset({"pending_payment"}),
+}
+
+
+def stale_reason(kind: str, order: dict[str, Any] | None) -> str | None:
+    """Why a notification of ``kind`` about ``order`` (as it is now) would announce something
+    that is no longer true (``order_refunded``, ``order_cancelled``, ``order_paid``...), or None
+    to send it. No order document leaves nothing to contradict the event: it is sent. Pure."""
+    wanted = STILL_TRUE.get(kind)
+    if wanted is None or order is None:
+        return None
+    status = order.get("status")
+    return None if status in wanted else f"order_{status}"
+
+
 Once = Callable[[str, Callable[[], dict[str, Any] | None]], dict[str, Any]]
 
 
 def notify(db, push: PushSender, *, once: Once, uid: str, kind: str, event_id: str, context: dict[str, Any],
-           data: dict[str, str] | None = None, correlation_id: str | None = None) -> dict[str, str]:
+           data: dict[str, str] | None = None, correlation_id: str | None = None,
+           order_id: str | None = None) -> dict[str, str]:
     """Sends one notification on every enabled channel, each exactly once. Returns outcomes.
 
-    ``once(step, perform)`` runs an external send at most once (``Event.once``)."""
+    ``once(step, perform)`` runs an external send at most once (``Event.once``). ``order_id``:
+    the order the notification is about, checked as it is now (``stale_reason``)."""
     user_ref = db.collection(USERS).document(uid)
     user = user_ref.get()
     profile = user.to_dict() if user.exists else None
     if profile is None or profile.get("status") == "deleting":
         log.info("notification skipped: no active user", kind=kind)
         return {"skipped": "no_user"}
+    if order_id and kind in STILL_TRUE:
+        order = db.collection(ORDERS).document(order_id).get()
+        reason = stale_reason(kind, order.to_dict() if order.exists else None)
+        if reason:
+            once("skipped", lambda: {"sent": 0, "reason": reason, "order_id": order_id})  # kept on the delivery
+            log.info("notification skipped: what it announces is no longer true", kind=kind, order_id=order_id,
+                     reason=reason)
+            return {"skipped": reason}
     prefs_snap = user_ref.collection(SETTINGS).document(PREFERENCES_DOC).get()
     channels = enabled_channels(kind, prefs_snap.to_dict() if prefs_snap.exists else None)
     title, text, _ = TEMPLATES[kind].render(context)

@@ -34,6 +34,7 @@ class DeliveryDoc(Document):
     status: str
     attempts: int
     lease_until: Timestamp | None
+    holder: str | None = None  # the token of the leased attempt that took it last (only it writes the outcome)
     next_attempt_at: Timestamp | None
     last_error: str | None
     correlation_id: str
@@ -85,7 +86,7 @@ class IdempotencyRecordDoc(Document):
     payload_hash: str
     locked_until: Timestamp
     expires_at: Timestamp
-    token: str  # which call holds it in progress (only that call releases it)
+    token: str  # which call holds it in progress (only that call completes or releases it)
     created_time: Timestamp
     response: dict[str, Any] | None = None  # the answer a repeat gets, once completed
     completed_time: Timestamp | None = None
@@ -98,6 +99,7 @@ class EffectDoc(Document):
     state: str
     attempts: int
     lease_until: Timestamp | None
+    holder: str | None = None  # the token of the attempt that took it last (only it writes the outcome)
     expires_at: Timestamp
     kind: str  # what the effect is (stripe_refund, ff_push, ...)
     payment_id: str | None = None

@@ -49,7 +49,10 @@ class StatusChange(BaseModel):
     by: str
 
 
-@collection("orders/{order_id}", read="the owner (uid or user_ref), staff", write="orders functions only")
+@collection("orders/{order_id}", read="the owner (uid or user_ref), staff", write="orders functions only",
+            read_by={"payments": "an order's owner, status and total, to create its PaymentIntent",
+                     "notifications": "an order's status, so a late or replayed notification never announces "
+                                      "what is no longer true (a receipt for a refunded order)"})
 class OrderDoc(Document):
     """An order: priced on the server, its stock reserved while pending or paid."""
 
