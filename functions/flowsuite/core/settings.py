@@ -53,6 +53,13 @@ ERASURE_MAX_WAIT_HOURS = params.IntParam(
     "ERASURE_MAX_WAIT_HOURS", default=24,
     description="How long the last eraser of a deleted account waits for the other domains' erasers.",
 )
+# Email domains refused, read by two domains: identity refuses them at sign-up and at every
+# sign-in (against the email Auth holds then: an address changed or linked since), and
+# notifications never sends email to them (accounts no blocking function saw).
+BLOCKED_EMAIL_DOMAINS = params.StringParam(
+    "BLOCKED_EMAIL_DOMAINS", default="",
+    description="Comma-separated email domains refused at sign-up and sign-in, and never sent email.",
+)
 # Observability: spans sent to Cloud Trace (needs opentelemetry-exporter-gcp-trace; docs/production.md).
 TRACE_EXPORT = params.BoolParam(
     "TRACE_EXPORT", default=False,
@@ -89,6 +96,18 @@ def project_id() -> str:
 
         return json.loads(config).get("projectId", "demo-flowsuite")
     return "demo-flowsuite"
+
+
+def csv_value(param: params.StringParam) -> frozenset[str]:
+    """A comma-separated parameter as a set of lower-cased, stripped entries."""
+    raw = os.environ.get(param.name, param.default or "")
+    return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+
+
+def blocked_email_domain(email: str | None) -> str | None:
+    """The domain of ``email`` when BLOCKED_EMAIL_DOMAINS lists it, else None."""
+    domain = email.strip().lower().rsplit("@", 1)[1] if email and "@" in email else None
+    return domain if domain and domain in csv_value(BLOCKED_EMAIL_DOMAINS) else None
 
 
 def int_value(param: params.IntParam) -> int:

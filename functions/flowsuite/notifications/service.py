@@ -25,7 +25,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import log
+from flowsuite.core import log, settings
 from flowsuite.core.errors import InvalidArgumentError, PermissionDeniedError
 from flowsuite.notifications import email as mail
 from flowsuite.notifications.push import PushMessage, PushMessageError, PushSender
@@ -73,13 +73,17 @@ def stale_reason(kind: str, order: dict[str, Any] | None) -> str | None:
 Once = Callable[[str, Callable[[], dict[str, Any] | None]], dict[str, Any]]
 
 
-def notify(db, push: PushSender, *, once: Once, uid: str, kind: str, event_id: str, context: dict[str, Any],
-           data: dict[str, str] | None = None, correlation_id: str | None = None,
-           order_id: str | None = None) -> dict[str, str]:
+def notify(db, push: PushSender, *, auth, once: Once, uid: str, kind: str, event_id: str, context: dict[str, Any],
+           data: dict[str, str] | None = None, correlation_id: str | None = None, order_id: str | None = None,
+           only: tuple[str, ...] | None = None) -> dict[str, str]:
     """Sends one notification on every enabled channel, each exactly once. Returns outcomes.
 
     ``once(step, perform)`` runs an external send at most once (``Event.once``). ``order_id``:
-    the order the notification is about, checked as it is now (``stale_reason``)."""
+    the order the notification is about, checked as it is now (``stale_reason``). ``only``
+    narrows the template's channels (a welcome email sent later, without a second inbox entry).
+    The email goes to the address Firebase Auth holds now (``auth`` is ``firebase_admin.auth``),
+    never a stale copy on the profile: an address changed in the console, or an anonymous account
+    upgraded with linkWithCredential, gets its mail although no blocking function saw it."""
     user_ref = db.collection(USERS).document(uid)
     user = user_ref.get()
     profile = user.to_dict() if user.exists else None
@@ -96,6 +100,8 @@ def notify(db, push: PushSender, *, once: Once, uid: str, kind: str, event_id: s
             return {"skipped": reason}
     prefs_snap = user_ref.collection(SETTINGS).document(PREFERENCES_DOC).get()
     channels = enabled_channels(kind, prefs_snap.to_dict() if prefs_snap.exists else None)
+    asked = [c for c in TEMPLATES[kind].channels if only is None or c in only]
+    channels = [c for c in channels if c in asked]
     title, text, _ = TEMPLATES[kind].render(context)
     outcomes: dict[str, str] = {}
     for channel in channels:
@@ -105,12 +111,15 @@ def notify(db, push: PushSender, *, once: Once, uid: str, kind: str, event_id: s
         elif channel == "push":
             result = once(channel, lambda: _push(db, push, user_ref, title, text, data or {}))
         else:
-            address = profile.get("email") or context.get("email")
             if not mail.enabled():
                 outcomes[channel] = "email_off"
                 continue
-            if not isinstance(address, str) or "@" not in address:
-                outcomes[channel] = "no_address"
+            address, missing = current_address(auth, uid)
+            if address is None:
+                outcomes[channel] = missing
+                continue
+            if settings.blocked_email_domain(address):
+                outcomes[channel] = "blocked_domain"
                 continue
             if undeliverable(db, uid, address):
                 outcomes[channel] = "undeliverable"
@@ -119,10 +128,28 @@ def notify(db, push: PushSender, *, once: Once, uid: str, kind: str, event_id: s
             msg = mail.build(to=address, subject=subject, text=plain, html=html, message_id_seed=key)
             result = once(channel, lambda msg=msg, address=address: _email(db, uid, address, msg))
         outcomes[channel] = "sent" if result.get("sent", 1) else str(result.get("reason", "nothing_sent"))
-    for channel in set(TEMPLATES[kind].channels) - set(channels):
+    for channel in set(asked) - set(channels):
         outcomes[channel] = "disabled"
     log.info("notification delivered", kind=kind, outcomes=outcomes)
     return outcomes
+
+
+def current_address(auth, uid: str) -> tuple[str | None, str]:
+    """(the address Firebase Auth holds for the user now, or None and why: ``no_user``,
+    ``no_address``). One Auth lookup, made only when an email is about to go out; a transient
+    failure raises, and the bus retries the delivery."""
+    try:
+        user = auth.get_user(uid)
+    except auth.UserNotFoundError:
+        return None, "no_user"
+    return usable_address(user.email)
+
+
+def usable_address(email: Any) -> tuple[str | None, str]:
+    """(the address, "") when ``email`` can be sent to, else (None, "no_address"). Pure."""
+    if isinstance(email, str) and "@" in email.strip():
+        return email.strip(), ""
+    return None, "no_address"
 
 
 SUPPRESSIONS = "email_suppressions"  # email_suppressions/{uid}: an address a server refused for good

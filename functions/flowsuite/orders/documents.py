@@ -81,6 +81,10 @@ class OrderDoc(Document):
     dispute_status: str | None = None  # Stripe's: needs_response, under_review, won, lost, ...
     dispute_closed: bool = False
     anonymised: bool = False  # the account was deleted; kept for accounting
+    # Staff must act: a paid order whose customer deleted their account (review_reason
+    # "account_deleted"). Fulfilling or cancelling it (which refunds it) clears the flag.
+    needs_review: bool = False
+    review_reason: str | None = None
     quota_held: bool = False  # counted in order_holds/{uid} (while pending_payment or cancelling)
 
 
