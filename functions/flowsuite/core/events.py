@@ -162,6 +162,9 @@ class TraceRef(BaseModel):
     trace_id: str
     span_id: str | None = None
     sampled: bool = False
+    # The publishing span's name (``orders_place``, a subscriber, ``payments.apply_stripe_event``):
+    # the console's trace waterfall names the hop by it. None when the trace was passed in.
+    name: str | None = None
 
 
 class Envelope(BaseModel):
@@ -260,7 +263,9 @@ def envelope_for(
     from flowsuite.core import settings  # noqa: PLC0415
 
     spec = type(data).event_type
-    trace = trace or tracing.current()
+    name = None
+    if trace is None:
+        trace, name = tracing.current(), tracing.current_name()
     time = now or clock.utcnow()
     return Envelope(
         id=event_id or uuid.uuid4().hex,
@@ -272,7 +277,7 @@ def envelope_for(
         correlation_id=correlation_id or log.correlation_id() or uuid.uuid4().hex,
         schema_version=spec.version,
         data=data.model_dump(mode="json"),
-        trace=TraceRef(**trace.stored()) if trace else None,
+        trace=TraceRef(**trace.stored(), name=name) if trace else None,
     )
 
 

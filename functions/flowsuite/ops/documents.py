@@ -19,7 +19,8 @@ class EventDoc(Document):
     correlation_id: str
     schema_version: int
     data: dict[str, Any]
-    trace: dict[str, Any] | None = None  # the publisher's trace: trace_id, span_id (the deliveries' parent), sampled
+    # the publisher's trace: trace_id, span_id (the deliveries' parent), sampled, name (the publishing span's)
+    trace: dict[str, Any] | None = None
     redacted: bool = False  # the user it named was deleted: uid and personal fields redacted
     expires_at: Timestamp | None = None  # TTL: events are kept EVENT_TTL_DAYS (30)
 
@@ -50,6 +51,7 @@ class DeliveryDoc(Document):
     started_time: Timestamp | None = None  # the last leased attempt's start
     processed_time: Timestamp | None = None
     duration_ms: float | None = None  # the processed attempt's
+    trace: dict[str, Any] | None = None  # the processed attempt's span (trace_id, span_id, sampled): its events' parent
     replays: int = 0  # an admin's replays of it as a dead letter
 
 

@@ -237,6 +237,9 @@ def _processed_fields(attempt: int, via: str, timer) -> dict[str, Any]:
         "last_error": None,
         "duration_ms": timer.ms,
         "history": gcf.ArrayUnion([_history_entry(attempt, via, PROCESSED, timer)]),
+        # The processed attempt's span: the parent of the events it published (the console's
+        # trace waterfall nests them under it by ``trace.span_id``).
+        "trace": tracing.stored(),
     }
 
 
