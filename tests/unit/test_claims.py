@@ -6,6 +6,7 @@ import pytest
 from flowsuite.core import claims, effects, idempotency
 from flowsuite.core.bus import records
 from flowsuite.core.errors import InvalidArgumentError
+from flowsuite.core.kernel_documents import IdempotencyRecordDoc
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 LATER = NOW + dt.timedelta(minutes=5)
@@ -79,4 +80,4 @@ def test_each_record_keeps_its_documented_fields(shape, state, running, done, le
 
 def test_claim_needs_a_running_state_and_a_lease():
     with pytest.raises(ValueError):
-        claims.claim(None, None, idempotency.IN_TRANSACTION, lease_seconds=1)
+        claims.claim(None, None, idempotency.IN_TRANSACTION, document=IdempotencyRecordDoc, lease_seconds=1)

@@ -44,9 +44,12 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowsuite.core import clock
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flowsuite.core.documents import Document
 
 # What a claim may do.
 RUN = "run"  # absent, free, or a lease that expired: take it and do the work
@@ -102,6 +105,7 @@ def claim(
     ref,
     shape: Shape,
     *,
+    document: type[Document],
     lease_seconds: float,
     fields: Callable[[dict[str, Any] | None, dt.datetime], dict[str, Any]] = lambda record, now: {},
     digest: str | None = None,
@@ -112,7 +116,8 @@ def claim(
 
     Taking writes the running state, a lease of ``lease_seconds`` and the payload
     hash, with ``fields(record, now)`` (the kind's own fields; ``record`` is None for
-    a new one), merged into the record or replacing it. ``now`` is the clock the
+    a new one), merged into the record or replacing it, through ``document`` (the
+    record's model, which declares every field written). ``now`` is the clock the
     lease is judged and set by (default: the time of each transaction attempt).
     Returns the decision and the record as it was read."""
     from google.cloud import firestore as gcf  # noqa: PLC0415
@@ -131,7 +136,9 @@ def claim(
                      shape.lease: at + dt.timedelta(seconds=lease_seconds)}
             if shape.payload_hash is not None and digest is not None:
                 taken[shape.payload_hash] = digest
-            txn.set(ref, taken, merge=merge)
+            # Merged: some of the record's fields; replacing it: the whole record, validated.
+            data = document.fields(taken) if merge else document.new(taken)
+            txn.set(ref, data, merge=merge)
         return decision, record
 
     return take(db.transaction())

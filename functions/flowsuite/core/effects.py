@@ -18,6 +18,7 @@ from typing import Any
 
 from flowsuite.core import claims, clients, clock
 from flowsuite.core.errors import RetryLaterError
+from flowsuite.core.kernel_documents import EffectDoc
 
 COLLECTION = "effects"
 RETENTION_DAYS = 30  # TTL policy on expires_at
@@ -51,7 +52,8 @@ def once(
             **({} if record else {"created_time": now}),
         }
 
-    decision, record = claims.claim(db, ref, SHAPE, lease_seconds=lease_seconds, fields=fields, merge=True)
+    decision, record = claims.claim(db, ref, SHAPE, document=EffectDoc, lease_seconds=lease_seconds, fields=fields,
+                                    merge=True)
     if decision == claims.DONE:
         return (record or {}).get("result") or {}
     if decision == claims.BUSY:
@@ -59,9 +61,9 @@ def once(
     try:
         result = perform() or {}
     except Exception as exc:
-        ref.update({"state": FAILED, "error": f"{type(exc).__name__}: {exc}"[:1000], "lease_until": None,
-                    "updated_time": clock.utcnow()})
+        ref.update(EffectDoc.fields(state=FAILED, error=f"{type(exc).__name__}: {exc}"[:1000], lease_until=None,
+                                    updated_time=clock.utcnow()))
         raise
-    ref.update({"state": SUCCEEDED, "result": result, "error": None, "lease_until": None,
-                "updated_time": clock.utcnow()})
+    ref.update(EffectDoc.fields(state=SUCCEEDED, result=result, error=None, lease_until=None,
+                                updated_time=clock.utcnow()))
     return result

@@ -27,6 +27,7 @@ from typing import Any
 
 from flowsuite.core import claims, clients, clock, settings
 from flowsuite.core.errors import FailedPreconditionError, InvalidArgumentError
+from flowsuite.core.kernel_documents import IdempotencyRecordDoc
 
 COLLECTION = "idempotency_records"
 IN_PROGRESS = "in_progress"
@@ -104,7 +105,8 @@ def run(
         }
 
     while True:
-        action, record = claims.claim(db, ref, SHAPE, lease_seconds=timeout_seconds, fields=fields, digest=digest)
+        action, record = claims.claim(db, ref, SHAPE, document=IdempotencyRecordDoc, lease_seconds=timeout_seconds,
+                                      fields=fields, digest=digest)
         _refuse_reuse(action)
         if action == claims.DONE:
             return record["response"]
@@ -124,12 +126,12 @@ def run(
         raise
     now = clock.utcnow()
     ref.update(
-        {
-            "status": COMPLETED,
-            "response": response,
-            "completed_time": gcf.SERVER_TIMESTAMP,
-            "expires_at": now + dt.timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
-        }
+        IdempotencyRecordDoc.fields(
+            status=COMPLETED,
+            response=response,
+            completed_time=gcf.SERVER_TIMESTAMP,
+            expires_at=now + dt.timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
+        )
     )
     return response
 
