@@ -1,8 +1,9 @@
-"""Builds the ops console: bundles console/src/app.js with the pinned Firebase JS SDK.
+"""Builds the ops console: bundles console/src/*.js with the pinned Firebase JS SDK and uPlot.
 
     python -m devtools.console_build
 
-esbuild (pinned in package.json) bundles the SDK into console/app.js, so the page
+esbuild (pinned in package.json) bundles the SDK and uPlot (the Metrics page's charts) into
+console/app.js, and the stylesheet uPlot's module imports into console/app.css, so the page
 needs no CDN (machines here have no internet) and no framework. The emulator
 ports the page connects to go to console/console-emulators.json (local only).
 """
@@ -32,5 +33,5 @@ def build() -> None:
 
 if __name__ == "__main__":
     build()
-    print("setup: ops console          bundled console/app.js")
+    print("setup: ops console          bundled console/app.js, console/app.css")
     sys.exit(0)

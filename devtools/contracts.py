@@ -253,7 +253,9 @@ def collections_md(decl: dict[str, Any]) -> str:
         schema = col.model.model_json_schema(ref_template="#/$defs/{model}")
         defs = schema.get("$defs", {})
         lines += [f"## `{path}`", "", col.description, "",
-                  f"- owner: **{col.domain}**", f"- app reads: {col.read}", f"- writes: {col.write}", ""]
+                  f"- owner: **{col.domain}**", f"- app reads: {col.read}", f"- writes: {col.write}"]
+        lines += [f"- {domain} reads: {why}" for domain, why in col.read_by]
+        lines += [""]
         if schema.get("properties"):
             lines += field_table(schema["properties"], defs)
         for def_name, definition in sorted(defs.items()):

@@ -54,9 +54,9 @@ else
   mark npm "$s"
 fi
 
-# 4. the ops console bundle (esbuild over the pinned Firebase JS SDK)
-s=$(stamp_of package-lock.json console/src/app.js firebase.json)
-if fresh console "$s" && [ -f console/app.js ]; then
+# 4. the ops console bundle (esbuild over the pinned Firebase JS SDK and uPlot): app.js, app.css
+s=$(stamp_of package-lock.json console/src/*.js firebase.json)
+if fresh console "$s" && [ -f console/app.js ] && [ -f console/app.css ]; then
   step "ops console" "up to date"
 else
   .venv/bin/python -m devtools.console_build

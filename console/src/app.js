@@ -7,6 +7,9 @@ import {
   orderBy, query, where,
 } from "firebase/firestore";
 import { connectFunctionsEmulator, getFunctions, httpsCallable } from "firebase/functions";
+import { resizeAll } from "./charts.js";
+import { drawLatency, renderMetrics } from "./metrics.js";
+import { buildWaterfall, renderWaterfall } from "./waterfall.js";
 
 const local = ["localhost", "127.0.0.1"].includes(location.hostname);
 const $ = (id) => document.getElementById(id);
@@ -77,7 +80,7 @@ function route() {
   const page = (location.hash || "#health").slice(1);
   document.querySelectorAll(".page").forEach((p) => (p.hidden = p.id !== `page-${page}`));
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === page));
-  ({ health, events, trace, dead }[page] || health)();
+  ({ health, metrics, events, trace, dead }[page] || health)();
 }
 
 // ---- Health: ops_health's report, refreshed whenever the bus changes ------------------
@@ -111,6 +114,34 @@ function health() {
   unsubscribers.push(onSnapshot(query(collection(db, "dead_letters"), where("status", "==", "dead")), refresh));
   unsubscribers.push(onSnapshot(doc(db, "ops_state", "sweep"), refresh));
 }
+
+// ---- Metrics: ops_get_metrics' series for the last hour or day, drawn with uPlot --------------------
+let metricsWindow = "hour";
+let lastMetrics = null;
+
+function metrics() {
+  const getMetrics = httpsCallable(functions, "ops_get_metrics");
+  const load = async () => {
+    document.body.dataset.metrics = "loading";
+    document.querySelectorAll("[data-window]").forEach((b) => b.classList.toggle("active", b.dataset.window === metricsWindow));
+    try {
+      lastMetrics = (await getMetrics({ window: metricsWindow })).data;
+      renderMetrics(lastMetrics);
+      document.body.dataset.metrics = "ready";
+    } catch (err) {
+      $("metrics-summary").textContent = `could not load the metrics: ${err.code || err}`;
+      document.body.dataset.metrics = "error";
+    }
+  };
+  document.querySelectorAll("[data-window]").forEach((b) => {
+    b.onclick = () => { metricsWindow = b.dataset.window; load(); };
+  });
+  $("metrics-refresh").onclick = load;
+  $("latency-subscriber").onchange = () => lastMetrics && drawLatency(lastMetrics);
+  load();
+}
+
+window.addEventListener("resize", () => resizeAll(document));
 
 // ---- Events -------------------------------------------------------------------------------
 function events() {
@@ -151,7 +182,9 @@ function events() {
   listen();
 }
 
-// ---- Trace: one correlation id across every service ----------------------------------------
+// ---- Trace: one checkout as a waterfall (a correlation id or an order id) -------------------------
+const millis = (t) => when(t)?.getTime() ?? null;
+
 function trace() {
   $("trace-form").onsubmit = async (e) => {
     e.preventDefault();
@@ -164,22 +197,27 @@ function trace() {
       getDocs(query(collection(db, "orders"), where("correlation_id", "==", id))),
       getDocs(query(collection(db, "payments"), where("correlation_id", "==", id))),
     ]);
-    const items = [];
-    orders.docs.forEach((d) => items.push({ t: when(d.get("created_time")), kind: "callable", text: `orders_place → order ${d.id} (${d.get("total")} ${d.get("currency")})` }));
-    payments.docs.forEach((d) => items.push({ t: when(d.get("created_time")), kind: "callable", text: `payments_create_intent → payment ${d.id}` }));
-    evs.docs.forEach((d) => items.push({ t: when(d.get("time")), kind: "event", text: `${d.get("type")} from ${d.get("source")} (${d.get("subject")})` }));
-    dels.docs.forEach((d) => items.push({
-      t: when(d.get("started_time")), kind: "handled",
-      text: `${d.get("subscriber")} handled ${d.get("event_type")}: ${d.get("status")} after ${d.get("attempts")} attempt(s), ${d.get("duration_ms") ?? "?"} ms`,
-    }));
-    items.sort((a, b) => (a.t?.getTime() ?? 0) - (b.t?.getTime() ?? 0));
-    const start = items[0]?.t?.getTime() ?? 0;
-    $("trace-summary").textContent = `correlation id ${id}: ${evs.size} events, ${dels.size} deliveries`;
-    $("trace-timeline").innerHTML = items.map((i) => `<li data-kind="${i.kind}"><span class="tag">${i.kind}</span>
-      +${i.t ? i.t.getTime() - start : "?"} ms · ${esc(i.text)}</li>`).join("");
+    const waterfall = buildWaterfall({
+      orders: orders.docs.map((d) => ({ id: d.id, created: millis(d.get("created_time")),
+        detail: `order ${d.id} (${d.get("total")} ${d.get("currency")})` })),
+      payments: payments.docs.map((d) => ({ id: d.id, created: millis(d.get("created_time")), trace: d.get("trace") })),
+      events: evs.docs.map((d) => ({ id: d.get("id") || d.id, type: d.get("type"), source: d.get("source"), subject: d.get("subject"),
+        time: millis(d.get("time")), trace: d.get("trace") })),
+      deliveries: dels.docs.map((d) => ({
+        id: d.id, subscriber: d.get("subscriber"), event_id: d.get("event_id"), status: d.get("status"), attempts: d.get("attempts"),
+        processed: millis(d.get("processed_time")), duration_ms: d.get("duration_ms"), trace: d.get("trace"),
+        history: (d.get("history") || []).map((h) => ({ ...h, at: millis(h.at) })),
+      })),
+    });
+    renderWaterfall($("trace-waterfall"), waterfall);
+    const traces = [...new Set([...evs.docs, ...payments.docs].map((d) => d.get("trace")?.trace_id).filter(Boolean))];
+    $("trace-summary").innerHTML = `correlation id <code>${esc(id)}</code>: ${evs.size} events, ${dels.size} deliveries, ` +
+      `${Math.round(waterfall.end - waterfall.start)} ms from first to last` +
+      (traces.length ? ` · trace ${traces.map((t) => (local ? `<code>${esc(t)}</code>`
+        : `<a href="https://console.cloud.google.com/traces/list?project=${encodeURIComponent(cfg.projectId)}&tid=${esc(t)}" target="_blank" rel="noopener">${esc(t)}</a>`)).join(", ")}` : "");
     $("trace-docs").innerHTML = [...orders.docs.map((d) => `orders/${d.id}`), ...payments.docs.map((d) => `payments/${d.id}`),
       ...evs.docs.map((d) => d.ref.path)].map((p) => `<li><code>${esc(p)}</code></li>`).join("");
-    document.body.dataset.trace = String(items.length);
+    document.body.dataset.trace = String(waterfall.rows.length);
   };
 }
 

@@ -35,6 +35,38 @@ function watch(page) {
   return page;
 }
 
+// What each chart on the Metrics page plots (uPlot's own data arrays, kept on `.plot` as `uplot`),
+// and how many pixels of each series' colour its plot area shows (it was drawn, not just built).
+function readCharts(page) {
+  return page.evaluate(() => {
+    const chart = (id) => {
+      const u = document.querySelector(`#${id} .plot`).uplot;
+      if (!u) return null;
+      const { left, top, width, height } = u.bbox; // canvas pixels
+      const px = u.ctx.getImageData(left, top, Math.max(1, width), Math.max(1, height)).data;
+      const series = u.series.slice(1).map((s, i) => {
+        const hex = typeof s.stroke === "function" ? s.stroke(u, i + 1) : s.stroke;
+        const rgb = [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16));
+        let drawn = 0;
+        for (let p = 0; p < px.length; p += 4) {
+          if (px[p + 3] > 200 && rgb.every((v, k) => Math.abs(px[p + k] - v) < 40)) drawn++;
+        }
+        return { label: s.label, points: u.data[i + 1].length, values: u.data[i + 1].filter((v) => v != null), drawn };
+      });
+      return { x: u.data[0].length, first_x: u.data[0][0], last_x: u.data[0][u.data[0].length - 1],
+               canvas: [u.ctx.canvas.width, u.ctx.canvas.height], series };
+    };
+    const num = (v) => (v === "" || v == null ? null : Number(v));
+    return {
+      summary: document.getElementById("metrics-summary").textContent,
+      events: chart("chart-events"), latency: chart("chart-latency"), failures: chart("chart-failures"),
+      latency_subscriber: document.getElementById("chart-latency").dataset.subscriber,
+      latency_rows: [...document.querySelectorAll("#latency-table tbody tr")].map((r) => ({
+        subscriber: r.dataset.subscriber, count: Number(r.dataset.count), p50: num(r.dataset.p50), p95: num(r.dataset.p95) })),
+    };
+  });
+}
+
 async function signIn(page, email, password) {
   await page.goto(scenario.url, { waitUntil: "domcontentloaded" });
   await page.fill("#email", email);
@@ -74,9 +106,33 @@ try {
   await page.click("#trace-form button");
   await page.waitForFunction(() => Number(document.body.dataset.trace || 0) > 0, null, { timeout: 30000 });
   out.trace_summary = await page.textContent("#trace-summary");
-  out.trace_text = await page.textContent("#trace-timeline");
+  out.trace_text = await page.textContent("#trace-waterfall");
   out.trace_docs = await page.textContent("#trace-docs");
+  // The waterfall's rows (nesting, start, duration) and each bar's place in its track, in pixels.
+  out.waterfall = await page.evaluate(() => [...document.querySelectorAll("#trace-waterfall .wf-row")].map((row) => {
+    const track = row.querySelector(".wf-track").getBoundingClientRect();
+    return {
+      key: row.dataset.key, parent: row.dataset.parent, name: row.dataset.name, kind: row.dataset.kind,
+      depth: Number(row.dataset.depth), start_ms: Number(row.dataset.startMs), duration_ms: Number(row.dataset.durationMs),
+      bars: [...row.querySelectorAll(".wf-bar")].map((bar) => {
+        const box = bar.getBoundingClientRect();
+        return { outcome: bar.dataset.outcome, start_ms: Number(bar.dataset.startMs), duration_ms: Number(bar.dataset.durationMs),
+                 left: box.left - track.left, width: box.width, track: track.width };
+      }),
+    };
+  }));
   await page.screenshot({ path: `${shots}/trace.png`, fullPage: true });
+
+  // Metrics: the last hour, then the last day (the same checkout and dead letter in both).
+  await page.goto(`${scenario.url}#metrics`);
+  await page.waitForFunction(() => ["ready", "error"].includes(document.body.dataset.metrics), null, { timeout: 60000 });
+  out.metrics_state = await page.evaluate(() => document.body.dataset.metrics);
+  out.metrics_hour = await readCharts(page);
+  await page.screenshot({ path: `${shots}/metrics.png`, fullPage: true });
+  await page.click('[data-window="day"]');
+  await page.waitForFunction(() => document.body.dataset.metrics === "ready"
+    && document.querySelector('[data-window="day"]').classList.contains("active"), null, { timeout: 60000 });
+  out.metrics_day = await readCharts(page);
 
   await page.goto(`${scenario.url}#dead`);
   const card = page.locator(`.card[data-letter="${scenario.dead_letter}"]`);

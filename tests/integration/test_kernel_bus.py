@@ -287,3 +287,157 @@ def test_an_event_newer_than_its_consumer_waits_instead_of_dying(db):
     assert record["status"] in ("failed", "processing") and "newer than this consumer" in record["last_error"]
     assert harness.doc(db, f"dead_letters/{envelope.id}:ops_on_probe") is None
     assert harness.doc(db, "ops_probes/from-the-future") is None
+
+
+# ---- slow handlers: leases, holders and late finishers (issue 22, point 5) ---------------
+# These run a leased subscriber in this process with a 2 s lease (effects may start during
+# its first 1 s), so a lease really runs out on the real clock within the test; the takeover
+# is the real sweep, in another thread, as another instance would run it.
+
+def short_leases(monkeypatch) -> None:
+    from flowsuite.core import settings
+
+    monkeypatch.setattr(settings, "BUS_LEASE_SECONDS", 2)
+    monkeypatch.setattr(settings, "LEASE_MARGIN_SECONDS", 1)
+
+
+def leased_subscriber(name: str, handler, monkeypatch) -> bus.Subscriber:
+    spec = bus.Subscriber(name=name, event_type=ProbeSent.event_type, handler=handler, transactional=False,
+                          domain="ops")
+    monkeypatch.setitem(bus.SUBSCRIBERS, spec.name, spec)  # the sweep finds it in this process
+    return spec
+
+
+def stored_event(db, probe_id: str) -> events.Envelope:
+    envelope = events.envelope_for(ProbeSent(probe_id=probe_id), subject="s", correlation_id=f"c-{probe_id}")
+    db.document(f"topics/ops.probe/events/{envelope.id}").set(envelope.model_dump())  # the sweep reads it
+    return envelope
+
+
+def first_attempt_in_background(spec, envelope) -> tuple:
+    """Starts attempt 1 in another thread, as the trigger's instance; returns it and its outcome."""
+    import threading
+
+    outcome: dict = {}
+    worker = threading.Thread(target=lambda: outcome.update(
+        first=bus.deliver(spec, envelope.model_dump(), via="trigger", db=harness.admin_db())))
+    worker.start()
+    return worker, outcome
+
+
+def take_over_once_the_lease_ran_out(db, record_path: str) -> dict:
+    """Waits (real clock) until attempt 1's lease has run out, then runs the sweep, which finds
+    the delivery stalled and takes it over."""
+    import datetime as dt
+    import time
+
+    lease_until = eventually(lambda: (harness.doc(db, record_path) or {}).get("lease_until"), what="attempt 1's lease")
+    time.sleep(max(0.0, (lease_until - dt.datetime.now(dt.UTC)).total_seconds()) + 0.2)
+    counts = bus.sweep(db=db)
+    assert counts["stalled"] >= 1 and counts["processed"] >= 1, counts
+    return counts
+
+
+def test_a_slow_handler_taken_over_cannot_overwrite_the_takeover_and_its_effect_happens_once(db, monkeypatch, capsys):
+    """Attempt 1 sends, then stalls past its lease (a handler slower than its function's timeout).
+    The sweep takes the delivery over (attempt 2), finds the send kept on the record, does not send
+    again, and marks it processed. When attempt 1 finally finishes, its processed mark is refused
+    (the record is held by attempt 2's token) and it logs why: one send, one processed mark."""
+    import threading
+
+    short_leases(monkeypatch)
+    sent: list[int] = []
+    taken_over = threading.Event()
+
+    def handler(event):
+        event.once("send", lambda: sent.append(event.attempt) or {"sent_by": event.attempt})
+        if event.attempt == 1:
+            assert taken_over.wait(30), "the sweep never took the delivery over"  # slow, after its effect
+
+    spec = leased_subscriber("test_slow_after_send", handler, monkeypatch)
+    envelope = stored_event(db, "slow-after-send")
+    record_path = f"deliveries/{envelope.id}:{spec.name}"
+    worker, outcome = first_attempt_in_background(spec, envelope)
+    eventually(lambda: "send" in ((harness.doc(db, record_path) or {}).get("steps") or {}),
+               what="attempt 1's send kept on the record at once")
+    try:
+        take_over_once_the_lease_ran_out(db, record_path)
+    finally:
+        taken_over.set()
+        worker.join(30)
+    assert outcome["first"] == bus.LEASE_LOST
+
+    record = harness.doc(db, record_path)
+    assert sent == [1]  # the takeover found the send and did not repeat it
+    assert record["status"] == "processed" and record["attempts"] == 2 and record["holder"]
+    assert record["steps"] == {"send": {"sent_by": 1}}
+    assert [(h["attempt"], h["outcome"], h["via"]) for h in record["history"]] == [(2, "processed", "sweep")]
+    assert "delivery finished after its lease was taken over" in capsys.readouterr().out
+    assert bus.deliver(spec, envelope.model_dump(), via="test", db=db) == "duplicate" and sent == [1]
+
+
+def test_a_handler_slow_before_its_effect_starts_nothing_once_its_lease_ran_out(db, monkeypatch):
+    """Attempt 1 stalls before its send, past its lease's deadline; the sweep takes the delivery
+    over and sends. Attempt 1 then reaches its send and stops (lease_lost) instead of sending a
+    second time; it writes nothing."""
+    import threading
+
+    short_leases(monkeypatch)
+    sent: list[int] = []
+    taken_over = threading.Event()
+
+    def handler(event):
+        if event.attempt == 1:
+            assert taken_over.wait(30), "the sweep never took the delivery over"  # slow, before its effect
+        event.once("send", lambda: sent.append(event.attempt) or {"sent_by": event.attempt})
+
+    spec = leased_subscriber("test_slow_before_send", handler, monkeypatch)
+    envelope = stored_event(db, "slow-before-send")
+    record_path = f"deliveries/{envelope.id}:{spec.name}"
+    worker, outcome = first_attempt_in_background(spec, envelope)
+    try:
+        take_over_once_the_lease_ran_out(db, record_path)
+        assert sent == [2]
+    finally:
+        taken_over.set()
+        worker.join(30)
+    assert outcome["first"] == bus.LEASE_LOST
+    assert sent == [2]
+    record = harness.doc(db, record_path)
+    assert record["status"] == "processed" and record["attempts"] == 2 and record["steps"] == {"send": {"sent_by": 2}}
+    assert [(h["attempt"], h["outcome"]) for h in record["history"]] == [(2, "processed")]
+
+
+def test_an_effect_that_outlived_its_lease_does_not_overwrite_the_attempt_that_took_over(db):
+    """effects.once: attempt 1's call is slower than its lease; attempt 2 takes the effect over and
+    succeeds. Attempt 1's late SUCCEEDED is refused (the record is held by attempt 2's token), so
+    the record keeps the outcome of the attempt that holds it."""
+    import threading
+    import time
+
+    from flowsuite.core import effects
+
+    key = f"test-slow-effect-{uuid.uuid4().hex[:8]}"
+    started, release = threading.Event(), threading.Event()
+    results: dict = {}
+
+    def slow() -> dict:
+        started.set()
+        assert release.wait(30)
+        return {"by": "attempt 1"}
+
+    worker = threading.Thread(target=lambda: results.update(
+        first=effects.once(key, slow, lease_seconds=1, meta={"kind": "test"}, db=harness.admin_db())))
+    worker.start()
+    try:
+        assert started.wait(30)
+        time.sleep(1.2)  # attempt 1's lease (1 s) runs out while its call is in flight
+        assert effects.once(key, lambda: {"by": "attempt 2"}, lease_seconds=1, meta={"kind": "test"},
+                            db=db) == {"by": "attempt 2"}
+    finally:
+        release.set()
+        worker.join(30)
+    assert results["first"] == {"by": "attempt 1"}  # its caller still gets what its own call did
+    record = harness.doc(db, f"effects/{key}")
+    assert record["state"] == "SUCCEEDED" and record["result"] == {"by": "attempt 2"} and record["attempts"] == 2
+    assert effects.once(key, lambda: {"by": "attempt 3"}, db=db) == {"by": "attempt 2"}

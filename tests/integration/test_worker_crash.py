@@ -58,9 +58,11 @@ def test_events_in_flight_when_the_workers_die_are_delivered_by_the_sweep(db):
     assert killed, "no functions worker was running"
     time.sleep(2)
 
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)  # leases and the lost window have passed
     def swept():
-        counts.append(bus.sweep(db=db, now=later))  # a contended delivery is left to the next sweep
+        # Each sweep runs 15 minutes after the last (inside the lost window): every lease has expired,
+        # including one an earlier sweep took for a redelivery the emulator's lock timeouts aborted.
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=15 * (len(counts) + 1))
+        counts.append(bus.sweep(db=db, now=later))
         received = [harness.doc(db, f"ops_probes/{p}")["received"] for p in ids]
         return all(received) and received
 

@@ -107,3 +107,64 @@ def test_an_event_runs_each_step_once_and_names_steps_plainly():
     assert done.once("email", lambda: calls.append("again")) == {"id": "m"} and calls == ["email"]
     with pytest.raises(ValueError):
         done.once("steps.push", dict)
+
+
+# ---- a leased delivery's steps and its lease's deadline (issue 22, point 5) -----------
+
+class RecordingRef:
+    """A delivery record's reference that keeps what was written (a fake, no I/O)."""
+
+    def __init__(self):
+        self.updates = []
+
+    def update(self, fields):
+        self.updates.append(fields)
+
+
+def test_a_step_is_kept_on_the_record_as_soon_as_its_effect_is_done():
+    """An attempt that takes a delivery over after this one stalled finds every finished effect."""
+    from flowsuite.core.bus.deliver import _StepLog
+
+    ref = RecordingRef()
+    log = _StepLog(ref, deadline=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
+    envelope = events.envelope_for(ProbeSent(probe_id="p"), subject="s", correlation_id="c-1234567")
+    event = events.Event(envelope=envelope, data=ProbeSent(probe_id="p"), step_log=log)
+    assert event.once("push", lambda: {"sent": 1}) == {"sent": 1}
+    assert [set(u) for u in ref.updates] == [{"steps.push", "updated_time"}]  # written before the handler goes on
+    assert ref.updates[0]["steps.push"] == {"sent": 1} and log.fields() == {}
+
+
+def test_no_effect_starts_past_the_leases_deadline():
+    """A slow attempt past its deadline (its function would have timed out; another attempt may
+    hold the delivery now) stops before the effect, and says so."""
+    from flowsuite.core import claims
+    from flowsuite.core.bus.deliver import _StepLog
+
+    ref = RecordingRef()
+    log = _StepLog(ref, deadline=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    envelope = events.envelope_for(ProbeSent(probe_id="p"), subject="s", correlation_id="c-1234567")
+    event = events.Event(envelope=envelope, data=ProbeSent(probe_id="p"), steps={"push": {"sent": 1}}, step_log=log)
+    sent = []
+    assert event.once("push", lambda: sent.append("push")) == {"sent": 1}  # a finished step is answered, late or not
+    with pytest.raises(claims.LeaseLostError):
+        event.once("email", lambda: sent.append("email"))
+    assert sent == [] and ref.updates == []
+
+
+def test_a_step_whose_write_fails_stays_pending_for_the_failure_path():
+    from flowsuite.core.bus.deliver import _StepLog
+
+    class FlakyRef(RecordingRef):
+        def update(self, fields):
+            if not self.updates:
+                self.updates.append("refused")
+                raise ConnectionError("firestore went away")
+            super().update(fields)
+
+    ref = FlakyRef()
+    log = _StepLog(ref, deadline=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
+    with pytest.raises(ConnectionError):
+        log.keep("email", {"message_id": "m-1"})
+    assert log.fields() == {"steps.email": {"message_id": "m-1"}}
+    log.flush()  # what deliver does on the failure path
+    assert ref.updates[-1]["steps.email"] == {"message_id": "m-1"} and log.fields() == {}

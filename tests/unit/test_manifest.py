@@ -177,3 +177,34 @@ def test_every_endpoint_gets_its_domains_options(manifest, declared):
             if option in expected:
                 assert endpoint.get(field) == manifest_value(expected[option]), (name, option)
         assert endpoint["region"] == [expected["region"]], name
+
+
+def test_no_function_may_outrun_its_lease(manifest, declared):
+    """Every lease (deliveries, effects, idempotency keys) lasts the longest function timeout plus a
+    margin, so an attempt still inside its timeout never loses its lease to a second attempt (issue
+    22). A function whose timeout exceeds lease - margin fails here: raise
+    settings.MAX_FUNCTION_TIMEOUT_SECONDS (and with it every lease), not just the timeout."""
+    from flowsuite.core import idempotency, options, settings
+
+    ceiling = settings.LEASE_SECONDS - settings.LEASE_MARGIN_SECONDS
+    timeouts = {name: endpoint["timeoutSeconds"] for name, endpoint in manifest["endpoints"].items()}
+    assert len(timeouts) == len(manifest["endpoints"]), "a function without a timeout runs for the platform's"
+    too_long = {name: t for name, t in timeouts.items() if t > ceiling}
+    assert not too_long, f"timeouts past the lease ({settings.LEASE_SECONDS} s) less its margin: {too_long}"
+    # the ceiling is the longest declared timeout, so leases are no longer than they must be
+    assert max(timeouts.values()) == settings.MAX_FUNCTION_TIMEOUT_SECONDS
+    for name in declared["callables"]:  # an idempotency key is locked for its own callable's timeout + margin
+        assert options.timeout_of(name) == timeouts[name], name
+        assert idempotency.lock_seconds(options.timeout_of(name)) - settings.LEASE_MARGIN_SECONDS >= timeouts[name]
+
+
+def test_a_timeout_past_the_ceiling_is_refused_when_the_function_is_built():
+    from firebase_functions import https_fn
+    from flowsuite.core import options, settings
+
+    def too_slow(req): ...
+
+    with pytest.raises(ValueError, match="MAX_FUNCTION_TIMEOUT_SECONDS"):
+        options.trigger(https_fn.on_request, domain="ops", timeout_sec=settings.MAX_FUNCTION_TIMEOUT_SECONDS + 1)(
+            too_slow)
+    assert "too_slow" not in options.APPLIED

@@ -28,7 +28,7 @@ def test_every_callable_that_changes_something_checks_revocation():
     import main  # noqa: F401 - registers every callable
 
     read_only = {name for name, spec in CALLABLES.items() if not spec.checks_revocation}
-    assert read_only == {"ops_ping", "ops_list_dead_letters", "ops_diagnose"}
+    assert read_only == {"ops_ping", "ops_list_dead_letters", "ops_diagnose", "ops_get_metrics"}
     for name in ("orders_place", "orders_cancel", "payments_create_intent", "addFcmToken", "identity_delete_account",
                  "identity_set_role", "identity_sign_out_everywhere"):
         assert CALLABLES[name].checks_revocation, name

@@ -40,3 +40,51 @@ def test_remaining_ranges_merge_into_one_backlog():
 def test_an_idle_sweep_reads_nothing_new():
     state = scan_state([], at(100))
     assert lost_intervals(state, window_start=at(0), lost_before=at(100)) == []
+
+
+class _OldestQuery:
+    """The one query of ``oldest_pending_age``: filters, order and limit recorded."""
+
+    def __init__(self, docs, fail=False):
+        self.docs, self.fail, self.calls = docs, fail, []
+
+    def collection(self, name):
+        self.calls.append(("collection", name))
+        return self
+
+    def where(self, *, filter):  # noqa: A002 - the SDK's keyword
+        self.calls.append(("where", filter.field_path, filter.op_string, tuple(filter.value)))
+        return self
+
+    def order_by(self, field):
+        self.calls.append(("order_by", field))
+        return self
+
+    def limit(self, n):
+        self.calls.append(("limit", n))
+        return self
+
+    def stream(self):
+        if self.fail:
+            raise ConnectionError("unreachable")
+        return [type("Snap", (), {"get": lambda self, f, d=d: d[f]})() for d in self.docs]
+
+
+def test_the_sweep_reports_how_long_the_oldest_pending_delivery_has_waited():
+    from flowsuite.core.bus.recover import oldest_pending_age, pending_age
+
+    assert pending_age(at(0), at(2)) == 120.0 and pending_age(None, at(2)) == 0.0
+    assert pending_age(at(3), at(2)) == 0.0  # another instance's clock ahead: never negative
+    db = _OldestQuery([{"event_time": at(0)}])
+    assert oldest_pending_age(db, at(10)) == 600.0
+    assert db.calls == [("collection", "deliveries"), ("where", "status", "in", ("processing", "failed")),
+                        ("order_by", "event_time"), ("limit", 1)]  # one read, on the declared index
+    assert oldest_pending_age(_OldestQuery([]), at(10)) == 0.0
+    assert oldest_pending_age(_OldestQuery([], fail=True), at(10)) is None  # the sweep carries on
+
+
+def test_the_oldest_pending_query_has_its_index():
+    from flowsuite.core import indexes
+
+    assert any(i.collection == "deliveries" and i.fields == (("status", "ASCENDING"), ("event_time", "ASCENDING"))
+               for i in indexes.COMPOSITE)

@@ -157,6 +157,26 @@ def test_the_webhook_joins_the_checkouts_trace_once_it_knows_the_payment(span_li
     assert spans["firestore.transaction"]["parent_id"] == apply.span_id
 
 
+def test_the_envelope_names_the_span_that_published_it_for_the_consoles_waterfall(span_lines):
+    with tracing.span("orders_on_payment_succeeded", parent=TraceContext(TRACE, SPAN, True)) as s:
+        env = events.envelope_for(ProbeSent(probe_id="p1"), subject="s", correlation_id="c")
+        given = events.envelope_for(ProbeSent(probe_id="p1"), subject="s", correlation_id="c",
+                                    trace=TraceContext(TRACE, SPAN, True))
+    assert (env.trace.name, env.trace.span_id) == ("orders_on_payment_succeeded", s.span_id)
+    assert given.trace.name is None  # a trace passed in names no running span
+    assert tracing.current_name() is None
+    assert env.model_dump()["trace"] == {"trace_id": TRACE, "span_id": s.span_id, "sampled": True,
+                                         "name": "orders_on_payment_succeeded"}
+
+
+def test_a_processed_delivery_keeps_its_span_the_parent_of_the_events_it_publishes(span_lines):
+    from flowsuite.core.bus.deliver import _processed_fields
+
+    with tracing.span("orders_on_payment_succeeded", parent=TraceContext(TRACE, SPAN, True)) as s:
+        fields = _processed_fields(1, "trigger", log.Timer())
+    assert fields["trace"] == {"trace_id": TRACE, "span_id": s.span_id, "sampled": True}
+
+
 def test_a_span_outside_a_joining_entry_joins_alone(span_lines):
     with tracing.span("payments_reconcile_stripe") as sweep, tracing.span("payments.apply_stripe_event") as apply:
         tracing.join(TraceContext(TRACE, SPAN, False))

@@ -33,3 +33,16 @@ class UserDeleted(EventData):
 
     uid: str
     reason: Literal["self", "admin", "reconciliation"]
+
+
+@event_type("identity.email_changed", source="identity")
+class EmailChanged(EventData):
+    """The profile's email was brought in step with Firebase Auth (a sign-in, a reconciliation
+    pass or ``identity_sync_profile`` saw a new address). The address itself is not in the
+    event: read it from Auth. ``first``: the account had none before (an anonymous account
+    upgraded with linkWithCredential, a phone account that added one), so it has not had its
+    welcome email yet."""
+
+    uid: str
+    first: bool = False
+    via: Literal["sign_in", "reconciliation", "sync"]

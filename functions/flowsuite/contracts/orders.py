@@ -84,3 +84,16 @@ class OrderFulfilled(EventData):
 
     order_id: str
     uid: str
+
+
+@event_type("order.needs_review", source="orders")
+class OrderNeedsReview(EventData):
+    """A paid order that is not fulfilled lost its customer (the account was deleted): it stays
+    paid, anonymised and marked ``needs_review``; staff fulfil it, or cancel it, which refunds it
+    through Stripe. Names no person."""
+
+    order_id: str
+    reason: str
+    status: str
+    total: int
+    currency: str

@@ -296,4 +296,5 @@ def invoke(
     if not spec.idempotent or spec.own_idempotency:
         return compute()
     payload = parsed.model_dump(mode="json", exclude={"idempotency_key"})
-    return idempotency.run(uid=uid, function=spec.name, key=key, payload=payload, compute=compute)
+    return idempotency.run(uid=uid, function=spec.name, key=key, payload=payload, compute=compute,
+                           timeout_seconds=options.timeout_of(spec.name))

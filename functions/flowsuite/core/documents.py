@@ -8,7 +8,10 @@
 
 The declarations feed ``docs/collections.md`` (Firestore and FlutterFlow types,
 owner, access) and the tests that check erasure and indexes; they describe what
-the code writes, they do not replace the rules in ``firestore.rules``. Every
+the code writes, they do not replace the rules in ``firestore.rules``. Another
+domain reads a collection only where its declaration says so (``read_by``:
+domain -> what it reads and why); only the owner ever writes it (the kernel's
+records, which ops owns, are written by the kernel on its behalf). Every
 write builds its data with ``fields`` or ``new``, which refuse a field the model
 does not declare when the write is made, so the docs cannot drift from the data
 (``tests/unit/test_typed_writes.py`` refuses a write built from a raw dict).
@@ -102,20 +105,23 @@ class Collection:
     read: str
     write: str
     description: str
+    read_by: tuple[tuple[str, str], ...] = ()  # (domain, what it reads and why): other domains' server reads
 
 
 COLLECTIONS: dict[str, Collection] = {}
 
 
-def collection(path: str, *, read: str, write: str, domain: str | None = None):
+def collection(path: str, *, read: str, write: str, read_by: dict[str, str] | None = None,
+               domain: str | None = None):
     """Declares ``path``'s document model. The owner is the declaring module's domain, or
-    ``domain`` for a collection the kernel writes on a domain's behalf (ops' bus records)."""
+    ``domain`` for a collection the kernel writes on a domain's behalf (ops' bus records).
+    ``read_by``: the other domains that read it on the server, and what they read and why."""
 
     def register(model: type[Document]) -> type[Document]:
         from flowsuite.core.options import domain_of  # noqa: PLC0415
 
         COLLECTIONS[path] = Collection(path, domain or domain_of(model.__module__), model, read, write,
-                                       (model.__doc__ or "").strip())
+                                       (model.__doc__ or "").strip(), tuple(sorted((read_by or {}).items())))
         return model
 
     return register

@@ -5,9 +5,13 @@ effect, ``effects/{key}``, moves PENDING -> PROCESSING (with a lease) ->
 SUCCEEDED or FAILED, a ``claims.Shape`` (see ``flowsuite.core.claims``).
 ``once(key, perform)`` runs ``perform`` only when no other attempt succeeded or
 holds a live lease, stores its result, and returns the stored result to every
-later attempt. A crash inside ``perform`` leaves a lease
-that expires, after which the effect may run again: give the provider an
-idempotency key where it takes one (Stripe does) to make that safe too.
+later attempt. The lease outlasts the longest function timeout
+(``settings.LEASE_SECONDS``); the outcome (SUCCEEDED or FAILED) is written only
+while this attempt's holder token still holds the record, so an attempt that
+outlived its lease never overwrites the outcome of the one that took over. A
+crash inside ``perform`` leaves a lease that expires, after which the effect may
+run again: give the provider an idempotency key where it takes one (Stripe
+does) to make that safe too.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from flowsuite.core import claims, clients, clock
+from flowsuite.core import claims, clients, clock, log, settings
 from flowsuite.core.errors import RetryLaterError
 from flowsuite.core.kernel_documents import EffectDoc
 
@@ -24,7 +28,7 @@ COLLECTION = "effects"
 RETENTION_DAYS = 30  # TTL policy on expires_at
 PENDING, PROCESSING, SUCCEEDED, FAILED = "PENDING", "PROCESSING", "SUCCEEDED", "FAILED"
 SHAPE = claims.Shape(state="state", running=PROCESSING, done=frozenset({SUCCEEDED}), lease="lease_until",
-                     result="result")
+                     result="result", holder="holder")
 
 
 def decide(record: dict[str, Any] | None, now: dt.datetime) -> str:
@@ -36,7 +40,7 @@ def once(
     key: str,
     perform: Callable[[], dict[str, Any] | None],
     *,
-    lease_seconds: int = 60,
+    lease_seconds: float = settings.LEASE_SECONDS,
     meta: dict[str, Any] | None = None,
     db=None,
 ) -> dict[str, Any]:
@@ -52,18 +56,24 @@ def once(
             **({} if record else {"created_time": now}),
         }
 
-    decision, record = claims.claim(db, ref, SHAPE, document=EffectDoc, lease_seconds=lease_seconds, fields=fields,
-                                    merge=True)
-    if decision == claims.DONE:
-        return (record or {}).get("result") or {}
-    if decision == claims.BUSY:
+    claim = claims.claim(db, ref, SHAPE, document=EffectDoc, lease_seconds=lease_seconds, fields=fields, merge=True)
+    if claim.decision == claims.DONE:
+        return (claim.record or {}).get("result") or {}
+    if claim.decision == claims.BUSY:
         raise RetryLaterError(f"effect {key} is being performed by another attempt")
     try:
         result = perform() or {}
     except Exception as exc:
-        ref.update(EffectDoc.fields(state=FAILED, error=f"{type(exc).__name__}: {exc}"[:1000], lease_until=None,
-                                    updated_time=clock.utcnow()))
+        _finish(db, ref, key, claim.holder, EffectDoc.fields(
+            state=FAILED, error=f"{type(exc).__name__}: {exc}"[:1000], lease_until=None, updated_time=clock.utcnow()))
         raise
-    ref.update(EffectDoc.fields(state=SUCCEEDED, result=result, error=None, lease_until=None,
-                                updated_time=clock.utcnow()))
+    _finish(db, ref, key, claim.holder, EffectDoc.fields(
+        state=SUCCEEDED, result=result, error=None, lease_until=None, updated_time=clock.utcnow()))
     return result
+
+
+def _finish(db, ref, key: str, holder: str | None, fields: dict[str, Any]) -> None:
+    written, current = claims.finish(db, ref, SHAPE, holder, fields, document=EffectDoc)
+    if not written:
+        log.warning("effect finished after its lease was taken over; the record keeps the other attempt's outcome",
+                    effect=key, outcome=fields["state"], record_state=(current or {}).get("state"))

@@ -163,6 +163,9 @@ class TraceRef(BaseModel):
     trace_id: str
     span_id: str | None = None
     sampled: bool = False
+    # The publishing span's name (``orders_place``, a subscriber, ``payments.apply_stripe_event``):
+    # the console's trace waterfall names the hop by it. None when the trace was passed in.
+    name: str | None = None
 
 
 class Envelope(BaseModel):
@@ -190,9 +193,12 @@ class Envelope(BaseModel):
 class StepLog(Protocol):
     """Where a delivery keeps the results of its steps (the bus's delivery record)."""
 
-    def keep(self, step: str, result: dict[str, Any]) -> None: ...
+    def before(self, step: str) -> None:
+        """Called before a step's effect; raises ``claims.LeaseLostError`` once the delivery's
+        lease is past its deadline (the step is not started)."""
 
-    def flush(self) -> None: ...
+    def keep(self, step: str, result: dict[str, Any]) -> None:
+        """Keeps a finished step's result on the delivery record."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,18 +215,18 @@ class Event(Generic[T]):
 
     def once(self, step: str, perform: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
         """Runs an effect outside Firestore (a push, an email) at most once per
-        delivery: its result is kept on the delivery record, and a retry of the
-        delivery returns it instead of running ``perform`` again. The delivery's
-        lease keeps two attempts from running at once. A result is written before
-        the next step's effect starts, on a failure, or with the processed mark,
-        so a step costs no read and at most one write (``effects.once`` is the
-        same guard outside the bus)."""
+        delivery: its result is kept on the delivery record as soon as it is done,
+        and a retry (or an attempt that takes the delivery over) returns it instead
+        of running ``perform`` again. The delivery's lease keeps two attempts from
+        running at once, and an attempt past its lease's deadline starts no effect
+        (``claims.LeaseLostError``). A step costs no read and one write
+        (``effects.once`` is the same guard outside the bus)."""
         if not step.isidentifier():  # it names a field of the delivery record
             raise ValueError(f"step {step!r} must be a plain name (letters, digits, _)")
         if step in self.steps:
             return self.steps[step]
         if self.step_log is not None:
-            self.step_log.flush()
+            self.step_log.before(step)
         result = perform() or {}
         if self.step_log is not None:
             self.step_log.keep(step, result)
@@ -258,7 +264,9 @@ def envelope_for(
     from flowsuite.core import settings  # noqa: PLC0415
 
     spec = type(data).event_type
-    trace = trace or tracing.current()
+    name = None
+    if trace is None:
+        trace, name = tracing.current(), tracing.current_name()
     time = now or clock.utcnow()
     return Envelope(
         id=event_id or uuid.uuid4().hex,
@@ -270,7 +278,7 @@ def envelope_for(
         correlation_id=correlation_id or log.correlation_id() or uuid.uuid4().hex,
         schema_version=spec.version,
         data=data.model_dump(mode="json"),
-        trace=TraceRef(**trace.stored()) if trace else None,
+        trace=TraceRef(**trace.stored(), name=name) if trace else None,
     )
 
 

@@ -5,9 +5,12 @@ The contract follows AWS Powertools' idempotency utility (the record is a
 
 * a record per (uid, function, key) holds a hash of the payload and, once the
   call completed, its response;
-* states: ``in_progress`` (with a lock that expires when the call would have
-  timed out), ``completed``, and expired (a completed record past its TTL,
-  treated as absent);
+* states: ``in_progress`` (with a lock that expires a margin after the call
+  would have timed out: its callable's timeout plus ``settings.LEASE_MARGIN_SECONDS``),
+  ``completed``, and expired (a completed record past its TTL, treated as absent);
+* the record names the call holding it (``token``): only that call completes or
+  releases it, so a call that outlived its lock never overwrites the answer of
+  the call that took the key over;
 * a repeat returns the stored response; a reused key with another payload is
   refused; a call that raises deletes its record so a retry runs again;
 * the claim is a Firestore transaction, so concurrent repeats of one key run
@@ -25,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flowsuite.core import claims, clients, clock, settings
+from flowsuite.core import claims, clients, clock, log, settings
 from flowsuite.core.errors import FailedPreconditionError, InvalidArgumentError
 from flowsuite.core.kernel_documents import IdempotencyRecordDoc
 
@@ -34,7 +37,7 @@ IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
 WAIT_FOR_PEER_SECONDS = 10.0
 SHAPE = claims.Shape(state="status", running=IN_PROGRESS, done=frozenset({COMPLETED}), lease="locked_until",
-                     payload_hash="payload_hash", result="response", expires="expires_at")
+                     payload_hash="payload_hash", result="response", expires="expires_at", holder="token")
 
 payload_hash = claims.payload_hash  # a stable hash of a request payload (key order and whitespace do not matter)
 
@@ -91,26 +94,24 @@ def run(
     db = db or clients.firestore()
     ref = db.collection(COLLECTION).document(record_id(uid, function, key))
     digest = payload_hash(payload)
-    token = f"{time.time_ns()}"
     deadline = time.monotonic() + WAIT_FOR_PEER_SECONDS
 
     def fields(record: dict[str, Any] | None, now: dt.datetime) -> dict[str, Any]:
         return {
             "uid": uid,
             "function": function,
-            "token": token,
             "created_time": gcf.SERVER_TIMESTAMP,
             # TTL policy field: the record disappears after it expired.
             "expires_at": now + dt.timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
         }
 
     while True:
-        action, record = claims.claim(db, ref, SHAPE, document=IdempotencyRecordDoc, lease_seconds=timeout_seconds,
-                                      fields=fields, digest=digest)
-        _refuse_reuse(action)
-        if action == claims.DONE:
-            return record["response"]
-        if action == claims.RUN:
+        claim = claims.claim(db, ref, SHAPE, document=IdempotencyRecordDoc, lease_seconds=lock_seconds(timeout_seconds),
+                             fields=fields, digest=digest)
+        _refuse_reuse(claim.decision)
+        if claim.decision == claims.DONE:
+            return claim.record["response"]
+        if claim.decision == claims.RUN:
             break
         if time.monotonic() > deadline:
             raise FailedPreconditionError(
@@ -122,18 +123,25 @@ def run(
     try:
         response = compute()
     except BaseException:
-        _release(db, ref, token)
+        _release(db, ref, claim.holder)
         raise
     now = clock.utcnow()
-    ref.update(
-        IdempotencyRecordDoc.fields(
-            status=COMPLETED,
-            response=response,
-            completed_time=gcf.SERVER_TIMESTAMP,
-            expires_at=now + dt.timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
-        )
-    )
+    written, current = claims.finish(db, ref, SHAPE, claim.holder, IdempotencyRecordDoc.fields(
+        status=COMPLETED,
+        response=response,
+        completed_time=gcf.SERVER_TIMESTAMP,
+        expires_at=now + dt.timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
+    ), document=IdempotencyRecordDoc)
+    if not written:
+        log.warning("call finished after its idempotency lock was taken over; its answer was not stored",
+                    record_status=(current or {}).get("status"))
     return response
+
+
+def lock_seconds(timeout_seconds: float) -> float:
+    """How long an in-progress key stays locked: the callable's timeout and a margin, so a call
+    still running inside its timeout always holds its key. Pure."""
+    return timeout_seconds + settings.LEASE_MARGIN_SECONDS
 
 
 def _release(db, ref, token: str) -> None:
@@ -143,7 +151,7 @@ def _release(db, ref, token: str) -> None:
     @gcf.transactional
     def release(txn) -> None:
         snap = ref.get(transaction=txn)
-        if snap.exists and snap.get("token") == token:
+        if claims.holds(SHAPE, snap.to_dict() if snap.exists else None, token):
             txn.delete(ref)
 
     release(db.transaction())

@@ -40,6 +40,7 @@ class Ttl:
 COMPOSITE = (
     Index("deliveries", (("status", ASC), ("next_attempt_at", ASC)), "core.bus.sweep (due retries)"),
     Index("deliveries", (("status", ASC), ("lease_until", ASC)), "core.bus.sweep (stalled deliveries)"),
+    Index("deliveries", (("status", ASC), ("event_time", ASC)), "core.bus.recover.oldest_pending_age (the sweep's metric)"),
     Index("dead_letters", (("status", ASC), ("created_time", DESC)), "ops.service.list_dead_letters"),
     Index("dead_letters", (("status", ASC), ("subscriber", ASC), ("created_time", DESC)),
           "ops.service.list_dead_letters (by subscriber)"),
@@ -56,7 +57,7 @@ COMPOSITE = (
 )
 
 SINGLE_FIELD = (
-    SingleField("events", "time", "console: all events, newest first (a collection-group order)"),
+    SingleField("events", "time", "console: all events, newest first (a collection-group order); ops.metrics"),
     SingleField("fcm_tokens", "fcm_token", "notifications.service (addFcmToken, token pruning)"),
     SingleField("events", "correlation_id", "console: trace by correlation id"),
     SingleField("events", "id", "console: an event by id"),

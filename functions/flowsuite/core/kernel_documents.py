@@ -26,7 +26,8 @@ class EventDoc(Document):
     correlation_id: str
     schema_version: int
     data: dict[str, Any]
-    trace: dict[str, Any] | None = None  # the publisher's trace: trace_id, span_id (the deliveries' parent), sampled
+    # the publisher's trace: trace_id, span_id (the deliveries' parent), sampled, name (the publishing span's)
+    trace: dict[str, Any] | None = None
     redacted: bool = False  # the user it named was deleted: uid and personal fields redacted
     expires_at: Timestamp | None = None  # TTL: events are kept EVENT_TTL_DAYS (30)
 
@@ -41,6 +42,7 @@ class DeliveryDoc(Document):
     status: str
     attempts: int
     lease_until: Timestamp | None
+    holder: str | None = None  # the token of the leased attempt that took it last (only it writes the outcome)
     next_attempt_at: Timestamp | None
     last_error: str | None
     correlation_id: str
@@ -56,6 +58,7 @@ class DeliveryDoc(Document):
     started_time: Timestamp | None = None  # the last leased attempt's start
     processed_time: Timestamp | None = None
     duration_ms: float | None = None  # the processed attempt's
+    trace: dict[str, Any] | None = None  # the processed attempt's span (trace_id, span_id, sampled): its events' parent
     replays: int = 0  # an admin's replays of it as a dead letter
 
 
@@ -92,7 +95,7 @@ class IdempotencyRecordDoc(Document):
     payload_hash: str
     locked_until: Timestamp
     expires_at: Timestamp
-    token: str  # which call holds it in progress (only that call releases it)
+    token: str  # which call holds it in progress (only that call completes or releases it)
     created_time: Timestamp
     response: dict[str, Any] | None = None  # the answer a repeat gets, once completed
     completed_time: Timestamp | None = None
@@ -105,6 +108,7 @@ class EffectDoc(Document):
     state: str
     attempts: int
     lease_until: Timestamp | None
+    holder: str | None = None  # the token of the attempt that took it last (only it writes the outcome)
     expires_at: Timestamp
     kind: str  # what the effect is (stripe_refund, ff_push, ...)
     payment_id: str | None = None

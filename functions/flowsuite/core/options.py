@@ -83,7 +83,25 @@ def trigger(decorator: Callable[..., Callable], /, *, domain: str | None = None,
         name = fn.__name__
         owner = domain or domain_of(fn.__module__)
         merged = {**for_domain(owner), **own}
+        check_timeout(name, merged.get("timeout_sec", GLOBAL["timeout_sec"]))
         APPLIED[name] = {"domain": owner, "own": dict(own), "options": merged}
         return decorator(**merged)(fn)
 
     return decorate
+
+
+def check_timeout(name: str, timeout_sec: Any) -> None:
+    """Refuses a function timeout longer than ``settings.MAX_FUNCTION_TIMEOUT_SECONDS``: every
+    lease (``core/claims.py``) is that ceiling plus a margin, so an attempt still running inside
+    its timeout never loses its lease to a second attempt. Raise the ceiling, not just a timeout."""
+    if isinstance(timeout_sec, int | float) and timeout_sec > settings.MAX_FUNCTION_TIMEOUT_SECONDS:
+        raise ValueError(
+            f"{name}: timeout_sec={timeout_sec} exceeds settings.MAX_FUNCTION_TIMEOUT_SECONDS "
+            f"({settings.MAX_FUNCTION_TIMEOUT_SECONDS}); leases would expire while it still runs")
+
+
+def timeout_of(name: str) -> int:
+    """The timeout (seconds) a function built through ``trigger`` was given; the suite's by default."""
+    timeout = APPLIED.get(name, {}).get("options", {}).get("timeout_sec", GLOBAL["timeout_sec"])
+    # a timeout set by a param is known only at deploy: assume the ceiling check_timeout enforces
+    return int(timeout) if isinstance(timeout, int | float) else settings.MAX_FUNCTION_TIMEOUT_SECONDS

@@ -53,17 +53,33 @@ ERASURE_MAX_WAIT_HOURS = params.IntParam(
     "ERASURE_MAX_WAIT_HOURS", default=24,
     description="How long the last eraser of a deleted account waits for the other domains' erasers.",
 )
+# Email domains refused, read by two domains: identity refuses them at sign-up and at every
+# sign-in (against the email Auth holds then: an address changed or linked since), and
+# notifications never sends email to them (accounts no blocking function saw).
+BLOCKED_EMAIL_DOMAINS = params.StringParam(
+    "BLOCKED_EMAIL_DOMAINS", default="",
+    description="Comma-separated email domains refused at sign-up and sign-in, and never sent email.",
+)
 # Observability: spans sent to Cloud Trace (needs opentelemetry-exporter-gcp-trace; docs/production.md).
 TRACE_EXPORT = params.BoolParam(
     "TRACE_EXPORT", default=False,
     description="Export spans (callables, transactions, Stripe calls, deliveries) to Cloud Trace.",
 )
-BUS_LEASE_SECONDS = 120  # a delivery that runs longer than this is considered stalled
+# Leases (core/claims.py: deliveries, effects, idempotency keys). A lease must outlast every
+# attempt that may still run under it, or a second attempt starts while the first is alive: no
+# function may run longer than MAX_FUNCTION_TIMEOUT_SECONDS (options.trigger refuses a longer
+# timeout, and tests/unit/test_manifest.py checks every deployed function's), and a lease adds
+# LEASE_MARGIN_SECONDS for the platform's stop after a timeout and clock skew between instances.
+# Leases start at the real clock (clock.utcnow), never at a clock a caller passes in.
+CALLABLE_TIMEOUT_SECONDS = 60  # the suite's default function timeout (options.GLOBAL)
+MAX_FUNCTION_TIMEOUT_SECONDS = 120  # the longest any function declares (notifications: SMTP can be slow)
+LEASE_MARGIN_SECONDS = 60
+LEASE_SECONDS = MAX_FUNCTION_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS
+BUS_LEASE_SECONDS = LEASE_SECONDS  # a leased delivery still processing after this is stalled: the sweep takes it over
 BUS_LOST_AFTER_SECONDS = 120  # an event with no delivery record after this is considered lost
 BUS_LOST_WINDOW_HOURS = 48  # the sweep looks for lost events this far back (newest first, from a cursor)
 EVENT_TTL_DAYS = 30  # events carry expires_at (a TTL policy in firestore.indexes.json)
 IDEMPOTENCY_TTL_HOURS = 24
-CALLABLE_TIMEOUT_SECONDS = 60
 
 
 def is_emulator() -> bool:
@@ -80,6 +96,18 @@ def project_id() -> str:
 
         return json.loads(config).get("projectId", "demo-flowsuite")
     return "demo-flowsuite"
+
+
+def csv_value(param: params.StringParam) -> frozenset[str]:
+    """A comma-separated parameter as a set of lower-cased, stripped entries."""
+    raw = os.environ.get(param.name, param.default or "")
+    return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+
+
+def blocked_email_domain(email: str | None) -> str | None:
+    """The domain of ``email`` when BLOCKED_EMAIL_DOMAINS lists it, else None."""
+    domain = email.strip().lower().rsplit("@", 1)[1] if email and "@" in email else None
+    return domain if domain and domain in csv_value(BLOCKED_EMAIL_DOMAINS) else None
 
 
 def int_value(param: params.IntParam) -> int:

@@ -204,6 +204,12 @@ def current() -> TraceContext | None:
     return running_span.context if running_span else None
 
 
+def current_name() -> str | None:
+    """The running span's name (a callable, a subscriber, ``payments.apply_stripe_event``), or None."""
+    running_span = _current.get()
+    return running_span.name if running_span else None
+
+
 def stored() -> dict[str, Any] | None:
     """The running span's context as a document keeps it, or None."""
     ctx = current()

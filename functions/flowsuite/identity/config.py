@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 from firebase_functions import params
+
+from flowsuite.core import settings
 
 ADMIN_EMAILS = params.StringParam(
     "ADMIN_EMAILS", default="",
@@ -13,9 +13,8 @@ ADMIN_EMAILS = params.StringParam(
 STAFF_EMAILS = params.StringParam(
     "STAFF_EMAILS", default="", description="Comma-separated emails that become staff once verified."
 )
-BLOCKED_EMAIL_DOMAINS = params.StringParam(
-    "BLOCKED_EMAIL_DOMAINS", default="", description="Comma-separated email domains refused at sign-up."
-)
+# Read by notifications too, so declared in the kernel's settings.
+BLOCKED_EMAIL_DOMAINS = settings.BLOCKED_EMAIL_DOMAINS
 
 # Revoked means revoked: deleting your own account needs a sign-in this recent (Firebase's
 # "requires-recent-login" is 5 minutes).
@@ -47,6 +46,4 @@ RECONCILE_PASS_HOURS = params.IntParam(
 ROLES = ("member", "staff", "admin")
 
 
-def csv(param: params.StringParam) -> frozenset[str]:
-    raw = os.environ.get(param.name, param.default or "")
-    return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+csv = settings.csv_value

@@ -8,7 +8,8 @@ from flowsuite.core.documents import Document, Timestamp, collection
 
 
 @collection("users/{uid}", read="the owner only",
-            write="the owner creates it with FlutterFlow's fields and updates profile fields; identity writes role, status")
+            write="the owner creates it with FlutterFlow's fields and updates profile fields; identity writes role, "
+                  "status, and keeps email and status in step with Firebase Auth")
 class UserDoc(Document):
     """A user's profile, FlutterFlow's schema plus server-owned fields."""
 
@@ -22,7 +23,7 @@ class UserDoc(Document):
     status: Literal["active", "disabled", "deleting"]
     profile_source: Literal["blocking", "client"]
     pending_role: Literal["staff", "admin"] | None = None  # a listed email's role, granted once it is verified
-    updated_time: Timestamp | None = None  # the last change identity made (role, status)
+    updated_time: Timestamp | None = None  # the last change identity made (role, status, email from Auth)
 
 
 @collection("public_profiles/{uid}", read="any signed-in user", write="identity functions only")

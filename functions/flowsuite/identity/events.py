@@ -2,6 +2,7 @@
 where subscribers in other domains import them from."""
 
 from flowsuite.contracts.identity import (
+    EmailChanged,
     RoleChanged,
     UserCreated,
     UserDeleted,
@@ -11,4 +12,5 @@ __all__ = [
     "UserCreated",
     "RoleChanged",
     "UserDeleted",
+    "EmailChanged",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "identity_disable_user",
     "identity_delete_account",
     "identity_sign_out_everywhere",
+    "identity_sync_profile",
     "identity_run_reconciliation",
     "identity_reconcile_accounts",
     "identity_on_user_deleted",
@@ -44,17 +45,15 @@ def identity_before_user_created(event: identity_fn.AuthBlockingEvent) -> identi
 
 @options.trigger(identity_fn.before_user_signed_in)
 def identity_before_user_signed_in(event: identity_fn.AuthBlockingEvent) -> identity_fn.BeforeSignInResponse | None:
-    """Sign-in: refuses disabled users; keeps the role claim in step with the record, granting a role
-    a listed email waited for once it is verified."""
+    """Sign-in, judged by Auth's record: refuses disabled accounts and blocked email domains; the
+    profile's email and status follow Auth (a blocking function may write Firestore); keeps the
+    role claim in step with the record, granting a role a listed email waited for once verified."""
     with log.bind(domain="identity", function="identity_before_user_signed_in", uid=event.data.uid):
-        if event.data.disabled:
-            raise errors.to_https_error(PermissionDeniedError("This account is disabled."), event.event_id)
-        role, status = service.role_on_sign_in(clients.firestore(), event.data.uid, email=event.data.email,
-                                               email_verified=bool(event.data.email_verified))
-        if status == "disabled":
-            raise errors.to_https_error(PermissionDeniedError("This account is disabled."), event.event_id)
-        if status == "deleting":
-            raise errors.to_https_error(PermissionDeniedError("This account is being deleted."), event.event_id)
+        try:
+            role = service.on_sign_in(clients.firestore(), event.data)
+        except errors.FlowsuiteError as exc:
+            log.info("sign-in refused", error=exc.message)
+            raise errors.to_https_error(exc, event.event_id) from None
         if role is None:
             return None
         claims = dict(event.data.custom_claims or {})
@@ -116,6 +115,16 @@ def identity_sign_out_everywhere(ctx: CallContext, req: models.SignOutEverywhere
     return models.SignOutAnswer(uid=uid, revoked=True)
 
 
+@callable_function(request=models.SyncProfile, response=models.SyncAnswer)
+def identity_sync_profile(ctx: CallContext, req: models.SyncProfile) -> models.SyncAnswer:
+    """Brings your profile in step with your Auth account now (email, status): call it after
+    linkWithCredential upgrades an anonymous account, or after an email change, which no blocking
+    function sees. A first address gets the welcome email."""
+    uid = ctx.require_uid()
+    changes = service.sync_from_auth(clients.firestore(), clients.auth(), uid=uid)
+    return models.SyncAnswer(uid=uid, changed=sorted(changes))
+
+
 @callable_function(request=models.RunReconciliation, response=models.ReconciliationAnswer, roles=ADMIN)
 def identity_run_reconciliation(ctx: CallContext, req: models.RunReconciliation) -> models.ReconciliationAnswer:
     """Erases profiles whose Auth account was deleted outside the suite (admin, on demand): one slice
@@ -127,9 +136,10 @@ def identity_run_reconciliation(ctx: CallContext, req: models.RunReconciliation)
 
 @options.trigger(scheduler_fn.on_schedule, schedule="every 30 minutes")
 def identity_reconcile_accounts(event: scheduler_fn.ScheduledEvent) -> None:
-    """Python has no Auth onDelete trigger, so deletions made elsewhere are found here: one
-    bounded slice per run from the saved cursor, a new pass every IDENTITY_RECONCILE_PASS_HOURS
-    (never more than the configured share without an admin's confirmation)."""
+    """Python has no Auth onDelete trigger, so deletions made elsewhere are found here (and
+    emails or disabling changed in the console are copied to the profile): one bounded slice
+    per run from the saved cursor, a new pass every IDENTITY_RECONCILE_PASS_HOURS (never more
+    than the configured share erased without an admin's confirmation)."""
     service.reconcile(clients.firestore(), clients.auth(), force=False)
 
 

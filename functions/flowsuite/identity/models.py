@@ -66,5 +66,15 @@ class ReconciliationAnswer(Response):
     limit: int = Field(description="Profiles this run could erase without confirmation.")
     needs_confirmation: bool
     failed: int = Field(default=0, description="Profiles skipped because their Auth lookup or erasure failed.")
+    synced: int = Field(default=0, description="Profiles whose email or status was brought in step with Auth.")
     pass_complete: bool = Field(default=True, description="This run reached the last profile.")
     cursor: str | None = Field(default=None, description="The last profile checked; the next run starts after it.")
+
+
+class SyncProfile(Request):
+    """No fields: the caller's own profile."""
+
+
+class SyncAnswer(Response):
+    uid: str
+    changed: list[str] = Field(description="The profile fields brought in step with Auth (email, status).")

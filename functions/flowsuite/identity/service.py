@@ -20,7 +20,7 @@ from flowsuite.core.errors import (
 )
 from flowsuite.identity import config
 from flowsuite.identity.documents import IdentityStateDoc, PublicProfileDoc, UserDoc
-from flowsuite.identity.events import RoleChanged, UserCreated, UserDeleted
+from flowsuite.identity.events import EmailChanged, RoleChanged, UserCreated, UserDeleted
 
 USERS = "users"
 PUBLIC_PROFILES = "public_profiles"
@@ -32,14 +32,12 @@ def normalise_email(email: str | None) -> str | None:
     return email.strip().lower() if email else None
 
 
-def email_domain(email: str | None) -> str | None:
-    return email.rsplit("@", 1)[1] if email and "@" in email else None
-
-
-def check_sign_up_allowed(email: str | None) -> None:
-    domain = email_domain(normalise_email(email))
-    if domain and domain in config.csv(config.BLOCKED_EMAIL_DOMAINS):
-        raise PermissionDeniedError(f"Sign-ups from {domain} are not allowed.")
+def check_sign_up_allowed(email: str | None, *, action: str = "Sign-ups") -> None:
+    """Refuses an email in a blocked domain (BLOCKED_EMAIL_DOMAINS): at sign-up, and at every
+    sign-in against the address Auth holds then (one changed or linked since sign-up)."""
+    domain = settings.blocked_email_domain(email)
+    if domain:
+        raise PermissionDeniedError(f"{action} from {domain} are not allowed.")
 
 
 def listed_role(email: str | None) -> str:
@@ -101,16 +99,100 @@ def record_of(db, uid: str) -> dict[str, Any] | None:
     return snap.to_dict() if snap.exists else None
 
 
-def role_on_sign_in(db, uid: str, *, email: str | None, email_verified: bool) -> tuple[str | None, str | None]:
-    """(role, status) for a sign-in: the record's, with a pending role granted once the email
-    is verified (and still listed). (None, None) without a profile."""
-    record = record_of(db, uid)
+def on_sign_in(db, user: Any) -> str | None:
+    """Blocking sign-in, judged by what Firebase Auth says now (the source of truth): refuses a
+    disabled account, an email in a blocked domain (an address changed or linked since sign-up)
+    and an account being deleted; brings the profile's email and status in step with Auth (a
+    "disabled" left on the profile never locks out an account Auth re-enabled, as in the
+    console); grants a role a listed email waited for once it is verified. Returns the role
+    claim, or None without a profile (the app creates it; the fallback path completes it)."""
+    if user.disabled:
+        raise PermissionDeniedError("This account is disabled.")
+    check_sign_up_allowed(user.email, action="Sign-ins")
+    record = record_of(db, user.uid)
     if record is None:
-        return None, None
-    role, status = record.get("role"), record.get("status")
-    if record.get("pending_role") and email_verified and status == "active":
-        role = grant_pending_role(db, uid, email=email) or role
-    return role, status
+        return None
+    if record.get("status") == "deleting":
+        raise PermissionDeniedError("This account is being deleted.")
+    if auth_changes(record, email=user.email, disabled=False):
+        changes = follow_auth(db, user.uid, email=user.email, disabled=False, via="sign_in")
+        record = {**record, **changes}
+    role = record.get("role")
+    if record.get("pending_role") and user.email_verified and record.get("status") == "active":
+        role = grant_pending_role(db, user.uid, email=user.email) or role
+    return role
+
+
+# ---- the profile follows Auth ----------------------------------------------------------
+
+MIRRORED_STATUSES = ("active", "disabled")  # "deleting" and a profile not completed yet are left alone
+
+
+def auth_changes(profile: dict[str, Any], *, email: str | None, disabled: bool) -> dict[str, str]:
+    """The profile fields that no longer say what Firebase Auth says: ``email`` (Auth's,
+    normalised; "" when it has none) and ``status`` (active or disabled, as Auth's ``disabled``).
+    Only what differs; nothing for a profile being deleted. Pure."""
+    status = profile.get("status")
+    if status == "deleting":
+        return {}
+    changes: dict[str, str] = {}
+    wanted = normalise_email(email) or ""
+    if (normalise_email(text_or_empty(profile.get("email"))) or "") != wanted:
+        changes["email"] = wanted
+    if status in MIRRORED_STATUSES and (status == "disabled") != bool(disabled):
+        changes["status"] = "disabled" if disabled else "active"
+    return changes
+
+
+def first_email_event_id(uid: str) -> str:
+    """The id of the email_changed event that gives an account its first address: one per uid,
+    so the sign-in, reconciliation and the sync callable never announce it twice."""
+    return ids.person_key(f"{uid}\nfirst-email")
+
+
+def follow_auth(db, uid: str, *, email: str | None, disabled: bool, via: str) -> dict[str, str]:
+    """Brings ``users/{uid}`` in step with Auth in one transaction, with ``identity.email_changed``
+    when the address changed (``first`` when the profile had none). Returns what changed."""
+    ref = db.collection(USERS).document(uid)
+    topic = db.collection(EmailChanged.event_type.collection)
+
+    @gcf.transactional
+    def apply(txn) -> dict[str, str]:
+        snap = ref.get(transaction=txn)
+        if not snap.exists:
+            return {}
+        profile = snap.to_dict()
+        changes = auth_changes(profile, email=email, disabled=disabled)
+        if not changes:
+            return {}
+        event_id, first = None, False
+        if "email" in changes and changes["email"] and not text_or_empty(profile.get("email")):
+            event_id = first_email_event_id(uid)
+            first = not topic.document(event_id).get(transaction=txn).exists
+            event_id = event_id if first else None
+        txn.update(ref, UserDoc.fields(changes, updated_time=gcf.SERVER_TIMESTAMP))
+        if "email" in changes:
+            events.publish(txn, EmailChanged(uid=uid, first=first, via=via), subject=f"{USERS}/{uid}",
+                           event_id=event_id, db=db)
+        return changes
+
+    changes = apply(db.transaction())
+    if changes:
+        log.info("profile brought in step with Auth", changed=sorted(changes), via=via)
+    return changes
+
+
+def sync_from_auth(db, auth, *, uid: str) -> dict[str, str]:
+    """``identity_sync_profile``: the profile follows the Auth account now (after linkWithCredential
+    or an email change, which no blocking function sees)."""
+    try:
+        user = auth.get_user(uid)
+    except auth.UserNotFoundError as exc:
+        raise NotFoundError(f"No user {uid}.", details={"uid": uid}) from exc
+    if record_of(db, uid) is None:
+        raise FailedPreconditionError("This account has no profile yet: sign in from the app first.",
+                                      details={"uid": uid})
+    return follow_auth(db, uid, email=user.email, disabled=bool(user.disabled), via="sync")
 
 
 def grant_pending_role(db, uid: str, *, email: str | None) -> str | None:
@@ -345,7 +427,9 @@ RECONCILE_STATE = "identity_state/reconciliation"
 
 def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100, max_pages: int | None = None,
               force: bool = True) -> dict[str, Any]:
-    """Finds profiles whose Auth account is gone and erases them like a deletion.
+    """Finds profiles whose Auth account is gone and erases them like a deletion, and brings
+    the others' email and status in step with Auth (changes made in the console, an anonymous
+    account linked to an email: what no blocking function saw), from the same Auth lookups.
 
     Works in bounded slices: one run reads at most ``max_pages`` pages of profiles from the
     cursor saved in ``identity_state/reconciliation`` and saves where it stopped, so a
@@ -369,8 +453,8 @@ def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100, max_page
         if age.total_seconds() < settings.int_value(config.RECONCILE_PASS_HOURS) * 3600:
             return {"checked": 0, "erased": [], "in_progress": [], "skipped": [], "skipped_count": 0,
                     "limit": 0, "needs_confirmation": False, "failed": 0, "pass_complete": False,
-                    "cursor": None}
-    checked, failed, missing = 0, 0, []
+                    "cursor": None, "synced": 0}
+    checked, failed, synced, missing = 0, 0, 0, []
     last, complete = cursor, False
     for _ in range(max_pages):
         query = db.collection(USERS).order_by("__name__").limit(page_size)
@@ -393,6 +477,18 @@ def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100, max_page
             lookup, result = [], None
         gone = {ident.uid for ident in result.not_found} if result else set()
         missing += [u for u in uids if u in gone or not _is_auth_uid(u)]  # no Auth account can hold that id
+        profiles = {snap.id: snap.to_dict() or {} for snap in page}
+        for user in (result.users if result else []):  # the profile follows Auth: email, disabled
+            if user.uid not in profiles or not auth_changes(profiles[user.uid], email=user.email,
+                                                            disabled=bool(user.disabled)):
+                continue
+            try:
+                follow_auth(db, user.uid, email=user.email, disabled=bool(user.disabled), via="reconciliation")
+                synced += 1
+            except Exception as exc:  # noqa: BLE001 - one bad profile never stops the others
+                failed += 1
+                log.error("reconciliation could not bring a profile in step with Auth", uid=user.uid,
+                          error=f"{type(exc).__name__}: {exc}"[:300])
         if len(page) < page_size:
             complete = True
             break
@@ -400,7 +496,8 @@ def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100, max_page
                         always=settings.int_value(config.RECONCILE_ALWAYS_ERASE))
     report: dict[str, Any] = {"checked": checked, "erased": [], "in_progress": [], "skipped": [],
                               "skipped_count": 0, "limit": limit, "needs_confirmation": False,
-                              "failed": failed, "pass_complete": complete, "cursor": None if complete else last}
+                              "failed": failed, "pass_complete": complete, "cursor": None if complete else last,
+                              "synced": synced}
     if len(missing) > limit and not confirm:
         report.update(skipped=missing[:100], skipped_count=len(missing), needs_confirmation=True,
                       pass_complete=False, cursor=cursor)
@@ -421,10 +518,11 @@ def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100, max_page
     now = clock.utcnow()
     state_ref.set(IdentityStateDoc.fields({
         "cursor": report["cursor"], "updated_time": now,
-        "last_counts": {"checked": checked, "erased": len(report["erased"]), "failed": report["failed"]},
+        "last_counts": {"checked": checked, "erased": len(report["erased"]), "failed": report["failed"],
+                        "synced": synced},
         **({"pass_finished_time": now} if complete else {})}), merge=True)
     log.info("reconciliation finished", checked=checked, erased=len(report["erased"]), failed=report["failed"],
-             in_progress=len(report["in_progress"]), confirmed=confirm, pass_complete=complete)
+             in_progress=len(report["in_progress"]), synced=synced, confirmed=confirm, pass_complete=complete)
     return report
 
 

@@ -36,7 +36,7 @@ class PreferencesDoc(Document):
 
 @collection("ff_push_notifications/{push_id}", read="admins",
             write="admins create (FlutterFlow's fields only, each checked for type and size); "
-                  "notifications writes status, num_sent, error")
+                  "notifications writes status, num_sent, error, and erases a deleted user from it")
 class FFPushDoc(Document):
     """FlutterFlow broadcast push request. The app's fields and their limits (rules and code):
     title 1-200 characters, text 1-1000, image URL an https:// URL of at most 2048,
@@ -60,11 +60,14 @@ class FFPushDoc(Document):
     scheduled_for: Timestamp | None = None  # written when the push is scheduled
     processed_time: Timestamp | None = None  # when it succeeded or failed
     admitted_time: Timestamp | None = None  # a targeted push passed its sender's cap and rate limit
+    # The uids user_refs names, recorded when the push is processed: erasing an account finds
+    # the pushes naming it (array-contains) and takes it out of them.
+    recipient_uids: list[str] | None = None
 
 
 @collection("ff_user_push_notifications/{push_id}", read="the sender, admins",
             write="a signed-in sender creates (sender = own reference, fields as for broadcasts); "
-                  "notifications writes status, num_sent, error")
+                  "notifications writes status, num_sent, error, and erases a deleted user from it")
 class FFUserPushDoc(FFPushDoc):
     """FlutterFlow targeted push request ("Trigger Push Notification"). It names at most
     `PUSH_MAX_RECIPIENTS` users (10; staff `PUSH_MAX_RECIPIENTS_STAFF`, admins

@@ -25,6 +25,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from google.cloud import firestore as gcf
+from google.cloud.firestore_v1.base_query import FieldFilter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, StringConstraints, ValidationError
 
 from flowsuite.core import clients, clock, effects, errors, log, settings
@@ -48,7 +49,8 @@ SCHEDULE_HORIZON = dt.timedelta(days=config.PUSH_SCHEDULE_HORIZON_DAYS) - dt.tim
 APP_FIELDS = ("notification_title", "notification_text", "notification_image_url", "notification_sound",
               "scheduled_time", "target_audience", "initial_page_name", "parameter_data", "user_refs",
               "sender", "timestamp", "status")
-SERVER_FIELDS = ("num_sent", "error", "processed_time", "scheduled_for", "admitted_time", "admitted_recipients")
+SERVER_FIELDS = ("num_sent", "error", "processed_time", "scheduled_for", "admitted_time", "admitted_recipients",
+                 "recipient_uids")
 ROLES = ("member", "staff", "admin")
 
 
@@ -176,10 +178,10 @@ def admission(role: str, recipients: int, state: dict[str, Any] | None, now: dt.
     return None, {"window_start": start, "count": count + recipients}
 
 
-def _finish(ref, status: str, num_sent: int, error: str | None) -> str:
+def _finish(ref, status: str, num_sent: int, error: str | None, extra: dict[str, Any] | None = None) -> str:
     # the same fields on ff_push_notifications and ff_user_push_notifications (FFUserPushDoc extends FFPushDoc)
-    ref.update(FFPushDoc.fields(status=status, num_sent=num_sent, error=error or "",
-                                processed_time=gcf.SERVER_TIMESTAMP))
+    ref.update(FFPushDoc.fields({"status": status, "num_sent": num_sent, "error": error or "",
+                                 "processed_time": gcf.SERVER_TIMESTAMP}, extra or {}))
     log.info("flutterflow push finished", status=status, num_sent=num_sent, error=error)
     return status
 
@@ -201,20 +203,23 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
         return _finish(ref, "failed", 0, problem)
 
     uids = parse_user_refs(request.user_refs)
+    # The recipients, recorded with the first write that follows (no write of its own), so that
+    # erasing an account finds every push naming it (``erase_pushes``).
+    named = {"recipient_uids": uids} if uids else {}
     if collection == FF_USER_PUSH:
         if not uids:
             return _finish(ref, "failed", 0, "user_refs is empty: a user push needs recipients")
         if doc.get("admitted_time") is None:  # charged once: at creation, even when scheduled
-            refused = admit(db, ref, sender_uid(request.sender), len(uids), now)
+            refused = admit(db, ref, sender_uid(request.sender), len(uids), now, extra=named)
             if refused:
-                return _finish(ref, "failed", 0, refused)
+                return _finish(ref, "failed", 0, refused, named)
     scheduled = request.scheduled_time
     if scheduled is not None and scheduled > now + SCHEDULE_SLACK:
-        return schedule(db, collection, doc_id, scheduled)
+        return schedule(db, collection, doc_id, scheduled, extra=named)
 
     tokens = recipient_tokens(db, uids, request.target_audience)
     if not tokens:
-        return _finish(ref, "failed", 0, "no recipient has a registered device for this audience")
+        return _finish(ref, "failed", 0, "no recipient has a registered device for this audience", named)
     message = PushMessage(
         title=request.notification_title.strip(), body=request.notification_text.strip(),
         data={"initialPageName": request.initial_page_name or "", "parameterData": request.parameter_data or ""},
@@ -225,7 +230,7 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
     try:
         check_message(message)
     except PushMessageError as exc:  # the message's fault: no token is touched
-        return _finish(ref, "failed", 0, str(exc))
+        return _finish(ref, "failed", 0, str(exc), named)
 
     def send() -> dict:
         result = push.send(tokens, message)
@@ -234,8 +239,8 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
 
     outcome = effects.once(f"ffpush-{collection}-{doc_id}", send, meta={"kind": "ff_push"}, db=db)
     if outcome["sent"] == 0:
-        return _finish(ref, "failed", 0, "; ".join(outcome["errors"]) or "every device token was rejected")
-    return _finish(ref, "succeeded", outcome["sent"], None)
+        return _finish(ref, "failed", 0, "; ".join(outcome["errors"]) or "every device token was rejected", named)
+    return _finish(ref, "succeeded", outcome["sent"], None, named)
 
 
 def recipient_tokens(db, uids: list[str], target_audience: str | None) -> list[str]:
@@ -252,7 +257,8 @@ def recipient_tokens(db, uids: list[str], target_audience: str | None) -> list[s
     return list(dict.fromkeys(tokens))
 
 
-def admit(db, push_ref, uid: str | None, recipients: int, now: dt.datetime) -> str | None:
+def admit(db, push_ref, uid: str | None, recipients: int, now: dt.datetime,
+          extra: dict[str, Any] | None = None) -> str | None:
     """The sender's cap and rate limit for a targeted push, charged once per document (the
     document is marked admitted in the same transaction). Returns the reason when refused."""
     if uid is None:
@@ -271,13 +277,14 @@ def admit(db, push_ref, uid: str | None, recipients: int, now: dt.datetime) -> s
         if refusal:
             return refusal
         txn.set(limiter_ref, PushRateLimitDoc.new(state))
-        txn.update(push_ref, FFUserPushDoc.fields(admitted_time=now, admitted_recipients=recipients))
+        txn.update(push_ref, FFUserPushDoc.fields({"admitted_time": now, "admitted_recipients": recipients},
+                                                  extra or {}))
         return None
 
     return take(db.transaction())
 
 
-def schedule(db, collection: str, doc_id: str, at: dt.datetime) -> str:
+def schedule(db, collection: str, doc_id: str, at: dt.datetime, extra: dict[str, Any] | None = None) -> str:
     """Hands the push to the scheduler (once per scheduled time). A time the scheduler refuses,
     or a queue that cannot be reached, ends the push ``failed`` with the reason: a Firestore
     trigger is never retried, so nothing may be left with an empty status."""
@@ -294,8 +301,8 @@ def schedule(db, collection: str, doc_id: str, at: dt.datetime) -> str:
         effects.once(f"ffpush-schedule-{collection}-{doc_id}-{at.isoformat()}", enqueue,
                      meta={"kind": "ff_push_schedule"}, db=db)
     except Exception as exc:  # noqa: BLE001 - the reason goes on the document
-        return _finish(ref, "failed", 0, f"the scheduler refused this push: {type(exc).__name__}: {exc}"[:500])
-    ref.update(FFPushDoc.fields(scheduled_for=at))
+        return _finish(ref, "failed", 0, f"the scheduler refused this push: {type(exc).__name__}: {exc}"[:500], extra)
+    ref.update(FFPushDoc.fields({"scheduled_for": at}, extra or {}))
     log.info("flutterflow push scheduled", at=at.isoformat())
     return "scheduled"
 
@@ -338,3 +345,90 @@ def due(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datetime 
         return process(db, push, collection, doc_id, now=now)
     except Exception as exc:  # noqa: BLE001 - never left with an empty status
         return fail_unexpectedly(db, collection, doc_id, exc)
+
+
+# ---- erasure ------------------------------------------------------------------------
+
+DELETE = "delete"
+
+
+def without_user(raw: Any, uid: str) -> str:
+    """``user_refs`` with every reference to ``uid`` taken out, the others as they were. Pure."""
+    items = raw if isinstance(raw, list) else str(raw or "").split(",")
+    kept = [str(getattr(item, "path", item)).strip() for item in items if parse_user_refs([item]) != [uid]]
+    return ",".join(item for item in kept if item)
+
+
+def erasure_of(doc: dict[str, Any], uid: str, *, targeted: bool) -> str | dict[str, Any] | None:
+    """What erasing ``uid`` does to one push document: ``DELETE``, the field updates, or None. Pure.
+
+    A targeted push the user sent is deleted (their words). The user leaves the recipients of
+    any push naming them; a push left with no recipient is deleted (a broadcast with empty
+    ``user_refs`` would go to everyone if it is still to be sent). A broadcast the user sent (as
+    an admin) stays, without its sender."""
+    sent_by_user = sender_uid(doc.get("sender")) == uid
+    if targeted and sent_by_user:
+        return DELETE
+    updates: dict[str, Any] = {}
+    recorded = doc.get("recipient_uids") if isinstance(doc.get("recipient_uids"), list) else None
+    if uid in parse_user_refs(doc.get("user_refs")) or (recorded is not None and uid in recorded):
+        remaining = without_user(doc.get("user_refs"), uid)
+        if not parse_user_refs(remaining):
+            return DELETE
+        updates["user_refs"] = remaining
+        if recorded is not None:
+            updates["recipient_uids"] = [u for u in recorded if u != uid]
+    if sent_by_user:
+        updates["sender"] = None
+    return updates or None
+
+
+def user_ref_forms(db, uid: str) -> list[Any]:
+    """How a push document may name a user: FlutterFlow's ``users/{uid}`` (DocumentReference.path),
+    with a leading slash, a full document name, and the reference itself (``sender``)."""
+    path = f"{USERS}/{uid}"
+    return [path, f"/{path}", f"projects/{settings.project_id()}/databases/(default)/documents/{path}",
+            db.collection(USERS).document(uid)]
+
+
+def erase_pushes(db, uid: str) -> dict[str, int]:
+    """Erases a deleted user from FlutterFlow's push documents (see ``erasure_of``). They are
+    found by ``sender``, by the recipients recorded when a push is processed
+    (``recipient_uids``), and, for documents never processed, by a ``user_refs`` naming them
+    alone; a multi-recipient push never processed keeps naming them (nothing can search inside
+    the string). Each document changes in its own transaction."""
+    counts = {"deleted": 0, "updated": 0}
+    forms = user_ref_forms(db, uid)
+    for collection in (FF_USER_PUSH, FF_PUSH):
+        col = db.collection(collection)
+        found: dict[str, Any] = {}
+        for query in (col.where(filter=FieldFilter("sender", "in", forms)),
+                      col.where(filter=FieldFilter("recipient_uids", "array_contains", uid)),
+                      col.where(filter=FieldFilter("user_refs", "in", forms[:3]))):
+            for snap in query.stream():
+                found[snap.id] = snap.reference
+        for ref in found.values():
+            outcome = _erase_from(db, ref, uid, targeted=collection == FF_USER_PUSH)
+            if outcome == DELETE:
+                counts["deleted"] += 1
+            elif outcome:
+                counts["updated"] += 1
+    if any(counts.values()):
+        log.info("flutterflow push documents erased", **counts)
+    return counts
+
+
+def _erase_from(db, ref, uid: str, *, targeted: bool) -> str | dict[str, Any] | None:
+    @gcf.transactional
+    def erase(txn) -> str | dict[str, Any] | None:
+        snap = ref.get(transaction=txn)
+        if not snap.exists:
+            return None
+        change = erasure_of(snap.to_dict(), uid, targeted=targeted)
+        if change == DELETE:
+            txn.delete(ref)
+        elif change:  # user_refs, recipient_uids, sender: fields of both kinds of push
+            txn.update(ref, FFUserPushDoc.fields(change) if targeted else FFPushDoc.fields(change))
+        return change
+
+    return erase(db.transaction())

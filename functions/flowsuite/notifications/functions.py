@@ -5,10 +5,10 @@ from __future__ import annotations
 from firebase_functions import firestore_fn, tasks_fn
 from firebase_functions.options import RetryConfig
 
-from flowsuite.contracts.identity import UserCreated
-from flowsuite.contracts.orders import OrderCancelled, OrderPaid
+from flowsuite.contracts.identity import EmailChanged, UserCreated
+from flowsuite.contracts.orders import OrderCancelled, OrderNeedsReview, OrderPaid
 from flowsuite.contracts.payments import PaymentDisputed, PaymentFailed, PaymentRefunded
-from flowsuite.core import bus, clients, log, options, settings
+from flowsuite.core import bus, clients, effects, ids, log, options, settings
 from flowsuite.core.callables import CallContext, callable_function
 from flowsuite.core.erasure import eraser
 from flowsuite.notifications import config, ffpush, models, service
@@ -17,11 +17,13 @@ from flowsuite.notifications.templates import money
 __all__ = [
     "addFcmToken",
     "notifications_on_user_created",
+    "notifications_on_email_changed",
     "notifications_on_order_paid",
     "notifications_on_order_cancelled",
     "notifications_on_payment_failed",
     "notifications_on_payment_refunded",
     "notifications_on_payment_disputed",
+    "notifications_on_order_needs_review",
     "notifications_on_user_deleted",
     "notifications_on_ff_push_created",
     "notifications_on_ff_user_push_created",
@@ -29,27 +31,53 @@ __all__ = [
 ]
 
 
-def _notify(event, uid: str, kind: str, context: dict, data: dict[str, str] | None = None, once=None) -> None:
+def _notify(event, uid: str, kind: str, context: dict, data: dict[str, str] | None = None, once=None,
+            order_id: str | None = None, only: tuple[str, ...] | None = None) -> None:
     service.notify(
-        clients.firestore(), clients.push_sender(), once=once or event.once, uid=uid, kind=kind, event_id=event.id,
-        context={"app": config.value(config.APP_NAME), **context},
-        data={"type": kind, **(data or {})}, correlation_id=event.correlation_id,
+        clients.firestore(), clients.push_sender(), auth=clients.auth(), once=once or event.once, uid=uid, kind=kind,
+        event_id=event.id, context={"app": config.value(config.APP_NAME), **context},
+        data={"type": kind, **(data or {})}, correlation_id=event.correlation_id, order_id=order_id, only=only,
     )
+
+
+def _welcome_once(event, uid: str):
+    """The welcome email goes once per person, whichever event sends it: the sign-up, or the
+    first address an account gets later (an anonymous account upgraded). Other steps stay the
+    delivery's own (``Event.once``)."""
+
+    def once(step, perform):
+        if step != "email":
+            return event.once(step, perform)
+        return effects.once(f"welcome-email-{ids.person_key(uid)}", perform, meta={"kind": "welcome_email"},
+                            db=clients.firestore())
+
+    return once
 
 
 @bus.subscriber(UserCreated, transactional=False, secrets=config.SECRETS)
 def notifications_on_user_created(event) -> None:
-    """identity.user_created -> welcome (inbox, email)."""
+    """identity.user_created -> welcome (inbox, email; the email once per person)."""
     d = event.data
-    _notify(event, d.uid, "welcome", {"name": d.display_name or (d.email or "there").split("@")[0], "email": d.email})
+    _notify(event, d.uid, "welcome", {"name": d.display_name or (d.email or "there").split("@")[0]},
+            once=_welcome_once(event, d.uid))
+
+
+@bus.subscriber(EmailChanged, transactional=False, secrets=config.SECRETS)
+def notifications_on_email_changed(event) -> None:
+    """identity.email_changed with a first address (an anonymous account upgraded) -> the welcome
+    email it could not get at sign-up (once per person; the inbox had its welcome already)."""
+    d = event.data
+    if not d.first:
+        return
+    _notify(event, d.uid, "welcome", {"name": "there"}, once=_welcome_once(event, d.uid), only=("email",))
 
 
 @bus.subscriber(OrderPaid, transactional=False, secrets=config.SECRETS)
 def notifications_on_order_paid(event) -> None:
-    """order.paid -> receipt (inbox, push, email)."""
+    """order.paid -> receipt (inbox, push, email), unless the order is no longer paid (a late or replayed event)."""
     d = event.data
     _notify(event, d.uid, "order_paid", {"order_id": d.order_id, "amount": money(d.total, d.currency)},
-            {"order_id": d.order_id})
+            {"order_id": d.order_id}, order_id=d.order_id)
 
 
 @bus.subscriber(OrderCancelled, transactional=False, secrets=config.SECRETS)
@@ -64,10 +92,11 @@ def notifications_on_order_cancelled(event) -> None:
 
 @bus.subscriber(PaymentFailed, transactional=False, secrets=config.SECRETS)
 def notifications_on_payment_failed(event) -> None:
-    """payment.failed -> inbox, push: the card was declined, the order stays payable with another one."""
+    """payment.failed -> inbox, push: the card was declined, the order stays payable with another one
+    (unless it no longer awaits payment: paid with another card, cancelled, expired)."""
     d = event.data
     _notify(event, d.uid, "payment_failed", {"order_id": d.order_id, "reason": (d.reason or "declined").replace("_", " ")},
-            {"order_id": d.order_id, "attempt": str(d.attempt)})
+            {"order_id": d.order_id, "attempt": str(d.attempt)}, order_id=d.order_id)
 
 
 @bus.subscriber(PaymentRefunded, transactional=False, secrets=config.SECRETS)
@@ -99,10 +128,22 @@ def notifications_on_payment_disputed(event) -> None:
                 once=lambda step, perform, i=i: event.once(f"{step}_admin{i}", perform))
 
 
+@bus.subscriber(OrderNeedsReview, transactional=False, secrets=config.SECRETS)
+def notifications_on_order_needs_review(event) -> None:
+    """order.needs_review -> every admin (inbox, email): a paid order lost its customer (the account
+    was deleted); staff fulfil it or cancel it (which refunds it)."""
+    d = event.data
+    context = {"order_id": d.order_id, "amount": money(d.total, d.currency), "status": d.status}
+    for i, admin in enumerate(service.admin_uids(clients.firestore())):
+        _notify(event, admin, "order_review", context, {"order_id": d.order_id, "reason": d.reason},
+                once=lambda step, perform, i=i: event.once(f"{step}_admin{i}", perform))
+
+
 @eraser(collections=("users/{uid}/notifications", "users/{uid}/fcm_tokens", "users/{uid}/settings",
-                     ffpush.RATE_LIMITS, service.SUPPRESSIONS))
+                     ffpush.RATE_LIMITS, service.SUPPRESSIONS, ffpush.FF_PUSH, ffpush.FF_USER_PUSH))
 def notifications_on_user_deleted(db, uid: str) -> None:
     service.erase(db, uid)
+    ffpush.erase_pushes(db, uid)
 
 
 @callable_function(request=models.AddFcmToken, response=models.AddFcmTokenAnswer)

@@ -5,6 +5,13 @@ bus keeps its result on the delivery record), so a redelivered event never sends
 twice. The inbox document's id is the event id and it is created once.
 Preferences (``users/{uid}/settings/notifications``) turn a channel off per type:
 ``{"order_paid": {"email": false}}``.
+
+A notification about an order announces what the order is *now*: a late
+redelivery or an admin's replay of an old ``order.paid`` for an order since
+refunded or cancelled sends no receipt. Before sending, the order is read
+(``orders/{id}``, which docs/collections.md lets notifications read) and a
+notification whose news is no longer true is skipped, its reason kept on the
+delivery record (``steps.skipped``) and logged.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import log
+from flowsuite.core import log, settings
 from flowsuite.core.errors import InvalidArgumentError, PermissionDeniedError
 from flowsuite.notifications import email as mail
 from flowsuite.notifications.documents import EmailSuppressionDoc, FcmTokenDoc, InboxDoc
@@ -26,6 +33,7 @@ from flowsuite.notifications.push import PushMessage, PushMessageError, PushSend
 from flowsuite.notifications.templates import TEMPLATES, for_email
 
 USERS = "users"
+ORDERS = "orders"  # read only, as docs/collections.md allows: an order's status before announcing it
 INBOX = "notifications"
 TOKENS = "fcm_tokens"
 SETTINGS = "settings"
@@ -42,22 +50,59 @@ def enabled_channels(kind: str, preferences: Any) -> list[str]:
     return [c for c in wanted if off.get(c, True) is not False]
 
 
+# A notification about an order is true only while the order is in one of these statuses
+# (the orders domain's, docs/collections.md): a receipt ("we received your payment") while
+# the order is paid or fulfilled; "try another card, your items are still reserved" while it
+# still awaits payment. Other kinds announce something that stays true (a cancellation, a refund).
+STILL_TRUE: dict[str, frozenset[str]] = {
+    "order_paid": frozenset({"paid", "fulfilled"}),
+    "payment_failed": frozenset({"pending_payment"}),
+}
+
+
+def stale_reason(kind: str, order: dict[str, Any] | None) -> str | None:
+    """Why a notification of ``kind`` about ``order`` (as it is now) would announce something
+    that is no longer true (``order_refunded``, ``order_cancelled``, ``order_paid``...), or None
+    to send it. No order document leaves nothing to contradict the event: it is sent. Pure."""
+    wanted = STILL_TRUE.get(kind)
+    if wanted is None or order is None:
+        return None
+    status = order.get("status")
+    return None if status in wanted else f"order_{status}"
+
+
 Once = Callable[[str, Callable[[], dict[str, Any] | None]], dict[str, Any]]
 
 
-def notify(db, push: PushSender, *, once: Once, uid: str, kind: str, event_id: str, context: dict[str, Any],
-           data: dict[str, str] | None = None, correlation_id: str | None = None) -> dict[str, str]:
+def notify(db, push: PushSender, *, auth, once: Once, uid: str, kind: str, event_id: str, context: dict[str, Any],
+           data: dict[str, str] | None = None, correlation_id: str | None = None, order_id: str | None = None,
+           only: tuple[str, ...] | None = None) -> dict[str, str]:
     """Sends one notification on every enabled channel, each exactly once. Returns outcomes.
 
-    ``once(step, perform)`` runs an external send at most once (``Event.once``)."""
+    ``once(step, perform)`` runs an external send at most once (``Event.once``). ``order_id``:
+    the order the notification is about, checked as it is now (``stale_reason``). ``only``
+    narrows the template's channels (a welcome email sent later, without a second inbox entry).
+    The email goes to the address Firebase Auth holds now (``auth`` is ``firebase_admin.auth``),
+    never a stale copy on the profile: an address changed in the console, or an anonymous account
+    upgraded with linkWithCredential, gets its mail although no blocking function saw it."""
     user_ref = db.collection(USERS).document(uid)
     user = user_ref.get()
     profile = user.to_dict() if user.exists else None
     if profile is None or profile.get("status") == "deleting":
         log.info("notification skipped: no active user", kind=kind)
         return {"skipped": "no_user"}
+    if order_id and kind in STILL_TRUE:
+        order = db.collection(ORDERS).document(order_id).get()
+        reason = stale_reason(kind, order.to_dict() if order.exists else None)
+        if reason:
+            once("skipped", lambda: {"sent": 0, "reason": reason, "order_id": order_id})  # kept on the delivery
+            log.info("notification skipped: what it announces is no longer true", kind=kind, order_id=order_id,
+                     reason=reason)
+            return {"skipped": reason}
     prefs_snap = user_ref.collection(SETTINGS).document(PREFERENCES_DOC).get()
     channels = enabled_channels(kind, prefs_snap.to_dict() if prefs_snap.exists else None)
+    asked = [c for c in TEMPLATES[kind].channels if only is None or c in only]
+    channels = [c for c in channels if c in asked]
     title, text, _ = TEMPLATES[kind].render(context)
     outcomes: dict[str, str] = {}
     for channel in channels:
@@ -67,12 +112,15 @@ def notify(db, push: PushSender, *, once: Once, uid: str, kind: str, event_id: s
         elif channel == "push":
             result = once(channel, lambda: _push(db, push, user_ref, title, text, data or {}))
         else:
-            address = profile.get("email") or context.get("email")
             if not mail.enabled():
                 outcomes[channel] = "email_off"
                 continue
-            if not isinstance(address, str) or "@" not in address:
-                outcomes[channel] = "no_address"
+            address, missing = current_address(auth, uid)
+            if address is None:
+                outcomes[channel] = missing
+                continue
+            if settings.blocked_email_domain(address):
+                outcomes[channel] = "blocked_domain"
                 continue
             if undeliverable(db, uid, address):
                 outcomes[channel] = "undeliverable"
@@ -81,10 +129,28 @@ def notify(db, push: PushSender, *, once: Once, uid: str, kind: str, event_id: s
             msg = mail.build(to=address, subject=subject, text=plain, html=html, message_id_seed=key)
             result = once(channel, lambda msg=msg, address=address: _email(db, uid, address, msg))
         outcomes[channel] = "sent" if result.get("sent", 1) else str(result.get("reason", "nothing_sent"))
-    for channel in set(TEMPLATES[kind].channels) - set(channels):
+    for channel in set(asked) - set(channels):
         outcomes[channel] = "disabled"
     log.info("notification delivered", kind=kind, outcomes=outcomes)
     return outcomes
+
+
+def current_address(auth, uid: str) -> tuple[str | None, str]:
+    """(the address Firebase Auth holds for the user now, or None and why: ``no_user``,
+    ``no_address``). One Auth lookup, made only when an email is about to go out; a transient
+    failure raises, and the bus retries the delivery."""
+    try:
+        user = auth.get_user(uid)
+    except auth.UserNotFoundError:
+        return None, "no_user"
+    return usable_address(user.email)
+
+
+def usable_address(email: Any) -> tuple[str | None, str]:
+    """(the address, "") when ``email`` can be sent to, else (None, "no_address"). Pure."""
+    if isinstance(email, str) and "@" in email.strip():
+        return email.strip(), ""
+    return None, "no_address"
 
 
 SUPPRESSIONS = "email_suppressions"  # email_suppressions/{uid}: an address a server refused for good

@@ -69,4 +69,10 @@ TEMPLATES: dict[str, Template] = {
         "Respond in the Stripe Dashboard.",
         ("inbox", "email"),
     ),
+    "order_review": Template(
+        "Order $order_id needs review",
+        "The customer of order $order_id ($amount, $status) deleted their account. The order stays $status "
+        "and keeps its amounts for accounting: fulfil it, or cancel it to refund the payment.",
+        ("inbox", "email"),
+    ),
 }

@@ -21,6 +21,7 @@ __all__ = [
     "ops_on_probe",
     "ops_list_dead_letters",
     "ops_replay_dead_letters",
+    "ops_get_metrics",
     "ops_diagnose",
     "ops_on_user_deleted",
     "ops_health",
@@ -82,6 +83,15 @@ def ops_replay_dead_letters(ctx: CallContext, req: models.ReplayDeadLetters) -> 
     """Replays dead letters by id, or all of them (admin)."""
     results = service.replay(clients.firestore(), ids=req.ids, replay_all=req.all)
     return models.ReplayAnswer(replayed=[models.ReplayOutcome(id=i, outcome=o) for i, o in results])
+
+
+@callable_function(request=models.GetMetrics, response=models.MetricsAnswer, roles=ADMIN, read_only=True)
+def ops_get_metrics(ctx: CallContext, req: models.GetMetrics) -> models.MetricsAnswer:
+    """Events per minute by type, delivery latency per subscriber, failures and dead letters over
+    the last hour or day, for the console's charts (admin; at most 11,000 reads, see ops/metrics.py)."""
+    from flowsuite.ops import metrics  # noqa: PLC0415 - only this callable needs it (cold start)
+
+    return models.MetricsAnswer(**metrics.read(clients.firestore(), window=req.window))
 
 
 @callable_function(request=models.Diagnose, response=models.DiagnoseAnswer, roles=ADMIN, read_only=True)

@@ -89,3 +89,37 @@ class Ping(Request):
 class Pong(Response):
     ok: bool
     correlation_id: str
+
+
+class GetMetrics(Request):
+    window: Literal["hour", "day"] = "hour"
+
+
+class EventSeries(Response):
+    type: str
+    total: int  # events of this type in the window
+    per_minute: list[float | None]  # per bucket; null before the source's complete_from
+
+
+class LatencySeries(Response):
+    subscriber: str  # "*" is every subscriber together
+    count: int  # processed deliveries in the window
+    p50_ms: float | None
+    p95_ms: float | None
+    p50: list[float | None]  # per bucket; null where nothing was processed
+    p95: list[float | None]
+
+
+class MetricsAnswer(Response):
+    window: Literal["hour", "day"]
+    start: dt.datetime
+    end: dt.datetime
+    bucket_seconds: int  # 60 for the hour, 900 for the day
+    times: list[int]  # each bucket's start, epoch seconds
+    events: list[EventSeries]
+    latency: list[LatencySeries]  # publication to processed mark
+    failures: list[int | None]  # failed attempts per bucket (retried or dead-lettered)
+    dead_letters: list[int | None]  # dead letters created per bucket
+    reads: dict[str, int]  # documents read per source
+    limits: dict[str, int]  # the most each source reads
+    complete_from: dict[str, dt.datetime | None]  # a source cut off by its limit is complete from then

@@ -53,7 +53,10 @@ class StatusChange(BaseModel):
     by: str
 
 
-@collection("orders/{order_id}", read="the owner (uid or user_ref), staff", write="orders functions only")
+@collection("orders/{order_id}", read="the owner (uid or user_ref), staff", write="orders functions only",
+            read_by={"payments": "an order's owner, status and total, to create its PaymentIntent",
+                     "notifications": "an order's status, so a late or replayed notification never announces "
+                                      "what is no longer true (a receipt for a refunded order)"})
 class OrderDoc(Document):
     """An order: priced on the server, its stock reserved while pending or paid."""
 
@@ -82,6 +85,10 @@ class OrderDoc(Document):
     dispute_status: str | None = None  # Stripe's: needs_response, under_review, won, lost, ...
     dispute_closed: bool = False
     anonymised: bool = False  # the account was deleted; kept for accounting
+    # Staff must act: a paid order whose customer deleted their account (review_reason
+    # "account_deleted"). Fulfilling or cancelling it (which refunds it) clears the flag.
+    needs_review: bool = False
+    review_reason: str | None = None
     quota_held: bool = False  # counted in order_holds/{uid} (while pending_payment or cancelling)
 
 

@@ -6,6 +6,7 @@ from flowsuite.contracts.orders import (
     OrderCancelled,
     OrderCancelRequested,
     OrderFulfilled,
+    OrderNeedsReview,
     OrderPaid,
     OrderPaymentRejected,
     OrderPlaced,
@@ -21,4 +22,5 @@ __all__ = [
     "OrderPaymentRejected",
     "OrderRefunded",
     "OrderFulfilled",
+    "OrderNeedsReview",
 ]

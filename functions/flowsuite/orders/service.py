@@ -31,6 +31,7 @@ from flowsuite.orders.events import (
     OrderCancelled,
     OrderCancelRequested,
     OrderFulfilled,
+    OrderNeedsReview,
     OrderPaid,
     OrderPaymentRejected,
     OrderPlaced,
@@ -461,6 +462,7 @@ def _transition(db, txn, ref, order: dict, target: str, by: str, extra: dict | N
         f"{target}_time": now,
         "history": gcf.ArrayUnion([{"status": target, "at": now, "by": by}]),
         **({"quota_held": False} if leaves_unpaid and order.get("quota_held") else {}),
+        **({"needs_review": False} if order.get("needs_review") else {}),  # staff acted on it
         **(extra or {}),
     }))
     if leaves_unpaid:
@@ -652,9 +654,31 @@ def expire_unpaid(db, *, now: dt.datetime | None = None, limit: int = 200) -> li
     return expired
 
 
+REVIEW_ACCOUNT_DELETED = "account_deleted"
+
+
+def open_business(order: dict[str, Any]) -> bool:
+    """A paid order not fulfilled yet: what the shop still owes a customer who deletes their
+    account. Pure."""
+    return order.get("status") == states.PAID
+
+
+def anonymised(order: dict[str, Any], uid: str) -> dict[str, Any]:
+    """The field updates that take the person out of an order, keeping what accounting needs
+    (items, amounts, currency, statuses and times, payment id). A paid order not fulfilled is
+    flagged for staff (``needs_review``): deleting an account erases the person, not the
+    purchase. Pure."""
+    history = [{**h, "by": DELETED_USER if h.get("by") == uid else h.get("by")} for h in order.get("history", [])]
+    review = {"needs_review": True, "review_reason": REVIEW_ACCOUNT_DELETED} if open_business(order) else {}
+    return OrderDoc.fields({"uid": DELETED_USER, "user_ref": None, "anonymised": True, "history": history}, review)
+
+
 def erase(db, uid: str) -> None:
-    """Orders are kept for accounting with the person removed; pending ones are cancelled.
-    The user's hold counter goes (an anonymised order releases nothing into it)."""
+    """Orders are kept for accounting with the person removed; pending ones are cancelled (their
+    PaymentIntent closed first; a payment that still lands is refunded). A paid order not yet
+    fulfilled stays paid and is flagged to staff (``needs_review``, ``order.needs_review``, which
+    alerts every admin): staff fulfil it or cancel it, which refunds it. The user's hold counter
+    goes (an anonymised order releases nothing into it)."""
     query = db.collection(ORDERS).where(filter=FieldFilter("uid", "==", uid)).limit(200)
     while True:
         snaps = list(query.stream())
@@ -675,9 +699,14 @@ def erase(db, uid: str) -> None:
                 order = _read_order(txn, ref)
                 if order["uid"] != uid:
                     return
-                history = [{**h, "by": DELETED_USER if h.get("by") == uid else h.get("by")}
-                           for h in order.get("history", [])]
-                txn.update(ref, OrderDoc.fields(uid=DELETED_USER, user_ref=None, anonymised=True, history=history))
+                fields = anonymised(order, uid)
+                txn.update(ref, fields)
+                if fields.get("needs_review"):
+                    events.publish(txn, OrderNeedsReview(order_id=ref.id, reason=REVIEW_ACCOUNT_DELETED,
+                                                         status=order["status"], total=order["total"],
+                                                         currency=order["currency"]),
+                                   subject=f"{ORDERS}/{ref.id}", db=db)
+                    log.warning("a paid order lost its customer: flagged to staff", order_id=ref.id)
 
             cancel_pending(db.transaction())
             anonymise(db.transaction())

@@ -7,6 +7,10 @@ reliability:
 * every (event, subscriber) pair has a delivery record, ``deliveries/{event}:{subscriber}``;
 * a delivery is claimed with a lease; a transactional handler's writes and the
   ``processed`` mark commit in one transaction, so a redelivery has no effect;
+  a leased handler's claim records a holder token, its processed mark is written
+  only while that holder still holds the record, and it starts no effect past
+  its lease's deadline (``claims.effect_deadline``): a slow attempt that was taken
+  over writes nothing (outcome ``lease_lost``);
 * a failure is recorded (error, attempt, history) and retried with exponential
   backoff through a Cloud Task (``opsRedeliver``); the sweep
   (``sweep``: scheduled, and callable by an admin) retries what is due, takes
@@ -31,6 +35,7 @@ from flowsuite.core.bus.records import (
     DEAD_LETTERS,
     DELIVERIES,
     FAILED,
+    LEASE_LOST,
     OPS_STATE,
     PENDING,
     PROCESSED,
@@ -48,7 +53,7 @@ from flowsuite.core.bus.recover import NotDueError, redeliver, replay_dead_lette
 from flowsuite.core.bus.subscribe import SUBSCRIBERS, Subscriber, subscriber, subscribers_of
 
 __all__ = [
-    "DEAD", "DEAD_LETTERS", "DELIVERIES", "FAILED", "OPS_STATE", "PENDING", "PROCESSED", "PROCESSING",
+    "DEAD", "DEAD_LETTERS", "DELIVERIES", "FAILED", "LEASE_LOST", "OPS_STATE", "PENDING", "PROCESSED", "PROCESSING",
     "REDELIVER_FUNCTION", "SUBSCRIBERS", "FailurePlan", "NotDueError", "Subscriber", "backoff_seconds",
     "claim_decision", "deliver", "delivery_id", "error_text", "failure_plan", "max_failing_age", "redeliver",
     "replay_dead_letter", "schedule_retry", "subscriber", "subscribers_of", "sweep",

@@ -1,7 +1,10 @@
 """Delivering one event to one subscriber, and recording a failure for a retry or a dead letter.
 
 A transactional subscriber runs in one transaction with its delivery record; a
-subscriber with effects outside Firestore claims the delivery with a lease first.
+subscriber with effects outside Firestore claims the delivery with a lease and a
+holder token first, keeps each effect's result on the record as soon as it is
+done, starts no effect past its lease's deadline, and writes its processed mark
+(or its failure) only while its token still holds the record.
 A failure is recorded (error, attempt, history) and retried with backoff through a
 Cloud Task (``opsRedeliver``), or dead-lettered (``records.failure_plan``).
 """
@@ -18,6 +21,7 @@ from flowsuite.core.bus.records import (
     DEAD_LETTERS,
     DELIVERIES,
     FAILED,
+    LEASE_LOST,
     PROCESSED,
     PROCESSING,
     REDELIVER_FUNCTION,
@@ -39,8 +43,11 @@ def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None, a
     """Delivers one event to one subscriber. Returns the outcome; never raises.
 
     Outcomes: processed, duplicate (already processed or dead), busy (another
-    attempt holds the lease), failed (will be retried), dead (dead-lettered).
-    ``at`` is the time the lease is judged by (the sweep's clock); default now.
+    attempt holds the lease), failed (will be retried), dead (dead-lettered),
+    lease_lost (this attempt outlived its lease: it stopped before an effect, or
+    another attempt took the delivery over and this one's outcome was not written).
+    ``at`` is the time an existing lease is judged by (the sweep's clock); default
+    now. A lease this attempt takes always starts at the real clock.
 
     A transactional subscriber runs in one transaction with its delivery record:
     the record is read, the handler reads and writes, and the processed mark is
@@ -70,10 +77,13 @@ def deliver(spec: Subscriber, event_doc: dict[str, Any], *, via: str, db=None, a
             decision, attempt = run(db, ref, spec, envelope, via, timer, at)
         except _LeasedAttemptError as failed:
             span.status = "error"
-            return _record_failure(db, ref, spec, envelope, via, timer, failed.__cause__, leased=failed.attempt)
+            return _record_failure(db, ref, spec, envelope, via, timer, failed.__cause__, leased=failed.attempt,
+                                   holder=failed.holder)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried
             span.status = "error"
             return _record_failure(db, ref, spec, envelope, via, timer, exc)
+        if decision == LEASE_LOST:
+            return LEASE_LOST  # _deliver_with_lease said why
         if decision != "run":
             log.info("delivery skipped", outcome=decision, via=via, attempt=attempt, **metering.fields())
             return decision
@@ -141,39 +151,67 @@ def _deliver_with_lease(db, ref, spec: Subscriber, envelope: events.Envelope, vi
             **({} if record else {"created_time": now, "history": []}),
         }
 
-    decision, record = claims.claim(db, ref, SHAPE, document=DeliveryDoc, lease_seconds=settings.BUS_LEASE_SECONDS,
-                                    fields=fields, merge=True, now=at)
-    attempts = int((record or {}).get("attempts", 0))
-    if decision != claims.RUN:
-        return ("duplicate" if decision == claims.DONE else decision), attempts
-    attempt, steps = attempts + 1, dict((record or {}).get("steps") or {})
+    claim = claims.claim(db, ref, SHAPE, document=DeliveryDoc, lease_seconds=settings.BUS_LEASE_SECONDS,
+                         fields=fields, merge=True, now=at)
+    attempts = int((claim.record or {}).get("attempts", 0))
+    if claim.decision != claims.RUN:
+        return ("duplicate" if claim.decision == claims.DONE else claim.decision), attempts
+    attempt, steps = attempts + 1, dict((claim.record or {}).get("steps") or {})
 
-    step_log = _StepLog(ref)
+    step_log = _StepLog(ref, deadline=claims.effect_deadline(claim.lease_until))
     try:
         with log.bind(attempt=attempt):
             faults.maybe_fail(spec.name, db=db)
             spec.handler(_event(spec, envelope, attempt, steps=steps, step_log=step_log))
-            ref.update(DeliveryDoc.fields(_processed_fields(attempt, via, timer), step_log.fields()))
+            written, current = claims.finish(db, ref, SHAPE, claim.holder,
+                                             {**_processed_fields(attempt, via, timer), **step_log.fields()},
+                                             document=DeliveryDoc)
+    except claims.LeaseLostError as exc:
+        _keep_steps(step_log)
+        log.warning("delivery stopped: its lease ran out before its next effect", via=via, attempt=attempt,
+                    outcome=LEASE_LOST, error=error_text(exc), latency_ms=timer.ms, **metering.fields())
+        return LEASE_LOST, attempt
     except Exception as exc:
-        try:
-            step_log.flush()  # what was sent stays sent for the retry
-        except Exception as lost:  # noqa: BLE001 - the failure below is what is reported
-            log.warning("delivery could not keep its finished steps", error=error_text(lost))
-        raise _LeasedAttemptError(attempt) from exc
+        _keep_steps(step_log)  # what was sent stays sent for the retry
+        raise _LeasedAttemptError(attempt, claim.holder) from exc
+    if not written:
+        # A late finisher: its lease ran out and another attempt took the delivery over (or it
+        # was processed, dead-lettered or reset meanwhile). That attempt's outcome stands.
+        log.warning("delivery finished after its lease was taken over; its processed mark was not written",
+                    via=via, attempt=attempt, outcome=LEASE_LOST, latency_ms=timer.ms,
+                    record_status=(current or {}).get("status"), record_attempts=(current or {}).get("attempts"),
+                    **metering.fields())
+        return LEASE_LOST, attempt
     return "run", attempt
 
 
-class _StepLog:
-    """The step results of a leased delivery (``Event.once``), kept on its record: a
-    result is written before the next step's effect starts, on a failure, or with
-    the processed mark, which saves a write per delivery and widens no window."""
+def _keep_steps(step_log: _StepLog) -> None:
+    try:
+        step_log.flush()
+    except Exception as lost:  # noqa: BLE001 - the failure being handled is what is reported
+        log.warning("delivery could not keep its finished steps", error=error_text(lost))
 
-    def __init__(self, ref) -> None:
+
+class _StepLog:
+    """The step results of a leased delivery (``Event.once``), kept on its record as soon as
+    each effect is done (one write per step): an attempt that takes the delivery over, after
+    this one crashed or outlived its lease, finds every effect that finished and does not
+    repeat it. Before each effect, ``before`` refuses to start one past the lease's deadline."""
+
+    def __init__(self, ref, *, deadline: dt.datetime) -> None:
         self.ref = ref
+        self.deadline = deadline
         self.pending: dict[str, dict[str, Any]] = {}
+
+    def before(self, step: str) -> None:
+        if clock.utcnow() >= self.deadline:
+            raise claims.LeaseLostError(f"step {step} not started: the lease's deadline "
+                                        f"{self.deadline.isoformat()} has passed")
+        self.flush()
 
     def keep(self, step: str, result: dict[str, Any]) -> None:
         self.pending[step] = result
+        self.flush()  # a failed write stays pending: the failure path and the processed mark retry it
 
     def fields(self) -> dict[str, Any]:
         return {f"steps.{step}": result for step, result in self.pending.items()}
@@ -201,25 +239,29 @@ def _processed_fields(attempt: int, via: str, timer) -> dict[str, Any]:
         "last_error": None,
         "duration_ms": timer.ms,
         "history": gcf.ArrayUnion([_history_entry(attempt, via, PROCESSED, timer)]),
+        # The processed attempt's span: the parent of the events it published (the console's
+        # trace waterfall nests them under it by ``trace.span_id``).
+        "trace": tracing.stored(),
     }
 
 
 class _LeasedAttemptError(Exception):
-    """A leased attempt failed (its cause); carries the attempt number it claimed."""
+    """A leased attempt failed (its cause); carries the attempt number and holder token it claimed."""
 
-    def __init__(self, attempt: int) -> None:
+    def __init__(self, attempt: int, holder: str | None) -> None:
         super().__init__(f"attempt {attempt} failed")
         self.attempt = attempt
+        self.holder = holder
 
 
 def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: str, timer, exc,
-                    *, leased: int | None = None) -> str:
+                    *, leased: int | None = None, holder: str | None = None) -> str:
     """Records a failed attempt: retried later with backoff, or dead-lettered.
 
-    A leased attempt (``leased`` is its number) records its failure only while the
-    lease is still its own. Any other failure (a transactional attempt, which wrote
-    nothing; a claim that failed) is the record's next attempt, unless another
-    attempt holds the lease.
+    A leased attempt (``leased`` is its number, ``holder`` its token) records its
+    failure only while its token still holds the record. Any other failure (a
+    transactional attempt, which wrote nothing; a claim that failed) is the
+    record's next attempt, unless another attempt holds the lease.
     """
     from google.cloud import firestore as gcf  # noqa: PLC0415
 
@@ -241,8 +283,8 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: s
         attempts = int((current or {}).get("attempts", 0))
         if status in SHAPE.done:
             return "duplicate", attempts, None, None
-        if leased is not None and (status != PROCESSING or attempts != leased):
-            return "busy", attempts, None, None  # another attempt took the delivery over
+        if leased is not None and not claims.holds(SHAPE, current, holder):
+            return LEASE_LOST, attempts, None, None  # another attempt took the delivery over
         if leased is None and status == PROCESSING:
             return "busy", attempts, None, None  # another attempt holds the lease
         attempt = leased if leased is not None else attempts + 1
@@ -279,6 +321,10 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: s
         return (DEAD if dead else FAILED), attempt, next_at, plan.reason
 
     outcome, attempt, next_at, reason = record(db.transaction())
+    if outcome == LEASE_LOST:
+        log.warning("delivery failed after its lease was taken over; its failure was not written",
+                    outcome=outcome, via=via, attempt=leased, error=message, **metering.fields())
+        return outcome
     if outcome in ("duplicate", "busy"):
         log.info("delivery skipped", outcome=outcome, via=via, error=message, **metering.fields())
         return outcome

@@ -37,8 +37,11 @@ def delivery_id(event_id: str, subscriber_name: str) -> str:
 
 
 # The delivery record as a claim (see ``flowsuite.core.claims``): processing under a
-# lease; processed or dead is done (a dead letter waits for an admin's replay).
-SHAPE = claims.Shape(state="status", running=PROCESSING, done=frozenset({PROCESSED, DEAD}), lease="lease_until")
+# lease, held by one attempt's token; processed or dead is done (a dead letter waits for
+# an admin's replay).
+SHAPE = claims.Shape(state="status", running=PROCESSING, done=frozenset({PROCESSED, DEAD}), lease="lease_until",
+                     holder="holder")
+LEASE_LOST = "lease_lost"  # an attempt outlived its lease: it stopped, or its outcome was not written
 
 
 def claim_decision(record: dict[str, Any] | None, now: dt.datetime) -> str:

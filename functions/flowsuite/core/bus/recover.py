@@ -93,8 +93,31 @@ def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[
 
     state_ref.set(OpsStateDoc.fields(last_sweep_time=gcf.SERVER_TIMESTAMP, last_counts=counts, lost_scan=scan),
                   merge=True)
-    log.info("sweep finished", **counts)
+    # What is still waiting after this sweep: the "oldest pending age" alert's log-based
+    # metric reads this field (docs/production.md, "Monitoring and alerts").
+    log.info("sweep finished", **counts, oldest_pending_age_seconds=oldest_pending_age(db, now))
     return counts
+
+
+def oldest_pending_age(db, now: dt.datetime) -> float | None:
+    """Seconds since the event of the oldest delivery still pending (processing or failed) was
+    published; 0 when none is. One read (an index on status, event_time). None when the query
+    fails: the sweep never fails for its own metric."""
+    from google.cloud.firestore_v1.base_query import FieldFilter  # noqa: PLC0415
+
+    query = (db.collection(DELIVERIES).where(filter=FieldFilter("status", "in", [PROCESSING, FAILED]))
+             .order_by("event_time").limit(1))
+    try:
+        oldest = [snap.get("event_time") for snap in query.stream()]
+    except Exception as exc:  # noqa: BLE001
+        log.warning("sweep could not read the oldest pending delivery", error=error_text(exc))
+        return None
+    return pending_age(oldest[0] if oldest else None, now)
+
+
+def pending_age(event_time: dt.datetime | None, now: dt.datetime) -> float:
+    """Seconds ``event_time`` is before ``now`` (0 for none, never negative: clocks differ). Pure."""
+    return round(max(0.0, (now - event_time).total_seconds()), 1) if event_time else 0.0
 
 
 def lost_intervals(state: dict | None, *, window_start: dt.datetime,
