@@ -45,6 +45,7 @@ def load(root: Path = ROOT) -> dict[str, Any]:
     importlib.import_module("main")
     from flowsuite.registry import DOMAINS
 
+    importlib.import_module("flowsuite.core.kernel_documents")  # the kernel's records (ops owns them)
     for domain in DOMAINS:
         try:
             importlib.import_module(f"flowsuite.{domain}.documents")

@@ -480,13 +480,13 @@ def create(db, *, uid: str, title: str, idempotency_key: str, correlation_id: st
     from google.cloud import firestore as gcf  # noqa: PLC0415
 
     {{id_field}} = {{id_field}}_for(uid, idempotency_key)
-    doc = {{Entity}}Doc(
+    doc = {{Entity}}Doc.new(  # a whole document, checked against its model (fields and types)
         {{id_field}}={{id_field}}, uid=uid, user_ref=db.collection("users").document(uid), title=title,
         status=CREATED, correlation_id=correlation_id,
         created_time=gcf.SERVER_TIMESTAMP, updated_time=gcf.SERVER_TIMESTAMP,
     )
     batch = db.batch()
-    batch.create(db.collection(COLLECTION).document({{id_field}}), doc.model_dump(exclude_none=True))
+    batch.create(db.collection(COLLECTION).document({{id_field}}), doc)
     envelope = events.publish(batch, {{Entity}}Created({{id_field}}={{id_field}}, uid=uid, title=title),
                               subject=f"{COLLECTION}/{{{id_field}}}", correlation_id=correlation_id, db=db)
     batch.commit()
@@ -502,7 +502,8 @@ def confirm(db, txn, event: events.Event[{{Entity}}Created]) -> None:
     snap = ref.get(transaction=txn)
     if not snap.exists or snap.get("status") != CREATED:
         return
-    txn.update(ref, {"status": CONFIRMED, "confirmed_time": gcf.SERVER_TIMESTAMP, "updated_time": gcf.SERVER_TIMESTAMP})
+    txn.update(ref, {{Entity}}Doc.fields(
+        status=CONFIRMED, confirmed_time=gcf.SERVER_TIMESTAMP, updated_time=gcf.SERVER_TIMESTAMP))
 
 
 def erase(db, uid: str) -> int:

@@ -5,7 +5,9 @@ import datetime as dt
 import pytest
 from flowsuite.core import claims, effects, idempotency
 from flowsuite.core.bus import records
+from flowsuite.core.documents import DocumentWriteError
 from flowsuite.core.errors import InvalidArgumentError
+from flowsuite.core.kernel_documents import IdempotencyRecordDoc
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 LATER = NOW + dt.timedelta(minutes=5)
@@ -131,7 +133,29 @@ def test_only_the_holder_of_a_running_record_may_finish_it(record, holder, holds
 
 def test_finish_needs_a_shape_with_a_holder():
     with pytest.raises(ValueError):
-        claims.finish(None, None, SHAPE, "me", {})
+        claims.finish(None, None, SHAPE, "me", {}, document=IdempotencyRecordDoc)
+
+
+def test_finish_writes_through_the_record_model():
+    """A final write naming a field its record's model does not declare is refused before any I/O."""
+    with pytest.raises(DocumentWriteError, match="IdempotencyRecordDoc .* declares no field 'surprise'"):
+        claims.finish(None, None, idempotency.SHAPE, "me", {"status": idempotency.COMPLETED, "surprise": 1},
+                      document=IdempotencyRecordDoc)
+
+
+def test_an_idempotency_claim_is_a_whole_valid_record():
+    """The idempotency record is claimed by replacing it (not merged): what ``taking`` writes,
+    with the fields ``idempotency.run`` adds, passes ``IdempotencyRecordDoc.new``."""
+    from google.cloud import firestore as gcf
+
+    for uid in ("u1", None):  # None: a callable that takes no signed-in user
+        _, written = claims.taking(
+            idempotency.SHAPE, None, now=None, started=NOW, lease_seconds=60, holder="me", digest=H,
+            fields=lambda record, now, uid=uid: {"uid": uid, "function": "orders_place",
+                                                 "created_time": gcf.SERVER_TIMESTAMP,
+                                                 "expires_at": now + dt.timedelta(hours=24)})
+        assert IdempotencyRecordDoc.new(written) == written
+        assert written["token"] == "me" and written["payload_hash"] == H
 
 
 def test_two_claims_get_two_holder_tokens():
@@ -168,4 +192,4 @@ def test_every_lease_outlasts_the_longest_function_timeout_with_margin():
 
 def test_claim_needs_a_running_state_and_a_lease():
     with pytest.raises(ValueError):
-        claims.claim(None, None, idempotency.IN_TRANSACTION, lease_seconds=1)
+        claims.claim(None, None, idempotency.IN_TRANSACTION, document=IdempotencyRecordDoc, lease_seconds=1)

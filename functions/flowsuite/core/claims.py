@@ -41,7 +41,9 @@ orders (in txn)    -                 -            the order exists        -     
 ``decide`` is the one decision (pure). ``claim`` makes it in a transaction and,
 when the work may run, takes the record (running state, holder token, lease,
 payload hash and the caller's own fields) in the same transaction; ``finish``
-is the holder's final write. The in-transaction mode is
+is the holder's final write. Both write through the record's document model
+(``document``: ``DeliveryDoc``, ``EffectDoc``, ``IdempotencyRecordDoc``), which
+refuses a field it does not declare. The in-transaction mode is
 ``decide`` on a record the caller read with its own transaction: ``orders_place``
 reads its order (whose id derives from the key) and either answers it or creates
 it with the payload hash, in one transaction, with no separate record and no
@@ -57,9 +59,12 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flowsuite.core import clock, settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flowsuite.core.documents import Document
 
 # What a claim may do.
 RUN = "run"  # absent, free, or a lease that expired: take it and do the work
@@ -153,6 +158,7 @@ def claim(
     ref,
     shape: Shape,
     *,
+    document: type[Document],
     lease_seconds: float = settings.LEASE_SECONDS,
     fields: Callable[[dict[str, Any] | None, dt.datetime], dict[str, Any]] = lambda record, now: {},
     digest: str | None = None,
@@ -164,7 +170,8 @@ def claim(
     Taking writes the running state, a fresh holder token, a lease of ``lease_seconds``
     from the real clock and the payload hash, with ``fields(record, started)`` (the kind's
     own fields; ``record`` is None for a new one; ``started`` is the real clock), merged
-    into the record or replacing it. ``now`` is the clock an existing lease is judged by
+    into the record or replacing it, through ``document`` (the record's model, which
+    declares every field written). ``now`` is the clock an existing lease is judged by
     (default: the real clock at each transaction attempt); it never sets a lease.
     Returns a ``Claim``."""
     from google.cloud import firestore as gcf  # noqa: PLC0415
@@ -180,7 +187,8 @@ def claim(
         taken, written = taking(shape, record, now=now, started=clock.utcnow(), lease_seconds=lease_seconds,
                                 holder=holder, digest=digest, fields=fields)
         if written is not None:
-            txn.set(ref, written, merge=merge)
+            # Merged: some of the record's fields; replacing it: the whole record, validated.
+            txn.set(ref, document.fields(written) if merge else document.new(written), merge=merge)
         return taken
 
     return take(db.transaction())
@@ -213,15 +221,18 @@ def taking(
     return Claim(decision, record, holder, until), written
 
 
-def finish(db, ref, shape: Shape, holder: str | None, fields: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+def finish(db, ref, shape: Shape, holder: str | None, fields: dict[str, Any], *,
+           document: type[Document]) -> tuple[bool, dict[str, Any] | None]:
     """An attempt's final write (done, processed, failed): in a transaction, ``fields`` are
-    written only while the record is still running under ``holder`` (``holds``). Returns
-    whether they were, and the record as it was read, so a refused late finisher can say
-    who holds it now."""
+    written only while the record is still running under ``holder`` (``holds``), through
+    ``document`` (the record's model: a field it does not declare is refused before the
+    transaction). Returns whether they were, and the record as it was read, so a refused
+    late finisher can say who holds it now."""
     from google.cloud import firestore as gcf  # noqa: PLC0415
 
     if shape.holder is None:
         raise ValueError("finish needs a shape with a holder")
+    data = document.fields(fields)
 
     @gcf.transactional
     def write(txn) -> tuple[bool, dict[str, Any] | None]:
@@ -229,7 +240,7 @@ def finish(db, ref, shape: Shape, holder: str | None, fields: dict[str, Any]) ->
         record = snap.to_dict() if snap.exists else None
         if not holds(shape, record, holder):
             return False, record
-        txn.update(ref, fields)
+        txn.update(ref, data)
         return True, record
 
     return write(db.transaction())

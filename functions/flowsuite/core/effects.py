@@ -22,6 +22,7 @@ from typing import Any
 
 from flowsuite.core import claims, clients, clock, log, settings
 from flowsuite.core.errors import RetryLaterError
+from flowsuite.core.kernel_documents import EffectDoc
 
 COLLECTION = "effects"
 RETENTION_DAYS = 30  # TTL policy on expires_at
@@ -55,7 +56,7 @@ def once(
             **({} if record else {"created_time": now}),
         }
 
-    claim = claims.claim(db, ref, SHAPE, lease_seconds=lease_seconds, fields=fields, merge=True)
+    claim = claims.claim(db, ref, SHAPE, document=EffectDoc, lease_seconds=lease_seconds, fields=fields, merge=True)
     if claim.decision == claims.DONE:
         return (claim.record or {}).get("result") or {}
     if claim.decision == claims.BUSY:
@@ -63,16 +64,16 @@ def once(
     try:
         result = perform() or {}
     except Exception as exc:
-        _finish(db, ref, key, claim.holder, {"state": FAILED, "error": f"{type(exc).__name__}: {exc}"[:1000],
-                                             "lease_until": None, "updated_time": clock.utcnow()})
+        _finish(db, ref, key, claim.holder, EffectDoc.fields(
+            state=FAILED, error=f"{type(exc).__name__}: {exc}"[:1000], lease_until=None, updated_time=clock.utcnow()))
         raise
-    _finish(db, ref, key, claim.holder, {"state": SUCCEEDED, "result": result, "error": None, "lease_until": None,
-                                         "updated_time": clock.utcnow()})
+    _finish(db, ref, key, claim.holder, EffectDoc.fields(
+        state=SUCCEEDED, result=result, error=None, lease_until=None, updated_time=clock.utcnow()))
     return result
 
 
 def _finish(db, ref, key: str, holder: str | None, fields: dict[str, Any]) -> None:
-    written, current = claims.finish(db, ref, SHAPE, holder, fields)
+    written, current = claims.finish(db, ref, SHAPE, holder, fields, document=EffectDoc)
     if not written:
         log.warning("effect finished after its lease was taken over; the record keeps the other attempt's outcome",
                     effect=key, outcome=fields["state"], record_state=(current or {}).get("state"))

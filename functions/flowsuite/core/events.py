@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from flowsuite.core import clock, log, tracing
 from flowsuite.core.errors import RetryLaterError
+from flowsuite.core.kernel_documents import EventDoc
 
 TOPICS = "topics"
 EVENTS = "events"
@@ -302,7 +303,7 @@ def publish(
     envelope = envelope_for(data, subject=subject, correlation_id=correlation_id, event_id=event_id, trace=trace)
     db = db or clients.firestore()
     ref = db.collection(type(data).event_type.collection).document(envelope.id)
-    writer.create(ref, envelope.model_dump())
+    writer.create(ref, EventDoc.new(envelope.model_dump()))
     return envelope
 
 

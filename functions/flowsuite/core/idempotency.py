@@ -30,6 +30,7 @@ from typing import Any
 
 from flowsuite.core import claims, clients, clock, log, settings
 from flowsuite.core.errors import FailedPreconditionError, InvalidArgumentError
+from flowsuite.core.kernel_documents import IdempotencyRecordDoc
 
 COLLECTION = "idempotency_records"
 IN_PROGRESS = "in_progress"
@@ -105,8 +106,8 @@ def run(
         }
 
     while True:
-        claim = claims.claim(db, ref, SHAPE, lease_seconds=lock_seconds(timeout_seconds), fields=fields,
-                             digest=digest)
+        claim = claims.claim(db, ref, SHAPE, document=IdempotencyRecordDoc, lease_seconds=lock_seconds(timeout_seconds),
+                             fields=fields, digest=digest)
         _refuse_reuse(claim.decision)
         if claim.decision == claims.DONE:
             return claim.record["response"]
@@ -125,12 +126,12 @@ def run(
         _release(db, ref, claim.holder)
         raise
     now = clock.utcnow()
-    written, current = claims.finish(db, ref, SHAPE, claim.holder, {
-        "status": COMPLETED,
-        "response": response,
-        "completed_time": gcf.SERVER_TIMESTAMP,
-        "expires_at": now + dt.timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
-    })
+    written, current = claims.finish(db, ref, SHAPE, claim.holder, IdempotencyRecordDoc.fields(
+        status=COMPLETED,
+        response=response,
+        completed_time=gcf.SERVER_TIMESTAMP,
+        expires_at=now + dt.timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
+    ), document=IdempotencyRecordDoc)
     if not written:
         log.warning("call finished after its idempotency lock was taken over; its answer was not stored",
                     record_status=(current or {}).get("status"))

@@ -19,6 +19,7 @@ from flowsuite.core.errors import (
     PermissionDeniedError,
 )
 from flowsuite.identity import config
+from flowsuite.identity.documents import IdentityStateDoc, PublicProfileDoc, UserDoc
 from flowsuite.identity.events import EmailChanged, RoleChanged, UserCreated, UserDeleted
 
 USERS = "users"
@@ -61,7 +62,7 @@ def initial_role(email: str | None, verified: bool) -> tuple[str, str | None]:
 
 def profile_for(user: Any, role: str, via: str, pending_role: str | None = None) -> dict[str, Any]:
     """FlutterFlow's users fields plus the server-owned ones."""
-    return {
+    return UserDoc.new({
         "uid": user.uid,
         "email": normalise_email(user.email) or "",
         "display_name": user.display_name or "",
@@ -72,7 +73,7 @@ def profile_for(user: Any, role: str, via: str, pending_role: str | None = None)
         "status": "active",
         "profile_source": via,
         **({"pending_role": pending_role} if pending_role else {}),
-    }
+    })
 
 
 def create_profile_on_sign_up(db, user: Any) -> str:
@@ -169,7 +170,7 @@ def follow_auth(db, uid: str, *, email: str | None, disabled: bool, via: str) ->
             event_id = first_email_event_id(uid)
             first = not topic.document(event_id).get(transaction=txn).exists
             event_id = event_id if first else None
-        txn.update(ref, {**changes, "updated_time": gcf.SERVER_TIMESTAMP})
+        txn.update(ref, UserDoc.fields(changes, updated_time=gcf.SERVER_TIMESTAMP))
         if "email" in changes:
             events.publish(txn, EmailChanged(uid=uid, first=first, via=via), subject=f"{USERS}/{uid}",
                            event_id=event_id, db=db)
@@ -206,11 +207,11 @@ def grant_pending_role(db, uid: str, *, email: str | None) -> str | None:
         if not pending:
             return None
         listed = listed_role(email)
-        update = {"pending_role": gcf.DELETE_FIELD, "updated_time": gcf.SERVER_TIMESTAMP}
+        update = UserDoc.fields(pending_role=gcf.DELETE_FIELD, updated_time=gcf.SERVER_TIMESTAMP)
         if listed == "member" or listed == old:  # no longer listed (or the email changed): nothing to grant
             txn.update(ref, update)
             return None
-        txn.update(ref, {**update, "role": listed})
+        txn.update(ref, UserDoc.fields(update, role=listed))
         events.publish(txn, RoleChanged(uid=uid, old_role=old, new_role=listed, changed_by="email_verified"),
                        subject=f"{USERS}/{uid}", db=db)
         return listed
@@ -243,8 +244,8 @@ def complete_client_profile(db, auth, uid: str) -> bool:
         if not snap.exists or "profile_source" in snap.to_dict() or published:
             return False  # gone, already complete, or the blocking path won
         data = snap.to_dict()
-        txn.update(ref, {"role": role, "status": "active", "profile_source": "client",
-                         **({"pending_role": pending} if pending else {})})
+        txn.update(ref, UserDoc.fields({"role": role, "status": "active", "profile_source": "client",
+                                        **({"pending_role": pending} if pending else {})}))
         name = data.get("display_name")
         events.publish(
             txn,
@@ -279,7 +280,7 @@ def sync_public_profile(db, uid: str, before: dict | None, after: dict | None) -
     wanted = {k: text_or_empty(after.get(k)) for k in PUBLIC_FIELDS}
     if before is not None and all(text_or_empty(before.get(k)) == wanted[k] for k in PUBLIC_FIELDS):
         return
-    ref.set({"uid": uid, **wanted, "updated_time": gcf.SERVER_TIMESTAMP})
+    ref.set(PublicProfileDoc.new({"uid": uid, **wanted, "updated_time": gcf.SERVER_TIMESTAMP}))
 
 
 def set_role(db, auth, *, uid: str, role: str, changed_by: str) -> bool:
@@ -296,7 +297,7 @@ def set_role(db, auth, *, uid: str, role: str, changed_by: str) -> bool:
         old = snap.get("role") if "role" in snap.to_dict() else "member"
         if old == role:
             if snap.to_dict().get("pending_role"):  # an admin's choice wins over a role an email waited for
-                txn.update(ref, {"pending_role": gcf.DELETE_FIELD, "updated_time": gcf.SERVER_TIMESTAMP})
+                txn.update(ref, UserDoc.fields(pending_role=gcf.DELETE_FIELD, updated_time=gcf.SERVER_TIMESTAMP))
             return False
         if old == "admin":
             admins = list(
@@ -304,7 +305,7 @@ def set_role(db, auth, *, uid: str, role: str, changed_by: str) -> bool:
             )
             if len(admins) <= 1:
                 raise FailedPreconditionError("The last admin cannot be demoted.", details={"uid": uid})
-        txn.update(ref, {"role": role, "pending_role": gcf.DELETE_FIELD, "updated_time": gcf.SERVER_TIMESTAMP})
+        txn.update(ref, UserDoc.fields(role=role, pending_role=gcf.DELETE_FIELD, updated_time=gcf.SERVER_TIMESTAMP))
         events.publish(
             txn, RoleChanged(uid=uid, old_role=old, new_role=role, changed_by=changed_by),
             subject=f"{USERS}/{uid}", db=db,
@@ -358,7 +359,7 @@ def disable_user(db, auth, *, uid: str, disabled: bool, by: str) -> None:
         auth.revoke_refresh_tokens(uid)
     ref = db.collection(USERS).document(uid)
     if ref.get().exists:
-        ref.update({"status": "disabled" if disabled else "active", "updated_time": gcf.SERVER_TIMESTAMP})
+        ref.update(UserDoc.fields(status="disabled" if disabled else "active", updated_time=gcf.SERVER_TIMESTAMP))
 
 
 def delete_account(db, auth, *, uid: str, reason: str) -> bool:
@@ -406,7 +407,7 @@ def publish_deletion(db, *, uid: str, reason: str) -> str:
                 return IN_PROGRESS
         events.publish(txn, UserDeleted(uid=uid, reason=reason), subject=f"{USERS}/{uid}", event_id=event_id, db=db)
         if profile.exists:
-            txn.update(ref, {"status": "deleting", "updated_time": gcf.SERVER_TIMESTAMP})
+            txn.update(ref, UserDoc.fields(status="deleting", updated_time=gcf.SERVER_TIMESTAMP))
         return PUBLISHED
 
     return publish(db.transaction())
@@ -515,10 +516,11 @@ def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100, max_page
         elif outcome == IN_PROGRESS:
             report["in_progress"].append(uid)
     now = clock.utcnow()
-    state_ref.set({"cursor": report["cursor"], "updated_time": now,
-                   "last_counts": {"checked": checked, "erased": len(report["erased"]), "failed": report["failed"],
-                                   "synced": synced},
-                   **({"pass_finished_time": now} if complete else {})}, merge=True)
+    state_ref.set(IdentityStateDoc.fields({
+        "cursor": report["cursor"], "updated_time": now,
+        "last_counts": {"checked": checked, "erased": len(report["erased"]), "failed": report["failed"],
+                        "synced": synced},
+        **({"pass_finished_time": now} if complete else {})}), merge=True)
     log.info("reconciliation finished", checked=checked, erased=len(report["erased"]), failed=report["failed"],
              in_progress=len(report["in_progress"]), synced=synced, confirmed=confirm, pass_complete=complete)
     return report

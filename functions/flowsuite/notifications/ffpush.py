@@ -31,6 +31,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, StringConstr
 from flowsuite.core import clients, clock, effects, errors, log, settings
 from flowsuite.core.models import is_reserved_id
 from flowsuite.notifications import config
+from flowsuite.notifications.documents import FFPushDoc, FFUserPushDoc, PushRateLimitDoc
 from flowsuite.notifications.push import PushMessage, PushMessageError, PushSender
 from flowsuite.notifications.push import check as check_message
 from flowsuite.notifications.service import TOKENS, USERS, prune_tokens
@@ -178,8 +179,9 @@ def admission(role: str, recipients: int, state: dict[str, Any] | None, now: dt.
 
 
 def _finish(ref, status: str, num_sent: int, error: str | None, extra: dict[str, Any] | None = None) -> str:
-    ref.update({"status": status, "num_sent": num_sent, "error": error or "", "processed_time": gcf.SERVER_TIMESTAMP,
-                **(extra or {})})
+    # the same fields on ff_push_notifications and ff_user_push_notifications (FFUserPushDoc extends FFPushDoc)
+    ref.update(FFPushDoc.fields({"status": status, "num_sent": num_sent, "error": error or "",
+                                 "processed_time": gcf.SERVER_TIMESTAMP}, extra or {}))
     log.info("flutterflow push finished", status=status, num_sent=num_sent, error=error)
     return status
 
@@ -274,8 +276,9 @@ def admit(db, push_ref, uid: str | None, recipients: int, now: dt.datetime,
         refusal, state = admission(role, recipients, limiter.to_dict() if limiter.exists else None, now, limits)
         if refusal:
             return refusal
-        txn.set(limiter_ref, state)
-        txn.update(push_ref, {"admitted_time": now, "admitted_recipients": recipients, **(extra or {})})
+        txn.set(limiter_ref, PushRateLimitDoc.new(state))
+        txn.update(push_ref, FFUserPushDoc.fields({"admitted_time": now, "admitted_recipients": recipients},
+                                                  extra or {}))
         return None
 
     return take(db.transaction())
@@ -299,7 +302,7 @@ def schedule(db, collection: str, doc_id: str, at: dt.datetime, extra: dict[str,
                      meta={"kind": "ff_push_schedule"}, db=db)
     except Exception as exc:  # noqa: BLE001 - the reason goes on the document
         return _finish(ref, "failed", 0, f"the scheduler refused this push: {type(exc).__name__}: {exc}"[:500], extra)
-    ref.update({"scheduled_for": at, **(extra or {})})
+    ref.update(FFPushDoc.fields({"scheduled_for": at}, extra or {}))
     log.info("flutterflow push scheduled", at=at.isoformat())
     return "scheduled"
 
@@ -424,8 +427,8 @@ def _erase_from(db, ref, uid: str, *, targeted: bool) -> str | dict[str, Any] | 
         change = erasure_of(snap.to_dict(), uid, targeted=targeted)
         if change == DELETE:
             txn.delete(ref)
-        elif change:
-            txn.update(ref, change)
+        elif change:  # user_refs, recipient_uids, sender: fields of both kinds of push
+            txn.update(ref, FFUserPushDoc.fields(change) if targeted else FFPushDoc.fields(change))
         return change
 
     return erase(db.transaction())

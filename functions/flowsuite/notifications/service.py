@@ -28,6 +28,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from flowsuite.core import log, settings
 from flowsuite.core.errors import InvalidArgumentError, PermissionDeniedError
 from flowsuite.notifications import email as mail
+from flowsuite.notifications.documents import EmailSuppressionDoc, FcmTokenDoc, InboxDoc
 from flowsuite.notifications.push import PushMessage, PushMessageError, PushSender
 from flowsuite.notifications.templates import TEMPLATES, for_email
 
@@ -177,11 +178,11 @@ def _email(db, uid: str, address: str, msg) -> dict[str, Any]:
     try:
         return {"message_id": mail.send(msg)}
     except mail.PermanentRejectionError as exc:
-        db.collection(SUPPRESSIONS).document(uid).set({
-            "uid": uid, "address_hash": address_hash(address), "code": exc.code,
-            "reason": redact_address(exc.reason, address)[:300],
-            "created_time": gcf.SERVER_TIMESTAMP,
-        })
+        db.collection(SUPPRESSIONS).document(uid).set(EmailSuppressionDoc.new(
+            uid=uid, address_hash=address_hash(address), code=exc.code,
+            reason=redact_address(exc.reason, address)[:300],
+            created_time=gcf.SERVER_TIMESTAMP,
+        ))
         log.warning("email address refused for good: marked undeliverable", code=exc.code)
         return {"sent": 0, "reason": "undeliverable", "message_id": msg["Message-ID"]}
 
@@ -196,10 +197,10 @@ def _inbox(user_ref, event_id: str, kind: str, title: str, body: str, data, corr
     """Creates the inbox entry once: a retry finds it (and leaves ``read`` as the user set it)."""
     ref = user_ref.collection(INBOX).document(event_id)
     try:
-        ref.create({
-            "type": kind, "title": title, "body": body, "data": data or {}, "read": False,
-            "created_time": gcf.SERVER_TIMESTAMP, "event_id": event_id, "correlation_id": correlation_id,
-        })
+        ref.create(InboxDoc.new(
+            type=kind, title=title, body=body, data=data or {}, read=False,
+            created_time=gcf.SERVER_TIMESTAMP, event_id=event_id, correlation_id=correlation_id,
+        ))
     except AlreadyExists:
         pass
     return {"inbox_id": ref.id}
@@ -254,7 +255,7 @@ def add_fcm_token(db, *, caller_uid: str, user_doc_path: str, token: str, device
             snap.reference.delete()
             moved += 1
     ref = db.collection(USERS).document(uid).collection(TOKENS).document(token_doc_id(token))
-    ref.set({"fcm_token": token, "device_type": device_type, "created_at": gcf.SERVER_TIMESTAMP}, merge=True)
+    ref.set(FcmTokenDoc.fields(fcm_token=token, device_type=device_type, created_at=gcf.SERVER_TIMESTAMP), merge=True)
     if moved:
         log.info("push token moved from another user", moved=moved)
     return ref.id

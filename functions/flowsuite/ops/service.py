@@ -8,6 +8,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from flowsuite.core import bus, errors, events, idempotency, log, settings
 from flowsuite.core.errors import InvalidArgumentError
+from flowsuite.core.kernel_documents import DeadLetterDoc, EventDoc
+from flowsuite.ops.documents import ProbeDoc
 from flowsuite.ops.events import ProbeSent
 
 PROBES = "ops_probes"
@@ -17,7 +19,7 @@ IDEMPOTENCY_RECORDS = idempotency.COLLECTION
 def send_probe(db, *, note: str, correlation_id: str) -> tuple[str, str]:
     probe_id = uuid.uuid4().hex
     batch = db.batch()
-    batch.set(db.collection(PROBES).document(probe_id), {"probe_id": probe_id, "received": 0, "note": note})
+    batch.set(db.collection(PROBES).document(probe_id), ProbeDoc.new(probe_id=probe_id, received=0, note=note))
     envelope = events.publish(batch, ProbeSent(probe_id=probe_id, note=note), subject=f"{PROBES}/{probe_id}",
                               correlation_id=correlation_id, db=db)
     batch.commit()
@@ -28,8 +30,8 @@ def record_probe(db, txn, event: events.Event[ProbeSent]) -> None:
     from google.cloud import firestore as gcf  # noqa: PLC0415
 
     ref = db.collection(PROBES).document(event.data.probe_id)
-    txn.set(ref, {"received": gcf.Increment(1), "received_time": gcf.SERVER_TIMESTAMP,
-                  "last_event_id": event.id, "correlation_id": event.correlation_id}, merge=True)
+    txn.set(ref, ProbeDoc.fields(received=gcf.Increment(1), received_time=gcf.SERVER_TIMESTAMP,
+                                 last_event_id=event.id, correlation_id=event.correlation_id), merge=True)
 
 
 def run_sweep(db) -> dict[str, int]:
@@ -105,9 +107,10 @@ def erase(db, uid: str, *, event_id: str) -> None:
             max_wait_seconds=settings.int_value(settings.ERASURE_MAX_WAIT_HOURS) * 3600)
     delete_query(db, db.collection(idempotency.COLLECTION).where(filter=FieldFilter("uid", "==", uid)))
     for snap in db.collection_group(events.EVENTS).where(filter=FieldFilter("data.uid", "==", uid)).stream():
-        snap.reference.update(redaction(snap.to_dict(), uid))
+        snap.reference.update(EventDoc.fields(redaction(snap.to_dict(), uid)))
     for snap in db.collection(bus.DEAD_LETTERS).where(filter=FieldFilter("envelope.data.uid", "==", uid)).stream():
-        snap.reference.update({f"envelope.{k}": v for k, v in redaction(snap.get("envelope"), uid).items()})
+        snap.reference.update(DeadLetterDoc.fields(
+            {f"envelope.{k}": v for k, v in redaction(snap.get("envelope"), uid).items()}))
 
 
 def erasure_wait(statuses: dict[str, str | None]) -> tuple[list[str], list[str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from flowsuite.core.documents import DocRef, Document, Timestamp, collection
 
@@ -35,6 +35,8 @@ class StockShardDoc(Document):
 
 
 class OrderLine(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built with OrderDoc, never at import (cold start)
+
     product_id: str
     product_ref: DocRef
     name: str
@@ -44,6 +46,8 @@ class OrderLine(BaseModel):
 
 
 class StatusChange(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     status: str
     at: Timestamp
     by: str

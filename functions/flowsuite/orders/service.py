@@ -25,6 +25,7 @@ from flowsuite.core.errors import (
     ResourceExhaustedError,
 )
 from flowsuite.orders import config, states
+from flowsuite.orders.documents import OrderDoc, OrderHoldDoc, ProductDoc, StockShardDoc
 from flowsuite.orders.events import (
     Line,
     OrderCancelled,
@@ -104,14 +105,14 @@ def upsert_product(db, req) -> dict[str, Any]:
         total = current if stock is None else stock
         fields["stock_shards"] = before if req.stock_shards is None else shard_count(req.stock_shards)
         resplit = stock is not None or fields["stock_shards"] != before
-        txn.set(ref, {**fields, **({"stock": total} if resplit else {}),
-                      **({} if snap.exists else {"created_time": gcf.SERVER_TIMESTAMP})}, merge=True)
+        txn.set(ref, ProductDoc.fields({**fields, **({"stock": total} if resplit else {}),
+                                        **({} if snap.exists else {"created_time": gcf.SERVER_TIMESTAMP})}), merge=True)
         if resplit:
             # A hot product's stock lives in its shards; shards it no longer has go, so that
             # nothing counts them (un-marking it moves the stock back onto the product).
             levels = split_stock(total, fields["stock_shards"])
             for k, level in enumerate(levels):
-                txn.set(shard_ref(db, product_id, k), {"stock": level, "updated_time": gcf.SERVER_TIMESTAMP})
+                txn.set(shard_ref(db, product_id, k), StockShardDoc.new(stock=level, updated_time=gcf.SERVER_TIMESTAMP))
             for k in range(len(levels), before):
                 txn.delete(shard_ref(db, product_id, k))
         return total
@@ -126,7 +127,7 @@ def archive_product(db, product_id: str) -> dict[str, Any]:
     snap = ref.get()
     if not snap.exists:
         raise NotFoundError(f"No product {product_id}.", details={"product_id": product_id})
-    ref.update({"active": False, "updated_time": gcf.SERVER_TIMESTAMP})
+    ref.update(ProductDoc.fields(active=False, updated_time=gcf.SERVER_TIMESTAMP))
     data = snap.to_dict()
     return {"product_id": product_id, "name": data["name"], "price": data["price"], "currency": data["currency"],
             "stock": data["stock"], "active": False, "stock_shards": shard_count(data.get("stock_shards"))}
@@ -223,7 +224,7 @@ def refresh_hot_stock(db, *, limit: int = 500) -> dict[str, int]:
         total = sum(max(0, int((s.to_dict() or {}).get("stock") or 0))
                     for s in db.get_all([shard_ref(db, snap.id, k) for k in range(shards)]) if s.exists)
         if total != snap.get("stock"):
-            snap.reference.update({"stock": total, "stock_refreshed_time": gcf.SERVER_TIMESTAMP})
+            snap.reference.update(ProductDoc.fields(stock=total, stock_refreshed_time=gcf.SERVER_TIMESTAMP))
             changed[snap.id] = total
     return changed
 
@@ -316,7 +317,8 @@ def _release_hold(txn, db, order: dict[str, Any]) -> None:
         return
     units = sum(int(line["quantity"]) for line in order["items"])
     txn.set(db.collection(HOLDS).document(order["uid"]),
-            {"orders": gcf.Increment(-1), "units": gcf.Increment(-units), "updated_time": gcf.SERVER_TIMESTAMP},
+            OrderHoldDoc.fields(orders=gcf.Increment(-1), units=gcf.Increment(-units),
+                                updated_time=gcf.SERVER_TIMESTAMP),
             merge=True)
 
 
@@ -367,13 +369,13 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
                 _, levels, plan = hot[line["product_id"]]
                 for k, take in plan.items():
                     txn.update(shard_ref(db, line["product_id"], k),
-                               {"stock": levels[k] - take, "updated_time": gcf.SERVER_TIMESTAMP})
+                               StockShardDoc.fields(stock=levels[k] - take, updated_time=gcf.SERVER_TIMESTAMP))
                 continue
             left = snaps[line["product_id"]]["stock"] - line["quantity"]
             txn.update(db.collection(PRODUCTS).document(line["product_id"]),
-                       {"stock": left, "updated_time": gcf.SERVER_TIMESTAMP})
+                       ProductDoc.fields(stock=left, updated_time=gcf.SERVER_TIMESTAMP))
         now = clock.utcnow()
-        order = {
+        order = OrderDoc.new({
             "order_id": order_id,
             "uid": uid,
             "user_ref": user_ref(db, uid),
@@ -391,10 +393,11 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
             "expires_at": now + dt.timedelta(minutes=timeout),
             "history": [{"status": states.PENDING_PAYMENT, "at": now, "by": uid}],
             "quota_held": True,  # counted in order_holds/{uid} until it is paid or cancelled
-        }
+        })
         txn.create(order_ref, order)
         orders, held_units = held(hold.to_dict() if hold.exists else None)
-        txn.set(hold_ref, {"orders": orders + 1, "units": held_units + units, "updated_time": gcf.SERVER_TIMESTAMP})
+        txn.set(hold_ref, OrderHoldDoc.new(orders=orders + 1, units=held_units + units,
+                                           updated_time=gcf.SERVER_TIMESTAMP))
         events.publish(
             txn,
             OrderPlaced(order_id=order_id, uid=uid, total=total, currency=currency,
@@ -442,17 +445,18 @@ def _release_stock(txn, db, order: dict[str, Any], existing: set[str]) -> None:
         shards = shard_count(line.get("stock_shards"))
         if shards:
             txn.set(shard_ref(db, line["product_id"], release_shard(shards)),
-                    {"stock": gcf.Increment(line["quantity"]), "updated_time": gcf.SERVER_TIMESTAMP}, merge=True)
+                    StockShardDoc.fields(stock=gcf.Increment(line["quantity"]), updated_time=gcf.SERVER_TIMESTAMP),
+                    merge=True)
             continue
         txn.update(db.collection(PRODUCTS).document(line["product_id"]),
-                   {"stock": gcf.Increment(line["quantity"]), "updated_time": gcf.SERVER_TIMESTAMP})
+                   ProductDoc.fields(stock=gcf.Increment(line["quantity"]), updated_time=gcf.SERVER_TIMESTAMP))
 
 
 def _transition(db, txn, ref, order: dict, target: str, by: str, extra: dict | None = None) -> None:
     states.check(order["status"], target, order_id=ref.id)
     now = clock.utcnow()
     leaves_unpaid = order["status"] in states.UNPAID and target not in states.UNPAID
-    txn.update(ref, {
+    txn.update(ref, OrderDoc.fields({
         "status": target,
         "updated_time": now,
         f"{target}_time": now,
@@ -460,7 +464,7 @@ def _transition(db, txn, ref, order: dict, target: str, by: str, extra: dict | N
         **({"quota_held": False} if leaves_unpaid and order.get("quota_held") else {}),
         **({"needs_review": False} if order.get("needs_review") else {}),  # staff acted on it
         **(extra or {}),
-    })
+    }))
     if leaves_unpaid:
         _release_hold(txn, db, order)
 
@@ -594,7 +598,7 @@ def on_payment_refunded(db, txn, data) -> None:
     refunded = max(int(order.get("amount_refunded") or 0), int(data.amount_refunded or data.amount))
     if not data.full:
         if refunded > int(order.get("amount_refunded") or 0):
-            txn.update(ref, {"amount_refunded": refunded, "updated_time": clock.utcnow()})
+            txn.update(ref, OrderDoc.fields(amount_refunded=refunded, updated_time=clock.utcnow()))
         return
     if order["status"] == states.REFUNDED:
         return
@@ -615,8 +619,8 @@ def on_payment_disputed(db, txn, data) -> None:
     order = _read_order(txn, ref)
     if order.get("dispute_id") == data.dispute_id and order.get("dispute_closed") and not data.closed:
         return  # an older update of a dispute already closed
-    txn.update(ref, {"dispute_id": data.dispute_id, "dispute_status": data.status, "dispute_closed": data.closed,
-                     "updated_time": clock.utcnow()})
+    txn.update(ref, OrderDoc.fields(dispute_id=data.dispute_id, dispute_status=data.status, dispute_closed=data.closed,
+                                    updated_time=clock.utcnow()))
 
 
 def expire_unpaid(db, *, now: dt.datetime | None = None, limit: int = 200) -> list[str]:
@@ -665,10 +669,8 @@ def anonymised(order: dict[str, Any], uid: str) -> dict[str, Any]:
     flagged for staff (``needs_review``): deleting an account erases the person, not the
     purchase. Pure."""
     history = [{**h, "by": DELETED_USER if h.get("by") == uid else h.get("by")} for h in order.get("history", [])]
-    fields: dict[str, Any] = {"uid": DELETED_USER, "user_ref": None, "anonymised": True, "history": history}
-    if open_business(order):
-        fields.update(needs_review=True, review_reason=REVIEW_ACCOUNT_DELETED)
-    return fields
+    review = {"needs_review": True, "review_reason": REVIEW_ACCOUNT_DELETED} if open_business(order) else {}
+    return OrderDoc.fields({"uid": DELETED_USER, "user_ref": None, "anonymised": True, "history": history}, review)
 
 
 def erase(db, uid: str) -> None:

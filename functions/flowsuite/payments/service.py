@@ -18,6 +18,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from flowsuite.core import clock, effects, events, faults, ids, log, tracing
 from flowsuite.core.errors import FailedPreconditionError, NotFoundError, PermissionDeniedError, RetryLaterError
+from flowsuite.core.kernel_documents import EffectDoc
+from flowsuite.payments.documents import PaymentDoc, StripeCustomerDoc
 from flowsuite.payments.events import (
     PaymentCanceled,
     PaymentDisputed,
@@ -57,7 +59,7 @@ def customer_for(db, stripe, uid: str, email: str | None) -> str:
         ).id},
         meta={"uid": uid, "kind": "stripe_customer"}, db=db,
     )
-    ref.set({"uid": uid, "customer_id": result["id"], "created_time": gcf.SERVER_TIMESTAMP}, merge=True)
+    ref.set(StripeCustomerDoc.fields(uid=uid, customer_id=result["id"], created_time=gcf.SERVER_TIMESTAMP), merge=True)
     return result["id"]
 
 
@@ -90,7 +92,7 @@ def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, cor
     ref = db.collection(PAYMENTS).document(payment_id)
     now = clock.utcnow()
     try:  # created once: a retry after a crash finds it (no read needed to know)
-        ref.create({
+        ref.create(PaymentDoc.new({
             "payment_id": payment_id,
             "uid": uid,
             "user_ref": db.collection("users").document(uid),
@@ -109,7 +111,7 @@ def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, cor
             "trace": tracing.stored(),  # the checkout's trace: Stripe's events join it
             "created_time": now,
             "updated_time": now,
-        })
+        }))
     except AlreadyExists:
         _close_if_cancelled(db, stripe, ref, intent["id"])
     return {"payment_id": payment_id, "client_secret": intent["client_secret"], "amount": amount,
@@ -124,7 +126,7 @@ def _close_if_cancelled(db, stripe, ref, intent_id: str) -> None:
     def adopt(txn) -> dict:
         payment = ref.get(transaction=txn).to_dict()
         if payment.get("provider_ref") is None:
-            txn.update(ref, {"provider_ref": intent_id, "updated_time": clock.utcnow()})
+            txn.update(ref, PaymentDoc.fields(provider_ref=intent_id, updated_time=clock.utcnow()))
         return payment
 
     payment = adopt(db.transaction())
@@ -271,7 +273,7 @@ def apply_event(db, ref, event: dict[str, Any]) -> Applied | None:
 def _applied(event_id: str | None, **fields: Any) -> dict[str, Any]:
     """A payment's new state, and the Stripe event that caused it (applied once)."""
     seen = {"stripe_event_ids": gcf.ArrayUnion([event_id])} if event_id else {}
-    return {**fields, "updated_time": clock.utcnow(), **seen}
+    return PaymentDoc.fields(fields, {"updated_time": clock.utcnow()}, seen)
 
 
 def _newer(payment: dict, created: int) -> bool:
@@ -415,13 +417,13 @@ def close_for_cancel(db, stripe, *, order_id: str, uid: str, reason: str, correl
         if snap.exists:
             return snap.to_dict()
         now = clock.utcnow()
-        txn.create(ref, {
+        txn.create(ref, PaymentDoc.new({
             "payment_id": ref.id, "uid": uid, "user_ref": db.collection("users").document(uid), "order_id": order_id,
             "order_ref": db.collection(ORDERS).document(order_id), "amount": 0, "currency": "", "provider": "stripe",
             "provider_ref": None, "customer": None, "status": CANCELED, "cancellation_reason": reason,
             "canceled_time": now, "failure_reason": None, "correlation_id": correlation_id or "",
             "created_time": now, "updated_time": now,
-        })
+        }))
         _publish(db, txn, ref, {"correlation_id": correlation_id}, PaymentCanceled(
             payment_id=ref.id, order_id=order_id, uid=uid, reason=reason))
         return None
@@ -562,7 +564,8 @@ def erase(db, stripe, uid: str) -> None:
             break
         batch = db.batch()
         for snap in snaps:
-            batch.update(snap.reference, {"uid": DELETED_USER, "user_ref": None, "customer": None, "anonymised": True})
+            batch.update(snap.reference,
+                         PaymentDoc.fields(uid=DELETED_USER, user_ref=None, customer=None, anonymised=True))
         batch.commit()
     ref = db.collection(CUSTOMERS).document(uid)
     snap = ref.get()
@@ -573,7 +576,7 @@ def erase(db, stripe, uid: str) -> None:
         ref.delete()
     # Effect records hold the uid in their metadata: keep their outcome, drop the person.
     for snap in db.collection(effects.COLLECTION).where(filter=FieldFilter("uid", "==", uid)).stream():
-        snap.reference.update({"uid": DELETED_USER})
+        snap.reference.update(EffectDoc.fields(uid=DELETED_USER))
     log.info("payments unlinked from a deleted user")
 
 

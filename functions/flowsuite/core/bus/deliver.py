@@ -33,6 +33,7 @@ from flowsuite.core.bus.records import (
     max_failing_age,
 )
 from flowsuite.core.errors import FlowsuiteError, RetryLaterError
+from flowsuite.core.kernel_documents import DeadLetterDoc, DeliveryDoc
 
 if TYPE_CHECKING:  # pragma: no cover
     from flowsuite.core.bus.subscribe import Subscriber
@@ -126,13 +127,13 @@ def _deliver_in_transaction(db, ref, spec: Subscriber, envelope: events.Envelope
         if decision != "run":
             return decision, attempts
         spec.handler(_event(spec, envelope, attempts + 1), txn)
-        txn.set(ref, {
+        txn.set(ref, DeliveryDoc.fields({
             **_record_fields(spec, envelope),
             **_processed_fields(attempts + 1, via, timer),
             "attempts": attempts + 1,
             "next_attempt_at": None,
             **({} if record else {"created_time": clock.utcnow()}),
-        }, merge=True)
+        }), merge=True)
         return "run", attempts + 1
 
     return apply(db.transaction())
@@ -150,8 +151,8 @@ def _deliver_with_lease(db, ref, spec: Subscriber, envelope: events.Envelope, vi
             **({} if record else {"created_time": now, "history": []}),
         }
 
-    claim = claims.claim(db, ref, SHAPE, lease_seconds=settings.BUS_LEASE_SECONDS, fields=fields, merge=True,
-                         now=at)
+    claim = claims.claim(db, ref, SHAPE, document=DeliveryDoc, lease_seconds=settings.BUS_LEASE_SECONDS,
+                         fields=fields, merge=True, now=at)
     attempts = int((claim.record or {}).get("attempts", 0))
     if claim.decision != claims.RUN:
         return ("duplicate" if claim.decision == claims.DONE else claim.decision), attempts
@@ -163,7 +164,8 @@ def _deliver_with_lease(db, ref, spec: Subscriber, envelope: events.Envelope, vi
             faults.maybe_fail(spec.name, db=db)
             spec.handler(_event(spec, envelope, attempt, steps=steps, step_log=step_log))
             written, current = claims.finish(db, ref, SHAPE, claim.holder,
-                                             {**_processed_fields(attempt, via, timer), **step_log.fields()})
+                                             {**_processed_fields(attempt, via, timer), **step_log.fields()},
+                                             document=DeliveryDoc)
     except claims.LeaseLostError as exc:
         _keep_steps(step_log)
         log.warning("delivery stopped: its lease ran out before its next effect", via=via, attempt=attempt,
@@ -216,7 +218,7 @@ class _StepLog:
 
     def flush(self) -> None:
         if self.pending:
-            self.ref.update({**self.fields(), "updated_time": clock.utcnow()})
+            self.ref.update(DeliveryDoc.fields(self.fields(), updated_time=clock.utcnow()))
             self.pending = {}
 
 
@@ -292,7 +294,7 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: s
                             base_seconds=base_seconds)
         dead, next_at = plan.dead, plan.retry_at
         entry = _history_entry(attempt, via, DEAD if dead else FAILED, timer, message)
-        txn.set(ref, {
+        txn.set(ref, DeliveryDoc.fields({
             **_record_fields(spec, envelope),
             "status": DEAD if dead else FAILED,
             "attempts": attempt,
@@ -303,9 +305,9 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: s
             "updated_time": now,
             "history": gcf.ArrayUnion([entry]),
             **({} if current else {"created_time": now}),
-        }, merge=True)
+        }), merge=True)
         if dead:
-            txn.set(db.collection(DEAD_LETTERS).document(ref.id), {
+            txn.set(db.collection(DEAD_LETTERS).document(ref.id), DeadLetterDoc.new({
                 **_record_fields(spec, envelope),
                 "delivery_id": ref.id,
                 "envelope": envelope.model_dump(),
@@ -315,7 +317,7 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: s
                 "status": "dead",
                 "dead_reason": plan.reason,
                 "created_time": now,
-            })
+            }))
         return (DEAD if dead else FAILED), attempt, next_at, plan.reason
 
     outcome, attempt, next_at, reason = record(db.transaction())

@@ -18,6 +18,7 @@ from flowsuite.core.bus.records import (
     error_text,
 )
 from flowsuite.core.bus.subscribe import SUBSCRIBERS, subscribers_of
+from flowsuite.core.kernel_documents import DeadLetterDoc, DeliveryDoc, OpsStateDoc
 
 
 class NotDueError(RuntimeError):
@@ -90,7 +91,8 @@ def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[
                     log.warning("sweep could not check an event", event_id=snap.id, error=error_text(exc))
         scan[type_name] = scan_state(remaining, lost_before)
 
-    state_ref.set({"last_sweep_time": gcf.SERVER_TIMESTAMP, "last_counts": counts, "lost_scan": scan}, merge=True)
+    state_ref.set(OpsStateDoc.fields(last_sweep_time=gcf.SERVER_TIMESTAMP, last_counts=counts, lost_scan=scan),
+                  merge=True)
     # What is still waiting after this sweep: the "oldest pending age" alert's log-based
     # metric reads this field (docs/production.md, "Monitoring and alerts").
     log.info("sweep finished", **counts, oldest_pending_age_seconds=oldest_pending_age(db, now))
@@ -181,15 +183,15 @@ def replay_dead_letter(dead_letter_id: str, *, db=None) -> str:
         now = clock.utcnow()
         txn.update(
             delivery_ref,
-            {"status": FAILED, "attempts": 0, "next_attempt_at": now, "updated_time": now, "failing_since": None,
-             "replays": gcf.Increment(1)},
+            DeliveryDoc.fields(status=FAILED, attempts=0, next_attempt_at=now, updated_time=now, failing_since=None,
+                               replays=gcf.Increment(1)),
         )
-        txn.update(letter_ref, {"status": "replayed", "replayed_time": now})
+        txn.update(letter_ref, DeadLetterDoc.fields(status="replayed", replayed_time=now))
         return letter.get("subscriber"), letter.get("event_path")
 
     target = reset(db.transaction())
     if target is None:
         return "not_dead"
     outcome = redeliver(*target, via="replay", db=db)
-    letter_ref.update({"replay_outcome": outcome})
+    letter_ref.update(DeadLetterDoc.fields(replay_outcome=outcome))
     return outcome
