@@ -223,12 +223,19 @@ def throughput(count: int = 1000) -> list[dict]:
 
 def main() -> None:
     import json
+    import traceback
 
     from bench import cold_request, flash_sale
 
-    rows = (callable_overhead() + saga_latency() + checkout_cost() + throughput() + flash_sale.run()
-            + cold_request.run())
-    print("BENCH-ROWS " + json.dumps(rows))
+    rows = []
+    for part in (callable_overhead, saga_latency, checkout_cost, throughput, flash_sale.run, cold_request.run):
+        try:
+            rows += part()
+        except Exception as exc:  # noqa: BLE001 - one failed benchmark is a row saying so, not a lost table
+            traceback.print_exc()
+            rows.append({"benchmark": f"{part.__module__}.{part.__name__}", "p50": f"failed: {exc!r}"[:300],
+                         "p99/p95": "-", "ratio": "-", "target": "-"})
+        print("BENCH-ROWS " + json.dumps(rows), flush=True)  # the last line printed is the table so far
 
 
 if __name__ == "__main__":
