@@ -141,7 +141,7 @@ def cases(db, user) -> dict[str, dict]:
         batch.set(db.document(f"bench_cold_probes/{probe_id}"), {"probe_id": probe_id})
         envelope = events.publish(batch, ProbeSent(probe_id=probe_id), subject=f"ops_probes/{probe_id}", db=db)
         batch.commit()
-        headers, data = subscriber_event(db, f"topics/probe.sent/events/{envelope.id}")
+        headers, data = subscriber_event(db, f"{ProbeSent.event_type.collection}/{envelope.id}")
         return "raw", {"data": data, "headers": headers}
 
     def bare_probe(i: int) -> tuple[str, dict]:

@@ -227,8 +227,10 @@ def main() -> None:
 
     from bench import cold_request, flash_sale
 
+    parts = (callable_overhead, saga_latency, checkout_cost, throughput, flash_sale.run, cold_request.run)
+    only = set(sys.argv[1:])  # e.g. `python -m bench.emulator flash_sale cold_request`: only those modules or functions
     rows = []
-    for part in (callable_overhead, saga_latency, checkout_cost, throughput, flash_sale.run, cold_request.run):
+    for part in [p for p in parts if not only or {p.__name__, p.__module__.rsplit(".", 1)[-1]} & only]:
         try:
             rows += part()
         except Exception as exc:  # noqa: BLE001 - one failed benchmark is a row saying so, not a lost table

@@ -17,7 +17,7 @@ import uuid
 import requests
 
 from testkit import harness
-from testkit.harness import CallableError
+from testkit.harness import CallableError, TransportError
 
 BUYERS = 200
 UNITS = 100
@@ -74,7 +74,7 @@ def sale(db, buyers: list, shards: int) -> dict:
                 if err.code != "aborted":
                     outcome = err.code
                     break
-            except requests.RequestException:  # no answer in 60 s: an app would retry with the same key
+            except (requests.RequestException, TransportError):  # no answer (60 s) or a dropped connection: retried
                 answers.append("timeout")
             time.sleep(0.1 * (attempt + 1))
         return (time.perf_counter() - start) * 1000, outcome
