@@ -88,3 +88,14 @@ def test_the_oldest_pending_query_has_its_index():
 
     assert any(i.collection == "deliveries" and i.fields == (("status", "ASCENDING"), ("event_time", "ASCENDING"))
                for i in indexes.COMPOSITE)
+
+
+def test_an_event_whose_redelivery_failed_is_checked_again_by_the_next_sweep():
+    from flowsuite.core.bus.recover import retry_range
+
+    failed = at(42) + dt.timedelta(microseconds=7)
+    state = scan_state([retry_range(failed)], at(100))  # everything up to 100 seen, but 42.000007 failed
+    ranges = lost_intervals(state, window_start=at(0), lost_before=at(105))
+    assert ranges[0] == (at(100), at(105))
+    lo, hi = ranges[1]
+    assert lo < failed <= hi and hi - lo == dt.timedelta(microseconds=1)  # the query is time > lo and time <= hi

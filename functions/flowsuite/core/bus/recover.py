@@ -84,11 +84,16 @@ def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[
             if len(page) == limit:
                 remaining.append((lo, page[-1].get("time")))  # older ones wait for the next sweep
             for snap in page:
+                errors = counts["errors"]
                 try:
                     _check_lost(db, snap, subs, counts, now)
                 except Exception as exc:  # noqa: BLE001 - one unreadable event never stops the sweep
                     counts["errors"] += 1
                     log.warning("sweep could not check an event", event_id=snap.id, error=error_text(exc))
+                if counts["errors"] > errors and isinstance(snap.get("time"), dt.datetime):
+                    # Its redelivery failed (contention, say) and wrote no delivery record: the
+                    # cursor moves on, so the event stays in the backlog for the next sweep.
+                    remaining.append(retry_range(snap.get("time")))
         scan[type_name] = scan_state(remaining, lost_before)
 
     state_ref.set(OpsStateDoc.fields(last_sweep_time=gcf.SERVER_TIMESTAMP, last_counts=counts, lost_scan=scan),
@@ -133,6 +138,12 @@ def lost_intervals(state: dict | None, *, window_start: dt.datetime,
     if lo is not None and hi is not None and max(lo, window_start) < hi:
         out.append((max(lo, window_start), min(hi, newest_lo)))
     return [(a, b) for a, b in out if a < b]
+
+
+def retry_range(event_time: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The ``(lo, hi]`` range that holds exactly the instant ``event_time`` (Firestore keeps
+    microseconds), kept in the backlog so the next sweep checks that event again. Pure."""
+    return event_time - dt.timedelta(microseconds=1), event_time
 
 
 def scan_state(remaining: list[tuple[dt.datetime, dt.datetime]], checked_to: dt.datetime) -> dict:
