@@ -26,7 +26,7 @@ ATTEMPTS = 8
 # All 200 arrive at once, and the emulator serves CONCURRENT of them at a time: it runs each
 # request in its own Python worker process, and 200 of those do not fit a 2-core machine
 # (production runs up to ORDERS_MAX_INSTANCES=100 instances). Both layouts get the same.
-CONCURRENT = 20
+CONCURRENT = 10
 
 
 def pct(values: list[float], q: float) -> float:
