@@ -51,11 +51,15 @@ def bare_place(req: https_fn.CallableRequest) -> dict:
 @https_fn.on_request()
 def bare_webhook(req: https_fn.Request) -> https_fn.Response:
     """The webhook's work: read the payment, write it and an event in one transaction."""
+    import os
+
+    import stripe
     from google.cloud import firestore
 
+    body = stripe.Webhook.construct_event(req.get_data(), req.headers.get("Stripe-Signature", ""),
+                                          os.environ["STRIPE_WEBHOOK_SECRET"])  # every webhook must verify
     client = db()
-    body = req.get_json(silent=True) or {}
-    payment = client.document(f"bench_payments/{body.get('id', 'none')}")
+    payment = client.document(f"bench_payments/{body['data']['object']['id']}")
     event = client.document(f"bench_events/{uuid.uuid4().hex}")
 
     @firestore.transactional
