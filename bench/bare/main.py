@@ -7,7 +7,10 @@ the suite's functions are. Never deployed.
 
 import uuid
 
+from firebase_admin import initialize_app
 from firebase_functions import firestore_fn, https_fn
+
+initialize_app()  # as Firebase's samples do: the callable checks ID tokens with the default app
 
 _db = None
 
