@@ -560,6 +560,9 @@ def run(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C stops the suite even when it was started with SIGINT ignored (a background
+    # job of a non-interactive shell, nohup), which Python would otherwise keep ignoring.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
     try:
         suite.start()
