@@ -1,7 +1,8 @@
 """Flash sales on the real emulators: a hot product's stock in shards (products/{id}/stock_shards/{k}).
 
-Written for issue 19 and not yet run (the emulators belonged to another process when
-they were written): run them with `make integration`.
+Shards are reserved optimistically (read outside the order's transaction, written with a
+``last_update_time`` precondition): the tests below check that a shard another buyer wrote
+in between refuses the commit and writes nothing, and that concurrent buyers never oversell.
 """
 
 from __future__ import annotations
@@ -63,6 +64,34 @@ def test_concurrent_buyers_never_oversell_a_hot_product_and_sold_out_is_exact(st
     assert len(list(db.collection("orders").stream())) == 6
     service.refresh_hot_stock(db)  # what orders_refresh_hot_stock does every minute
     assert stock(db, item) == 0
+
+
+def test_a_shard_taken_from_after_it_was_read_refuses_the_whole_commit(staff, member, db):
+    """The interleaving two buyers of one shard produce, step by step: the later commit fails
+    its precondition (FAILED_PRECONDITION, which place_order answers by placing again from
+    fresh reads) and none of its writes land."""
+    from google.cloud import firestore as gcf
+
+    item = hot_product(staff, stock=4, shards=2)
+    mine = service._reserve_hot(db, item, 2, 1)
+    (k, take), = mine.plan.items()
+    other = place(member, [(item, 2)])  # another buyer writes shards (likely this one) meanwhile
+    theirs = shard_levels(db, item)
+    if theirs[str(k)] == mine.levels[k]:  # they drew the other shard: a refund lands on this one instead
+        service.shard_ref(db, item, k).update({"stock": gcf.Increment(1)})
+        theirs = shard_levels(db, item)
+    rest = service.shard_ref(db, item, 1 - k)  # a second write in the same commit
+
+    @gcf.transactional
+    def commit(txn):
+        service._take_from_shards(txn, db, item, mine)
+        txn.update(rest, {"stock": 99})
+
+    with pytest.raises(Exception) as err:
+        commit(db.transaction())
+    assert service._shard_taken_meanwhile(err.value), repr(err.value)
+    assert shard_levels(db, item) == theirs  # nothing of the commit written, the other shard included
+    assert order(db, other["order_id"])["status"] == "pending_payment" and take == 1
 
 
 def test_sold_out_is_exact_across_shards(staff, member, db):

@@ -77,3 +77,16 @@ def test_no_sequence_of_orders_oversells():
 def test_released_stock_goes_to_an_existing_shard():
     rng = random.Random(3)
     assert {release_shard(4, rng) for _ in range(100)} == {0, 1, 2, 3}
+
+
+def test_a_stale_shard_is_recognised_through_the_sdks_rollback_error():
+    from flowsuite.orders.service import _shard_taken_meanwhile
+    from google.api_core import exceptions as api_exceptions
+
+    stale = api_exceptions.FailedPrecondition("the stored version does not match the required base version")
+    assert _shard_taken_meanwhile(stale)
+    rollback = api_exceptions.InvalidArgument("transaction not found")
+    rollback.__context__ = stale  # the SDK rolls back after a failed commit; if that raises, this is what arrives
+    assert _shard_taken_meanwhile(rollback)
+    assert not _shard_taken_meanwhile(api_exceptions.Aborted("contention"))
+    assert not _shard_taken_meanwhile(ValueError("Failed to commit transaction in 5 attempts"))

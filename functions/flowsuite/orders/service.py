@@ -10,14 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import random
+import time
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
+from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from flowsuite.core import clock, events, idempotency, log, money, settings
 from flowsuite.core.errors import (
+    AbortedError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
@@ -137,11 +140,18 @@ def archive_product(db, product_id: str) -> dict[str, Any]:
 #
 # A product with ``stock_shards: N`` (N >= 2, set by staff through orders_upsert_product)
 # keeps its stock in ``products/{id}/stock_shards/{0..N-1}``. An order reserves from one
-# random shard in its transaction and reads the others only when that one is short, so
-# concurrent buyers of one product write different documents; the product document itself
-# is only read while placing. Sold out is exact: an order is refused only after every shard
-# was read in the same transaction. The product's ``stock`` (what the app shows) is a
-# summary, recomputed from the shards by ``orders_refresh_hot_stock`` every minute.
+# random shard, reading the others only when that one is short, so concurrent buyers of one
+# product write different documents; the product document itself is only read while placing.
+#
+# Shards are reserved optimistically: read outside the order's transaction (no lock held
+# while the order is priced and written) and written in it with a ``last_update_time``
+# precondition. Two buyers who drew the same shard never wait on each other's locks (which
+# under contention ends in lock timeouts, with Firestore's pessimistic server transactions
+# and on the emulator alike): the later commit fails its precondition at once, nothing of it
+# is written, and the order is placed again from fresh reads, most likely on another shard.
+# Sold out is exact: an order is refused only after one batch read of every shard found them
+# short together. The product's ``stock`` (what the app shows) is a summary, recomputed
+# from the shards by ``orders_refresh_hot_stock`` every minute.
 
 def shard_ref(db, product_id: str, k: int):
     return db.collection(PRODUCTS).document(product_id).collection(SHARDS).document(str(k))
@@ -198,18 +208,47 @@ def _level(snap) -> int:
     return max(0, int((snap.to_dict() or {}).get("stock") or 0)) if snap.exists else 0
 
 
-def _reserve_hot(txn, db, product_id: str, shards: int, quantity: int) -> tuple[dict[int, int], dict[int, int] | None]:
-    """Reads a hot product's shards in the transaction, a random one first and the others
-    only if it is short. Returns (the levels read, the plan, or None when even all the
-    shards together are short: then every shard was read, so "sold out" is exact)."""
+class ShardReservation(NamedTuple):
+    levels: dict[int, int]  # the shards read: their levels
+    read_at: dict[int, Any]  # ... and their update times (the commit's preconditions)
+    plan: dict[int, int] | None  # what to take from which shard; None: all the shards are short
+
+
+def _reserve_hot(db, product_id: str, shards: int, quantity: int) -> ShardReservation:
+    """Reads a hot product's shards outside the transaction, a random one first and all of
+    them (one batch) only if it is short. ``plan`` is None only when every shard was read
+    and they hold fewer than ``quantity`` together: "sold out" is exact."""
     order = shard_order(shards)
-    levels = {order[0]: _level(shard_ref(db, product_id, order[0]).get(transaction=txn))}
-    plan = take_from_shards(order[:1], levels, quantity)
+    first = shard_ref(db, product_id, order[0]).get()
+    reservation = ShardReservation({order[0]: _level(first)}, {order[0]: first.update_time}, None)
+    plan = take_from_shards(order[:1], reservation.levels, quantity)
     if plan is not None:
-        return levels, plan
-    for snap in txn.get_all([shard_ref(db, product_id, k) for k in order[1:]]):
-        levels[int(snap.id)] = _level(snap)
-    return levels, take_from_shards(order, levels, quantity)
+        return reservation._replace(plan=plan)
+    every = ShardReservation({}, {}, None)
+    for snap in db.get_all([shard_ref(db, product_id, k) for k in order]):
+        every.levels[int(snap.id)] = _level(snap)
+        every.read_at[int(snap.id)] = snap.update_time
+    return every._replace(plan=take_from_shards(order, every.levels, quantity))
+
+
+def _take_from_shards(txn, db, product_id: str, reservation: ShardReservation) -> None:
+    """Writes the shards a reservation takes from, each only if nothing wrote it since it was
+    read (otherwise the commit fails with FAILED_PRECONDITION and writes nothing)."""
+    for k, take in (reservation.plan or {}).items():
+        txn.update(shard_ref(db, product_id, k),
+                   StockShardDoc.fields(stock=reservation.levels[k] - take, updated_time=gcf.SERVER_TIMESTAMP),
+                   option=db.write_option(last_update_time=reservation.read_at[k]))
+
+
+def _shard_taken_meanwhile(exc: BaseException) -> bool:
+    """Whether a failed commit failed because a shard it reserved from changed after it was read
+    (FAILED_PRECONDITION; the SDK's rollback afterwards may raise in its stead, with it as context)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, api_exceptions.FailedPrecondition):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def refresh_hot_stock(db, *, limit: int = 500) -> dict[str, int]:
@@ -354,22 +393,20 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
         if refused is not None:
             raise refused
         snaps = {ref.id: (got[ref.path].to_dict() if got[ref.path].exists else None) for ref in refs}
-        hot: dict[str, tuple[int, dict[int, int], dict[int, int]]] = {}  # product -> (shards, levels, plan)
+        hot: dict[str, tuple[int, ShardReservation]] = {}  # product -> (shards, reservation)
         for line in lines:  # a hot product's stock is what its shards hold
             product = snaps[line.product_id]
             shards = shard_count(product.get("stock_shards")) if product and product.get("active") else 0
             if shards:
-                levels, plan = _reserve_hot(txn, db, line.product_id, shards, line.quantity)
-                hot[line.product_id] = (shards, levels, plan or {})
+                reservation = _reserve_hot(db, line.product_id, shards, line.quantity)
+                hot[line.product_id] = (shards, reservation)
                 # enough: the quantity; short: exactly what all the shards hold (0 = sold out)
-                snaps[line.product_id] = {**product, "stock": line.quantity if plan else sum(levels.values())}
+                snaps[line.product_id] = {**product, "stock": line.quantity if reservation.plan is not None
+                                          else sum(reservation.levels.values())}
         priced, total, currency = price_lines(lines, snaps)
         for line in priced:
             if line["product_id"] in hot:
-                _, levels, plan = hot[line["product_id"]]
-                for k, take in plan.items():
-                    txn.update(shard_ref(db, line["product_id"], k),
-                               StockShardDoc.fields(stock=levels[k] - take, updated_time=gcf.SERVER_TIMESTAMP))
+                _take_from_shards(txn, db, line["product_id"], hot[line["product_id"]][1])
                 continue
             left = snaps[line["product_id"]]["stock"] - line["quantity"]
             txn.update(db.collection(PRODUCTS).document(line["product_id"]),
@@ -406,9 +443,19 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
         )
         return order
 
-    # A hot product under heavy contention ends as `aborted` (retryable) after the
-    # client's 5 attempts, rather than holding the caller for a minute.
-    return answer(place(db.transaction()))
+    # A shard another buyer took from after this order read it: placed again from fresh
+    # reads. A hot product under contention the attempts do not get through ends as
+    # `aborted` (retryable, nothing written) rather than holding the caller for a minute.
+    for attempt in range(config.SHARD_ATTEMPTS):
+        try:
+            return answer(place(db.transaction()))
+        except Exception as exc:
+            if not _shard_taken_meanwhile(exc):
+                raise
+            log.info("a stock shard changed while placing: placing again", order_id=order_id, attempt=attempt + 1)
+            time.sleep(random.uniform(0, 0.02 * (attempt + 1)))  # jitter: buyers who met do not meet again
+    raise AbortedError("Too many buyers at once for this product: try again.",
+                       details={"reason": "contention", "retryable": True})
 
 
 def answer(order: dict[str, Any]) -> dict[str, Any]:
