@@ -89,7 +89,7 @@ def test_a_shard_taken_from_after_it_was_read_refuses_the_whole_commit(staff, me
 
     with pytest.raises(Exception) as err:
         commit(db.transaction())
-    assert service._shard_taken_meanwhile(err.value), repr(err.value)
+    assert service._stock_changed_meanwhile(err.value), repr(err.value)
     assert shard_levels(db, item) == theirs  # nothing of the commit written, the other shard included
     assert order(db, other["order_id"])["status"] == "pending_payment" and take == 1
 

@@ -80,13 +80,13 @@ def test_released_stock_goes_to_an_existing_shard():
 
 
 def test_a_stale_shard_is_recognised_through_the_sdks_rollback_error():
-    from flowsuite.orders.service import _shard_taken_meanwhile
+    from flowsuite.orders.service import _stock_changed_meanwhile
     from google.api_core import exceptions as api_exceptions
 
     stale = api_exceptions.FailedPrecondition("the stored version does not match the required base version")
-    assert _shard_taken_meanwhile(stale)
+    assert _stock_changed_meanwhile(stale)
     rollback = api_exceptions.InvalidArgument("transaction not found")
     rollback.__context__ = stale  # the SDK rolls back after a failed commit; if that raises, this is what arrives
-    assert _shard_taken_meanwhile(rollback)
-    assert not _shard_taken_meanwhile(api_exceptions.Aborted("contention"))
-    assert not _shard_taken_meanwhile(ValueError("Failed to commit transaction in 5 attempts"))
+    assert _stock_changed_meanwhile(rollback)
+    assert not _stock_changed_meanwhile(api_exceptions.Aborted("contention"))
+    assert not _stock_changed_meanwhile(ValueError("Failed to commit transaction in 5 attempts"))

@@ -20,7 +20,8 @@ MAX_UNPAID_UNITS = params.IntParam(
 MAX_LINES = 50
 # A hot product's stock is split across at most this many shards (products/{id}/stock_shards/{k}).
 MAX_STOCK_SHARDS = 100
-# Times an order is placed again when a shard it read was taken from meanwhile (then `aborted`).
-SHARD_ATTEMPTS = 8
+# Times an order is placed again when stock it read (a product or a shard) was taken meanwhile
+# (then `aborted`).
+STOCK_ATTEMPTS = 8
 MAX_QUANTITY = 99
 CURRENCIES = ("usd", "eur", "gbp", "chf", "cad", "aud", "jpy", "sek", "nok", "dkk")

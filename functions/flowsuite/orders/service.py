@@ -231,6 +231,19 @@ def _reserve_hot(db, product_id: str, shards: int, quantity: int) -> ShardReserv
     return every._replace(plan=take_from_shards(order, every.levels, quantity))
 
 
+def _read_products(txn, db, refs: list) -> dict[str, Any]:
+    """The order's products, read outside the transaction: a product's stock is written with
+    a ``last_update_time`` precondition from this read, so concurrent buyers hold no lock on it
+    (like the client SDKs' optimistic transactions). A hot product is read again in the
+    transaction: its document is not written, and the read lock makes a staff edit (price,
+    archive) wait for the orders that priced from it."""
+    read = {snap.id: snap for snap in db.get_all(refs)}
+    hot = [ref for ref in refs if read[ref.id].exists and shard_count((read[ref.id].to_dict() or {}).get("stock_shards"))]
+    for snap in txn.get_all(hot) if hot else ():
+        read[snap.id] = snap
+    return read
+
+
 def _take_from_shards(txn, db, product_id: str, reservation: ShardReservation) -> None:
     """Writes the shards a reservation takes from, each only if nothing wrote it since it was
     read (otherwise the commit fails with FAILED_PRECONDITION and writes nothing)."""
@@ -240,9 +253,11 @@ def _take_from_shards(txn, db, product_id: str, reservation: ShardReservation) -
                    option=db.write_option(last_update_time=reservation.read_at[k]))
 
 
-def _shard_taken_meanwhile(exc: BaseException) -> bool:
-    """Whether a failed commit failed because a shard it reserved from changed after it was read
-    (FAILED_PRECONDITION; the SDK's rollback afterwards may raise in its stead, with it as context)."""
+def _stock_changed_meanwhile(exc: BaseException) -> bool:
+    """Whether a failed commit failed because stock it reserved (a product or a shard) changed
+    after it was read (FAILED_PRECONDITION: the only preconditions an order's commit carries
+    besides create's, which fails with ALREADY_EXISTS; the SDK's rollback afterwards may
+    raise in its stead, with it as context)."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, api_exceptions.FailedPrecondition):
@@ -365,6 +380,11 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
                 payload_hash: str) -> dict[str, Any]:
     """Reserves stock, writes the order and order.placed in one transaction.
 
+    Stock is reserved optimistically: products (and a hot product's shards) are read
+    outside the transaction and written with ``last_update_time`` preconditions, so buyers
+    of one product never wait on each other's locks; a commit that finds the stock changed
+    since it read it writes nothing, and the order is placed again from fresh reads.
+
     Idempotent on its own, in the kernel's in-transaction mode
     (``idempotency.replay_in_transaction``): the order id derives from (uid, key), so a
     repeat finds the order and answers it; a repeat with another payload is refused. A
@@ -386,13 +406,13 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
         repeat = idempotency.replay_in_transaction(existing.to_dict() if existing.exists else None, payload_hash)
         if repeat is not None:  # a repeat of the same key
             return repeat
-        got = {s.reference.path: s for s in txn.get_all([*refs, hold_ref])}
-        hold = got[hold_ref.path]
+        hold = hold_ref.get(transaction=txn)
         refused = hold_refusal(hold.to_dict() if hold.exists else None, units,
                                max_orders=max_orders, max_units=max_units)
         if refused is not None:
             raise refused
-        snaps = {ref.id: (got[ref.path].to_dict() if got[ref.path].exists else None) for ref in refs}
+        read = _read_products(txn, db, refs)
+        snaps = {pid: (snap.to_dict() if snap.exists else None) for pid, snap in read.items()}
         hot: dict[str, tuple[int, ShardReservation]] = {}  # product -> (shards, reservation)
         for line in lines:  # a hot product's stock is what its shards hold
             product = snaps[line.product_id]
@@ -410,7 +430,8 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
                 continue
             left = snaps[line["product_id"]]["stock"] - line["quantity"]
             txn.update(db.collection(PRODUCTS).document(line["product_id"]),
-                       ProductDoc.fields(stock=left, updated_time=gcf.SERVER_TIMESTAMP))
+                       ProductDoc.fields(stock=left, updated_time=gcf.SERVER_TIMESTAMP),
+                       option=db.write_option(last_update_time=read[line["product_id"]].update_time))
         now = clock.utcnow()
         order = OrderDoc.new({
             "order_id": order_id,
@@ -443,16 +464,16 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
         )
         return order
 
-    # A shard another buyer took from after this order read it: placed again from fresh
-    # reads. A hot product under contention the attempts do not get through ends as
-    # `aborted` (retryable, nothing written) rather than holding the caller for a minute.
-    for attempt in range(config.SHARD_ATTEMPTS):
+    # Stock another buyer took after this order read it: placed again from fresh reads. A
+    # product under contention the attempts do not get through ends as `aborted`
+    # (retryable, nothing written) rather than holding the caller for a minute.
+    for attempt in range(config.STOCK_ATTEMPTS):
         try:
             return answer(place(db.transaction()))
         except Exception as exc:
-            if not _shard_taken_meanwhile(exc):
+            if not _stock_changed_meanwhile(exc):
                 raise
-            log.info("a stock shard changed while placing: placing again", order_id=order_id, attempt=attempt + 1)
+            log.info("stock changed while placing: placing again", order_id=order_id, attempt=attempt + 1)
             time.sleep(random.uniform(0, 0.02 * (attempt + 1)))  # jitter: buyers who met do not meet again
     raise AbortedError("Too many buyers at once for this product: try again.",
                        details={"reason": "contention", "retryable": True})
