@@ -15,7 +15,7 @@ from flowsuite.payments.events import PaymentCanceled, PaymentRefunded, PaymentS
 
 from testkit import harness
 from testkit.harness import AppClient, CallableError, Denied, call, eventually
-from testkit.shop import latecomers_sell_out, order, place, publish, rush, stock
+from testkit.shop import latecomers_sell_out, order, place, product, publish, rush, stock
 
 
 def hot_product(staff, *, stock: int, shards: int, price: int = 900) -> str:
@@ -131,6 +131,35 @@ def test_cancel_refund_and_expiry_return_stock_to_a_shard(staff, member, db):
     assert sum(shard_levels(db, item).values()) == 6 and sorted(shard_levels(db, item)) == ["0", "1", "2"]
     service.refresh_hot_stock(db)
     assert stock(db, item) == 6
+
+
+def test_stock_released_after_staff_resplit_goes_where_the_product_keeps_it_now(staff, member, db):
+    """Unpaid orders outlive a resplit (30 minutes to pay): what they give back lands in the
+    product's current layout, never in a shard it no longer counts."""
+    fewer = hot_product(staff, stock=20, shards=10)
+    cold = hot_product(staff, stock=8, shards=4)
+    first, second = place(member, [(fewer, 2)]), place(member, [(cold, 3)])
+    for item, shards in ((fewer, 4), (cold, 0)):
+        call("orders_upsert_product", {"product_id": item, "name": "Drop", "price": 900, "currency": "usd",
+                                       "stock_shards": shards, "idempotency_key": uuid.uuid4().hex}, user=staff)
+    assert sorted(shard_levels(db, fewer)) == ["0", "1", "2", "3"] and shard_levels(db, cold) == {}
+    assert (sum(shard_levels(db, fewer).values()), stock(db, cold)) == (18, 5)
+
+    for placed in (first, second):
+        publish(db, PaymentCanceled(payment_id="pay-" + placed["order_id"], order_id=placed["order_id"],
+                                    uid=member.uid, reason="expired"))
+        eventually(lambda oid=placed["order_id"]: order(db, oid)["status"] == "cancelled", what="cancelled")
+    assert sorted(shard_levels(db, fewer)) == ["0", "1", "2", "3"]  # no shard 4..9 recreated
+    assert sum(shard_levels(db, fewer).values()) == 20
+    assert stock(db, cold) == 8 and shard_levels(db, cold) == {}  # back on the product, not in orphan shards
+
+
+def test_a_product_marked_hot_by_hand_without_shards_keeps_its_stock(member, db):
+    """An operator sets stock_shards in the console instead of through orders_upsert_product:
+    the refresh does not replace the real stock with the (empty) shards' sum."""
+    item = product(db, stock=7)
+    db.document(f"products/{item}").update({"stock_shards": 4})
+    assert service.refresh_hot_stock(db) == {} and stock(db, item) == 7
 
 
 def test_the_app_reads_the_summary_never_the_shards(staff, member, db):

@@ -275,11 +275,20 @@ def refresh_hot_stock(db, *, limit: int = 500) -> dict[str, int]:
         shards = shard_count(snap.get("stock_shards"))
         if not shards:
             continue
-        total = sum(max(0, int((s.to_dict() or {}).get("stock") or 0))
-                    for s in db.get_all([shard_ref(db, snap.id, k) for k in range(shards)]) if s.exists)
-        if total != snap.get("stock"):
-            snap.reference.update(ProductDoc.fields(stock=total, stock_refreshed_time=gcf.SERVER_TIMESTAMP))
-            changed[snap.id] = total
+        found = [s for s in db.get_all([shard_ref(db, snap.id, k) for k in range(shards)]) if s.exists]
+        if not found:  # marked hot by hand (the console) without shards: there is nothing to summarise
+            log.warning("a hot product has no stock shards: summary left alone", product_id=snap.id)
+            continue
+        total = sum(_level(s) for s in found)
+        if total == snap.get("stock"):
+            continue
+        try:  # only if the product is as read: a resplit or a product made not hot since keeps its stock
+            snap.reference.update(ProductDoc.fields(stock=total, stock_refreshed_time=gcf.SERVER_TIMESTAMP),
+                                  option=db.write_option(last_update_time=snap.update_time))
+        except api_exceptions.FailedPrecondition:
+            log.info("a hot product changed while its summary was computed: left to the next run", product_id=snap.id)
+            continue
+        changed[snap.id] = total
     return changed
 
 
@@ -491,26 +500,29 @@ def answer(order: dict[str, Any]) -> dict[str, Any]:
 
 # ---- transitions ---------------------------------------------------------------
 
-def _existing_products(txn, db, order: dict[str, Any]) -> set[str]:
+def _existing_products(txn, db, order: dict[str, Any]) -> dict[str, int]:
     """The order's products that still exist, read in the caller's transaction (before any
-    write): stock is released only into those. A product deleted in the console is not an
-    error; its line is logged and skipped."""
+    write), each with the shards its stock is split across now (0: kept on the product):
+    stock is released only into those, as the product is laid out at release time, not as
+    it was when the order was placed (staff may have resplit it since). A product deleted in
+    the console is not an error; its line is logged and skipped."""
     refs = [db.collection(PRODUCTS).document(pid) for pid in dict.fromkeys(li["product_id"] for li in order["items"])]
-    found = {snap.id for snap in txn.get_all(refs) if snap.exists}
+    found = {snap.id: shard_count((snap.to_dict() or {}).get("stock_shards"))
+             for snap in txn.get_all(refs) if snap.exists}
     for ref in refs:
         if ref.id not in found:
             log.warning("stock not released: the product no longer exists", product_id=ref.id)
     return found
 
 
-def _release_stock(txn, db, order: dict[str, Any], existing: set[str]) -> None:
+def _release_stock(txn, db, order: dict[str, Any], existing: dict[str, int]) -> None:
     """Gives an order's stock back to the products that still exist: to the product document,
-    or, for a line placed while its product was hot, to one of its shards (a blind increment:
-    a transaction cannot read after it wrote)."""
+    or, for a product that is hot now, to one of its current shards (a blind increment: a
+    transaction cannot read after it wrote)."""
     for line in order["items"]:
         if line["product_id"] not in existing:
             continue
-        shards = shard_count(line.get("stock_shards"))
+        shards = existing[line["product_id"]]
         if shards:
             txn.set(shard_ref(db, line["product_id"], release_shard(shards)),
                     StockShardDoc.fields(stock=gcf.Increment(line["quantity"]), updated_time=gcf.SERVER_TIMESTAMP),
@@ -550,7 +562,7 @@ def cancel(db, txn, ref, order: dict, *, by: str, reason: str) -> None:
     An unpaid order reaches here only once its PaymentIntent is closed (``payment.canceled``);
     a paid one is refunded by payments (``was_paid``)."""
     was_paid = order["status"] == states.PAID
-    existing = _existing_products(txn, db, order) if order["status"] in states.HOLDS_STOCK else set()
+    existing = _existing_products(txn, db, order) if order["status"] in states.HOLDS_STOCK else {}
     _transition(db, txn, ref, order, states.CANCELLED, by, {"cancel_reason": reason})
     if order["status"] in states.HOLDS_STOCK:
         _release_stock(txn, db, order, existing)
@@ -670,7 +682,7 @@ def on_payment_refunded(db, txn, data) -> None:
         return
     if order["status"] == states.REFUNDED:
         return
-    existing = _existing_products(txn, db, order) if order["status"] in states.HOLDS_STOCK else set()
+    existing = _existing_products(txn, db, order) if order["status"] in states.HOLDS_STOCK else {}
     _transition(db, txn, ref, order, states.REFUNDED, "payments", {"amount_refunded": refunded})
     if order["status"] in states.HOLDS_STOCK:
         _release_stock(txn, db, order, existing)
