@@ -178,6 +178,25 @@ def test_a_role_change_takes_effect_in_a_fresh_token(admin, member, db):
     assert [c["data"]["new_role"] for c in changed] == ["staff"]
 
 
+def test_a_sign_in_never_grants_a_role_the_account_was_not_given(db, admin, member):
+    """The race of a sign-in with a demotion, made deterministic: a sign-in that read the profile
+    before identity_set_role demoted it sees a role the account's claim no longer carries. The
+    sign-in must leave the claim as it is (Firebase saves a blocking function's claims after it
+    returns, so a stale role would be saved back, in a token dated after the revocation)."""
+    db.document(f"users/{member.uid}").update({"role": "admin"})  # what the stale read saw
+    again = harness.sign_in(member.email, member.password)
+    assert again.claims["role"] == "member"
+    with pytest.raises(CallableError) as err:
+        call("ops_run_sweep", {}, user=again)
+    assert err.value.code == "permission-denied"
+    # the demotion itself: the claim set_role wrote survives the next sign-ins
+    second = harness.user_with_role("admin")
+    call("identity_set_role", {"uid": second.uid, "role": "member"}, user=admin)
+    for _ in range(2):
+        assert harness.sign_in(second.email, second.password).claims["role"] == "member"
+    assert harness.doc(db, f"users/{second.uid}")["role"] == "member"
+
+
 def test_a_member_cannot_change_roles(member):
     with pytest.raises(CallableError) as err:
         call("identity_set_role", {"uid": member.uid, "role": "admin"}, user=member)

@@ -104,8 +104,21 @@ def on_sign_in(db, user: Any) -> str | None:
     disabled account, an email in a blocked domain (an address changed or linked since sign-up)
     and an account being deleted; brings the profile's email and status in step with Auth (a
     "disabled" left on the profile never locks out an account Auth re-enabled, as in the
-    console); grants a role a listed email waited for once it is verified. Returns the role
-    claim, or None without a profile (the app creates it; the fallback path completes it)."""
+    console); grants a role a listed email waited for once it is verified.
+
+    Returns a role claim only for a role this sign-in granted itself, else None: the account's
+    claims are then left as they are. Why: Firebase saves the custom claims a blocking function
+    returns on the account after the function has returned. A role read from the profile at
+    the start of a sign-in may be stale by then: an admin's ``identity_set_role`` (profile,
+    then claim, then revoked tokens) can run in between, and the sign-in would save the old
+    role back and get a token dated after the revocation (a demoted admin stays admin). So a
+    sign-in never copies the profile's role to the claim; ``set_role`` is the role claim's
+    writer (sign-up's blocking function and ``complete_client_profile`` set the first one).
+    A pending grant is the one exception, decided as late as possible: the grant's
+    transaction (``set_role`` clears ``pending_role``, so a demotion committed before it
+    wins) and a read of the profile just before returning (a demotion committed after the
+    grant wins). What is left is a demotion committed in the milliseconds between that read
+    and Auth saving the answer, during a listed email's first verified sign-in."""
     if user.disabled:
         raise PermissionDeniedError("This account is disabled.")
     check_sign_up_allowed(user.email, action="Sign-ins")
@@ -117,10 +130,12 @@ def on_sign_in(db, user: Any) -> str | None:
     if auth_changes(record, email=user.email, disabled=False):
         changes = follow_auth(db, user.uid, email=user.email, disabled=False, via="sign_in")
         record = {**record, **changes}
-    role = record.get("role")
-    if record.get("pending_role") and user.email_verified and record.get("status") == "active":
-        role = grant_pending_role(db, user.uid, email=user.email) or role
-    return role
+    if not (record.get("pending_role") and user.email_verified and record.get("status") == "active"):
+        return None
+    granted = grant_pending_role(db, user.uid, email=user.email)
+    if granted is None or (record_of(db, user.uid) or {}).get("role") != granted:
+        return None  # nothing granted, or the role changed since: set_role wrote the claim
+    return granted
 
 
 # ---- the profile follows Auth ----------------------------------------------------------
@@ -261,7 +276,12 @@ def complete_client_profile(db, auth, uid: str) -> bool:
         return False
     try:
         auth.set_custom_user_claims(uid, {**(user.custom_claims or {}), "role": role})
-    except auth.UserNotFoundError:
+        # An identity_set_role that committed after ``complete`` may have written its claim before
+        # ours: read the profile again, and its role wins (never a role it no longer has).
+        current = (record_of(db, uid) or {}).get("role")
+        if current in config.ROLES and current != role:
+            apply_role_claim(auth, uid, current)
+    except (auth.UserNotFoundError, NotFoundError):
         log.warning("profile without an Auth user; reconciliation will erase it", subject_uid=uid)
     return True
 
