@@ -473,6 +473,43 @@ def test_reconciliation_refuses_to_erase_most_profiles_until_an_admin_confirms(a
     assert harness.doc(db, f"users/{admin.uid}")["role"] == "admin"
 
 
+def test_a_late_profile_trigger_never_brings_back_an_erased_public_profile(member, db):
+    """identity_on_profile_written for an earlier name edit, retried or delivered after the
+    account was erased (run here as the trigger runs it, with that edit's snapshots): the
+    public profile, which every signed-in user reads, stays gone."""
+    from flowsuite.core.ids import person_key
+    from flowsuite.identity import service
+
+    edited = harness.doc(db, f"users/{member.uid}")
+    before, after = {**edited, "display_name": ""}, {**edited, "display_name": "Old name"}
+    call("identity_delete_account", {}, user=member)
+    erased = f"deliveries/{person_key(member.uid)}:ops_on_user_deleted"  # ops erases last
+    eventually(lambda: (harness.doc(db, erased) or {}).get("status") == "processed", timeout=60, what="erasure")
+    assert harness.doc(db, f"public_profiles/{member.uid}") is None
+    assert service.sync_public_profile(db, member.uid, before, after) == "unchanged"
+    assert service.sync_public_profile(db, member.uid, None, after) == "unchanged"  # a late create, too
+    assert harness.doc(db, f"public_profiles/{member.uid}") is None
+    assert harness.doc(db, f"users/{member.uid}") is None
+
+
+def test_a_late_name_edit_never_overwrites_a_newer_one(member, db):
+    from flowsuite.identity import service
+
+    AppClient(member).update(f"users/{member.uid}", {"display_name": "Second"})
+    eventually(lambda: (harness.doc(db, f"public_profiles/{member.uid}") or {}).get("display_name") == "Second",
+               what="public profile")
+    profile = harness.doc(db, f"users/{member.uid}")
+    # the first edit's event ("" -> "First"), delivered after the second one
+    assert service.sync_public_profile(db, member.uid, {**profile, "display_name": ""},
+                                       {**profile, "display_name": "First"}) == "unchanged"
+    assert harness.doc(db, f"public_profiles/{member.uid}")["display_name"] == "Second"
+    # a public profile that fell behind (a trigger lost) is brought to the profile as it is now
+    db.document(f"public_profiles/{member.uid}").update({"display_name": "Stale"})
+    assert service.sync_public_profile(db, member.uid, {**profile, "display_name": ""},
+                                       {**profile, "display_name": "First"}) == "written"
+    assert harness.doc(db, f"public_profiles/{member.uid}")["display_name"] == "Second"
+
+
 def test_a_malformed_profile_field_is_never_copied_to_the_public_profile(db):
     user = harness.sign_up(display_name="Ada")
     eventually(lambda: (harness.doc(db, f"public_profiles/{user.uid}") or {}).get("display_name") == "Ada",

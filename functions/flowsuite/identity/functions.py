@@ -65,7 +65,9 @@ def identity_before_user_signed_in(event: identity_fn.AuthBlockingEvent) -> iden
 
 @options.trigger(firestore_fn.on_document_written, document="users/{uid}")
 def identity_on_profile_written(event: firestore_fn.Event[firestore_fn.Change]) -> None:
-    """Completes a profile the app created itself, keeps public_profiles in step."""
+    """Completes a profile the app created itself, keeps public_profiles in step (from the profile
+    as it is now, not from this event: a late trigger never brings back an old name or an erased
+    account's public profile)."""
     uid = event.params["uid"]
     before = event.data.before.to_dict() if event.data.before is not None and event.data.before.exists else None
     after = event.data.after.to_dict() if event.data.after is not None and event.data.after.exists else None

@@ -292,15 +292,46 @@ def text_or_empty(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def sync_public_profile(db, uid: str, before: dict | None, after: dict | None) -> None:
-    ref = db.collection(PUBLIC_PROFILES).document(uid)
-    if after is None:
-        ref.delete()
-        return
-    wanted = {k: text_or_empty(after.get(k)) for k in PUBLIC_FIELDS}
-    if before is not None and all(text_or_empty(before.get(k)) == wanted[k] for k in PUBLIC_FIELDS):
-        return
-    ref.set(PublicProfileDoc.new({"uid": uid, **wanted, "updated_time": gcf.SERVER_TIMESTAMP}))
+def public_fields(profile: dict[str, Any]) -> dict[str, str]:
+    """What ``public_profiles/{uid}`` shows of a profile. Pure."""
+    return {k: text_or_empty(profile.get(k)) for k in PUBLIC_FIELDS}
+
+
+def sync_public_profile(db, uid: str, before: dict | None, after: dict | None) -> str:
+    """Keeps ``public_profiles/{uid}`` in step with ``users/{uid}``: ``written``, ``deleted`` or
+    ``unchanged``.
+
+    The trigger's snapshots only tell whether this write touched the public fields (one that
+    did not has nothing to do). What is written comes from ``users/{uid}`` read again in a
+    transaction, never from the event: a late or out-of-order trigger (an earlier name edit
+    retried after a later one, or after the account was erased) must neither bring back an old
+    name nor re-create the public profile of an erased account, which every signed-in user can
+    read. No profile, no public profile; a profile being deleted is left to the erasure."""
+    if before is not None and after is not None and public_fields(before) == public_fields(after):
+        return "unchanged"
+    profile_ref = db.collection(USERS).document(uid)
+    public_ref = db.collection(PUBLIC_PROFILES).document(uid)
+
+    @gcf.transactional
+    def sync(txn) -> str:
+        profile = profile_ref.get(transaction=txn)
+        public = public_ref.get(transaction=txn)
+        if not profile.exists:
+            if not public.exists:
+                return "unchanged"
+            txn.delete(public_ref)
+            return "deleted"
+        current = profile.to_dict() or {}
+        if current.get("status") == "deleting":
+            return "unchanged"
+        wanted = public_fields(current)
+        shown = (public.to_dict() or {}) if public.exists else None
+        if shown is not None and shown.get("uid") == uid and all(shown.get(k) == v for k, v in wanted.items()):
+            return "unchanged"
+        txn.set(public_ref, PublicProfileDoc.new({"uid": uid, **wanted, "updated_time": gcf.SERVER_TIMESTAMP}))
+        return "written"
+
+    return sync(db.transaction())
 
 
 def set_role(db, auth, *, uid: str, role: str, changed_by: str) -> bool:
