@@ -147,8 +147,8 @@ def set_claims(user: User, claims: dict[str, Any]) -> User:
     """Sets custom claims with the admin API and returns the user with a fresh token.
 
     A role is written to the server-side record too (``users/{uid}.role``), as
-    ``identity_set_role`` does: the sign-in blocking function keeps the claim in
-    step with that record.
+    ``identity_set_role`` does, so that the profile and the claim agree (a sign-in
+    never copies the profile's role to the claim).
     """
     if "role" in claims:
         admin_db().document(f"users/{user.uid}").set({"role": claims["role"]}, merge=True)

@@ -178,6 +178,25 @@ def test_a_role_change_takes_effect_in_a_fresh_token(admin, member, db):
     assert [c["data"]["new_role"] for c in changed] == ["staff"]
 
 
+def test_a_sign_in_never_grants_a_role_the_account_was_not_given(db, admin, member):
+    """The race of a sign-in with a demotion, made deterministic: a sign-in that read the profile
+    before identity_set_role demoted it sees a role the account's claim no longer carries. The
+    sign-in must leave the claim as it is (Firebase saves a blocking function's claims after it
+    returns, so a stale role would be saved back, in a token dated after the revocation)."""
+    db.document(f"users/{member.uid}").update({"role": "admin"})  # what the stale read saw
+    again = harness.sign_in(member.email, member.password)
+    assert again.claims["role"] == "member"
+    with pytest.raises(CallableError) as err:
+        call("ops_run_sweep", {}, user=again)
+    assert err.value.code == "permission-denied"
+    # the demotion itself: the claim set_role wrote survives the next sign-ins
+    second = harness.user_with_role("admin")
+    call("identity_set_role", {"uid": second.uid, "role": "member"}, user=admin)
+    for _ in range(2):
+        assert harness.sign_in(second.email, second.password).claims["role"] == "member"
+    assert harness.doc(db, f"users/{second.uid}")["role"] == "member"
+
+
 def test_a_member_cannot_change_roles(member):
     with pytest.raises(CallableError) as err:
         call("identity_set_role", {"uid": member.uid, "role": "admin"}, user=member)
@@ -452,6 +471,43 @@ def test_reconciliation_refuses_to_erase_most_profiles_until_an_admin_confirms(a
     assert sorted(confirmed["erased"]) == uids and confirmed["needs_confirmation"] is False
     eventually(lambda: all(harness.doc(db, f"users/{uid}") is None for uid in uids), what="confirmed erasure")
     assert harness.doc(db, f"users/{admin.uid}")["role"] == "admin"
+
+
+def test_a_late_profile_trigger_never_brings_back_an_erased_public_profile(member, db):
+    """identity_on_profile_written for an earlier name edit, retried or delivered after the
+    account was erased (run here as the trigger runs it, with that edit's snapshots): the
+    public profile, which every signed-in user reads, stays gone."""
+    from flowsuite.core.ids import person_key
+    from flowsuite.identity import service
+
+    edited = harness.doc(db, f"users/{member.uid}")
+    before, after = {**edited, "display_name": ""}, {**edited, "display_name": "Old name"}
+    call("identity_delete_account", {}, user=member)
+    erased = f"deliveries/{person_key(member.uid)}:ops_on_user_deleted"  # ops erases last
+    eventually(lambda: (harness.doc(db, erased) or {}).get("status") == "processed", timeout=60, what="erasure")
+    assert harness.doc(db, f"public_profiles/{member.uid}") is None
+    assert service.sync_public_profile(db, member.uid, before, after) == "unchanged"
+    assert service.sync_public_profile(db, member.uid, None, after) == "unchanged"  # a late create, too
+    assert harness.doc(db, f"public_profiles/{member.uid}") is None
+    assert harness.doc(db, f"users/{member.uid}") is None
+
+
+def test_a_late_name_edit_never_overwrites_a_newer_one(member, db):
+    from flowsuite.identity import service
+
+    AppClient(member).update(f"users/{member.uid}", {"display_name": "Second"})
+    eventually(lambda: (harness.doc(db, f"public_profiles/{member.uid}") or {}).get("display_name") == "Second",
+               what="public profile")
+    profile = harness.doc(db, f"users/{member.uid}")
+    # the first edit's event ("" -> "First"), delivered after the second one
+    assert service.sync_public_profile(db, member.uid, {**profile, "display_name": ""},
+                                       {**profile, "display_name": "First"}) == "unchanged"
+    assert harness.doc(db, f"public_profiles/{member.uid}")["display_name"] == "Second"
+    # a public profile that fell behind (a trigger lost) is brought to the profile as it is now
+    db.document(f"public_profiles/{member.uid}").update({"display_name": "Stale"})
+    assert service.sync_public_profile(db, member.uid, {**profile, "display_name": ""},
+                                       {**profile, "display_name": "First"}) == "written"
+    assert harness.doc(db, f"public_profiles/{member.uid}")["display_name"] == "Second"
 
 
 def test_a_malformed_profile_field_is_never_copied_to_the_public_profile(db):

@@ -310,6 +310,37 @@ def test_the_rate_limit_counts_recipients_not_documents(db, member):
     assert charged(db, member.uid) == 3
 
 
+def test_a_disabled_or_deleted_sender_is_refused_and_sends_nothing(db, admin):
+    """Firestore's rules cannot tell a disabled or deleted account's unexpired token from a live
+    one, so the push document is created; the function refuses it from the sender's profile."""
+    from flowsuite.core.ids import person_key
+
+    receiver, disabled, deleted = harness.sign_up(), harness.sign_up(), harness.sign_up()
+    tok = token(receiver)
+    call("identity_disable_user", {"uid": disabled.uid, "disabled": True}, user=admin)
+    user_push(disabled, "from-disabled", [receiver.uid])
+    done = ff_push(db, "ff_user_push_notifications", "from-disabled")
+    assert (done["status"], done["num_sent"]) == ("failed", 0) and "not active (disabled)" in done["error"]
+    assert harness.doc(db, f"push_rate_limits/{disabled.uid}") is None
+    # a scheduled push admitted before its sender was disabled, due now: refused when it is sent
+    now = dt.datetime.now(dt.UTC)
+    db.document("ff_user_push_notifications/due-from-disabled").set({
+        "notification_title": "Hi", "notification_text": "later", "user_refs": f"users/{receiver.uid}",
+        "sender": db.document(f"users/{disabled.uid}"), "status": "", "scheduled_time": now,
+        "scheduled_for": now, "admitted_time": now, "admitted_recipients": 1})
+    done = ff_push(db, "ff_user_push_notifications", "due-from-disabled")
+    assert (done["status"], done["num_sent"]) == ("failed", 0) and "not active (disabled)" in done["error"]
+
+    call("identity_delete_account", {}, user=deleted)
+    erased = f"deliveries/{person_key(deleted.uid)}:ops_on_user_deleted"  # ops erases last
+    eventually(lambda: (harness.doc(db, erased) or {}).get("status") == "processed", timeout=60, what="erasure")
+    user_push(deleted, "from-deleted", [receiver.uid])
+    done = ff_push(db, "ff_user_push_notifications", "from-deleted")
+    assert (done["status"], done["num_sent"]) == ("failed", 0) and "no account profile" in done["error"]
+    assert harness.doc(db, f"push_rate_limits/{deleted.uid}") is None  # not re-created after the erasure
+    assert harness.pushes_to(db, tok) == []
+
+
 @pytest.mark.parametrize(("field", "value", "needle"), [
     ("notification_image_url", "http://example.com/a.png", "https"),
     ("notification_title", 42, "required"),

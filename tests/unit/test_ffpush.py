@@ -98,6 +98,24 @@ def test_staff_and_admins_may_reach_at_least_their_cap_per_window():
     assert ffpush.admission("staff", 100, None, NOW, LIMITS)[0] is None
 
 
+@pytest.mark.parametrize(("profile", "needle"), [
+    (None, "no account profile"),  # deleted (erased), or never signed in
+    ({"role": "admin", "status": "disabled"}, "not active (disabled)"),  # a role never lets a disabled account send
+    ({"role": "member", "status": "deleting"}, "not active (deleting)"),
+    ({"role": "member"}, "not active (not completed)"),  # identity has not completed the profile
+    ({"status": ["active"]}, "not active (not completed)"),
+    ({}, "not active"),
+])
+def test_only_an_active_sender_may_push(profile, needle):
+    refusal = ffpush.sender_refusal(profile)
+    assert refusal and needle in refusal
+
+
+def test_an_active_sender_may_push():
+    assert ffpush.sender_refusal({"role": "member", "status": "active"}) is None
+    assert ffpush.sender_refusal({"status": "active"}) is None
+
+
 @pytest.mark.parametrize("state", [{"window_start": "yesterday", "count": "many"}, {"count": -5}, {"count": True}])
 def test_a_malformed_limiter_state_starts_a_new_window(state):
     refused, new = ffpush.admission("member", 3, state, NOW, LIMITS)

@@ -46,8 +46,11 @@ def identity_before_user_created(event: identity_fn.AuthBlockingEvent) -> identi
 @options.trigger(identity_fn.before_user_signed_in)
 def identity_before_user_signed_in(event: identity_fn.AuthBlockingEvent) -> identity_fn.BeforeSignInResponse | None:
     """Sign-in, judged by Auth's record: refuses disabled accounts and blocked email domains; the
-    profile's email and status follow Auth (a blocking function may write Firestore); keeps the
-    role claim in step with the record, granting a role a listed email waited for once verified."""
+    profile's email and status follow Auth (a blocking function may write Firestore); grants a
+    role a listed email waited for once verified. Otherwise it returns no claims, so Auth keeps
+    the account's own: a role read here could be stale by the time Auth saves the answer (a
+    demotion in between), and identity_set_role is the role claim's writer (see
+    ``service.on_sign_in``)."""
     with log.bind(domain="identity", function="identity_before_user_signed_in", uid=event.data.uid):
         try:
             role = service.on_sign_in(clients.firestore(), event.data)
@@ -55,14 +58,16 @@ def identity_before_user_signed_in(event: identity_fn.AuthBlockingEvent) -> iden
             log.info("sign-in refused", error=exc.message)
             raise errors.to_https_error(exc, event.event_id) from None
         if role is None:
-            return None
+            return None  # the account's claims stay as they are
         claims = dict(event.data.custom_claims or {})
         return identity_fn.BeforeSignInResponse(custom_claims={**claims, "role": role})
 
 
 @options.trigger(firestore_fn.on_document_written, document="users/{uid}")
 def identity_on_profile_written(event: firestore_fn.Event[firestore_fn.Change]) -> None:
-    """Completes a profile the app created itself, keeps public_profiles in step."""
+    """Completes a profile the app created itself, keeps public_profiles in step (from the profile
+    as it is now, not from this event: a late trigger never brings back an old name or an erased
+    account's public profile)."""
     uid = event.params["uid"]
     before = event.data.before.to_dict() if event.data.before is not None and event.data.before.exists else None
     after = event.data.after.to_dict() if event.data.after is not None and event.data.after.exists else None

@@ -104,8 +104,21 @@ def on_sign_in(db, user: Any) -> str | None:
     disabled account, an email in a blocked domain (an address changed or linked since sign-up)
     and an account being deleted; brings the profile's email and status in step with Auth (a
     "disabled" left on the profile never locks out an account Auth re-enabled, as in the
-    console); grants a role a listed email waited for once it is verified. Returns the role
-    claim, or None without a profile (the app creates it; the fallback path completes it)."""
+    console); grants a role a listed email waited for once it is verified.
+
+    Returns a role claim only for a role this sign-in granted itself, else None: the account's
+    claims are then left as they are. Why: Firebase saves the custom claims a blocking function
+    returns on the account after the function has returned. A role read from the profile at
+    the start of a sign-in may be stale by then: an admin's ``identity_set_role`` (profile,
+    then claim, then revoked tokens) can run in between, and the sign-in would save the old
+    role back and get a token dated after the revocation (a demoted admin stays admin). So a
+    sign-in never copies the profile's role to the claim; ``set_role`` is the role claim's
+    writer (sign-up's blocking function and ``complete_client_profile`` set the first one).
+    A pending grant is the one exception, decided as late as possible: the grant's
+    transaction (``set_role`` clears ``pending_role``, so a demotion committed before it
+    wins) and a read of the profile just before returning (a demotion committed after the
+    grant wins). What is left is a demotion committed in the milliseconds between that read
+    and Auth saving the answer, during a listed email's first verified sign-in."""
     if user.disabled:
         raise PermissionDeniedError("This account is disabled.")
     check_sign_up_allowed(user.email, action="Sign-ins")
@@ -117,10 +130,12 @@ def on_sign_in(db, user: Any) -> str | None:
     if auth_changes(record, email=user.email, disabled=False):
         changes = follow_auth(db, user.uid, email=user.email, disabled=False, via="sign_in")
         record = {**record, **changes}
-    role = record.get("role")
-    if record.get("pending_role") and user.email_verified and record.get("status") == "active":
-        role = grant_pending_role(db, user.uid, email=user.email) or role
-    return role
+    if not (record.get("pending_role") and user.email_verified and record.get("status") == "active"):
+        return None
+    granted = grant_pending_role(db, user.uid, email=user.email)
+    if granted is None or (record_of(db, user.uid) or {}).get("role") != granted:
+        return None  # nothing granted, or the role changed since: set_role wrote the claim
+    return granted
 
 
 # ---- the profile follows Auth ----------------------------------------------------------
@@ -261,7 +276,12 @@ def complete_client_profile(db, auth, uid: str) -> bool:
         return False
     try:
         auth.set_custom_user_claims(uid, {**(user.custom_claims or {}), "role": role})
-    except auth.UserNotFoundError:
+        # An identity_set_role that committed after ``complete`` may have written its claim before
+        # ours: read the profile again, and its role wins (never a role it no longer has).
+        current = (record_of(db, uid) or {}).get("role")
+        if current in config.ROLES and current != role:
+            apply_role_claim(auth, uid, current)
+    except (auth.UserNotFoundError, NotFoundError):
         log.warning("profile without an Auth user; reconciliation will erase it", subject_uid=uid)
     return True
 
@@ -272,15 +292,46 @@ def text_or_empty(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def sync_public_profile(db, uid: str, before: dict | None, after: dict | None) -> None:
-    ref = db.collection(PUBLIC_PROFILES).document(uid)
-    if after is None:
-        ref.delete()
-        return
-    wanted = {k: text_or_empty(after.get(k)) for k in PUBLIC_FIELDS}
-    if before is not None and all(text_or_empty(before.get(k)) == wanted[k] for k in PUBLIC_FIELDS):
-        return
-    ref.set(PublicProfileDoc.new({"uid": uid, **wanted, "updated_time": gcf.SERVER_TIMESTAMP}))
+def public_fields(profile: dict[str, Any]) -> dict[str, str]:
+    """What ``public_profiles/{uid}`` shows of a profile. Pure."""
+    return {k: text_or_empty(profile.get(k)) for k in PUBLIC_FIELDS}
+
+
+def sync_public_profile(db, uid: str, before: dict | None, after: dict | None) -> str:
+    """Keeps ``public_profiles/{uid}`` in step with ``users/{uid}``: ``written``, ``deleted`` or
+    ``unchanged``.
+
+    The trigger's snapshots only tell whether this write touched the public fields (one that
+    did not has nothing to do). What is written comes from ``users/{uid}`` read again in a
+    transaction, never from the event: a late or out-of-order trigger (an earlier name edit
+    retried after a later one, or after the account was erased) must neither bring back an old
+    name nor re-create the public profile of an erased account, which every signed-in user can
+    read. No profile, no public profile; a profile being deleted is left to the erasure."""
+    if before is not None and after is not None and public_fields(before) == public_fields(after):
+        return "unchanged"
+    profile_ref = db.collection(USERS).document(uid)
+    public_ref = db.collection(PUBLIC_PROFILES).document(uid)
+
+    @gcf.transactional
+    def sync(txn) -> str:
+        profile = profile_ref.get(transaction=txn)
+        public = public_ref.get(transaction=txn)
+        if not profile.exists:
+            if not public.exists:
+                return "unchanged"
+            txn.delete(public_ref)
+            return "deleted"
+        current = profile.to_dict() or {}
+        if current.get("status") == "deleting":
+            return "unchanged"
+        wanted = public_fields(current)
+        shown = (public.to_dict() or {}) if public.exists else None
+        if shown is not None and shown.get("uid") == uid and all(shown.get(k) == v for k, v in wanted.items()):
+            return "unchanged"
+        txn.set(public_ref, PublicProfileDoc.new({"uid": uid, **wanted, "updated_time": gcf.SERVER_TIMESTAMP}))
+        return "written"
+
+    return sync(db.transaction())
 
 
 def set_role(db, auth, *, uid: str, role: str, changed_by: str) -> bool:

@@ -156,6 +156,22 @@ class Limits:
         return self.rate if role not in ("staff", "admin") else max(self.rate, self.cap(role))
 
 
+def sender_refusal(profile: dict[str, Any] | None) -> str | None:
+    """Why a targeted push's sender may not send, or None. Pure.
+
+    Only a sender whose profile exists and is ``active`` sends. A disabled or deleted account's
+    ID token stays valid for up to an hour and Firestore's rules cannot check revocation, so the
+    rules let it create the document; identity's profile says what the account is now (a missing
+    profile: deleted, or not signed up through the suite)."""
+    if profile is None:
+        return "the sender has no account profile (deleted, or never signed in)"
+    status = profile.get("status")
+    if status != "active":
+        shown = status if isinstance(status, str) and status else "not completed"
+        return f"the sender's account is not active ({shown[:40]})"
+    return None
+
+
 def admission(role: str, recipients: int, state: dict[str, Any] | None, now: dt.datetime,
               limits: Limits) -> tuple[str | None, dict[str, Any]]:
     """(refusal, the limiter's new state) for a push to ``recipients`` users. Pure.
@@ -211,8 +227,10 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
             return _finish(ref, "failed", 0, "user_refs is empty: a user push needs recipients")
         if doc.get("admitted_time") is None:  # charged once: at creation, even when scheduled
             refused = admit(db, ref, sender_uid(request.sender), len(uids), now, extra=named)
-            if refused:
-                return _finish(ref, "failed", 0, refused, named)
+        else:  # a scheduled push, due now: its sender may have been disabled or deleted since
+            refused = sender_now(db, sender_uid(request.sender))
+        if refused:
+            return _finish(ref, "failed", 0, refused, named)
     scheduled = request.scheduled_time
     if scheduled is not None and scheduled > now + SCHEDULE_SLACK:
         return schedule(db, collection, doc_id, scheduled, extra=named)
@@ -257,10 +275,20 @@ def recipient_tokens(db, uids: list[str], target_audience: str | None) -> list[s
     return list(dict.fromkeys(tokens))
 
 
+def sender_now(db, uid: str | None) -> str | None:
+    """Why the sender may not send now (``sender_refusal`` on their profile as it is), or None."""
+    if uid is None:
+        return "sender must be the sending user's reference"
+    snap = db.collection(USERS).document(uid).get()
+    return sender_refusal((snap.to_dict() or {}) if snap.exists else None)
+
+
 def admit(db, push_ref, uid: str | None, recipients: int, now: dt.datetime,
           extra: dict[str, Any] | None = None) -> str | None:
     """The sender's cap and rate limit for a targeted push, charged once per document (the
-    document is marked admitted in the same transaction). Returns the reason when refused."""
+    document is marked admitted in the same transaction). Returns the reason when refused: a
+    sender whose profile is missing or not active is refused before anything is charged, so a
+    deleted account never re-creates its ``push_rate_limits`` document."""
     if uid is None:
         return "sender must be the sending user's reference"
     limits = Limits.now()
@@ -271,7 +299,10 @@ def admit(db, push_ref, uid: str | None, recipients: int, now: dt.datetime,
     def take(txn) -> str | None:
         got = {s.reference.path: s for s in txn.get_all([profile_ref, limiter_ref])}
         profile, limiter = got[profile_ref.path], got[limiter_ref.path]
-        role = (profile.to_dict() or {}).get("role") if profile.exists else None
+        refusal = sender_refusal((profile.to_dict() or {}) if profile.exists else None)
+        if refusal:
+            return refusal
+        role = (profile.to_dict() or {}).get("role")
         role = role if role in ROLES else "member"  # identity writes the role; the app cannot
         refusal, state = admission(role, recipients, limiter.to_dict() if limiter.exists else None, now, limits)
         if refusal:
