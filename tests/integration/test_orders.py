@@ -210,6 +210,9 @@ def test_deleting_the_account_keeps_orders_without_the_person(member, db):
     assert member.uid not in repr(kept)
     eventually(lambda: order(db, pending["order_id"]).get("anonymised"), what="anonymised pending order")
     eventually(lambda: order(db, pending["order_id"])["status"] == "cancelled", what="pending order cancelled")
+    closed = harness.doc(db, f"payments/pay_{pending['order_id']}")  # no intent: a closed payment recorded
+    assert (closed["status"], closed["uid"], closed["user_ref"]) == ("canceled", "deleted-user", None)
+    assert member.uid not in repr(closed)
 
 
 # ---- no stock hoarding (issue 16) ---------------------------------------------------

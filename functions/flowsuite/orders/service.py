@@ -746,7 +746,11 @@ def erase(db, uid: str) -> None:
     PaymentIntent closed first; a payment that still lands is refunded). A paid order not yet
     fulfilled stays paid and is flagged to staff (``needs_review``, ``order.needs_review``, which
     alerts every admin): staff fulfil it or cancel it, which refunds it. The user's hold counter
-    goes (an anonymised order releases nothing into it)."""
+    goes (an anonymised order releases nothing into it).
+
+    A pending order is anonymised and its cancellation requested in one transaction, the
+    request naming the anonymised order's owner (``DELETED_USER``): payments, whose eraser
+    may have run already, records the closed payment under that name, never the person's."""
     query = db.collection(ORDERS).where(filter=FieldFilter("uid", "==", uid)).limit(200)
     while True:
         snaps = list(query.stream())
@@ -757,18 +761,14 @@ def erase(db, uid: str) -> None:
             ref = snap.reference
 
             @gcf.transactional
-            def cancel_pending(txn, ref=ref) -> None:
-                order = _read_order(txn, ref)
-                if order["status"] == states.PENDING_PAYMENT:
-                    request_cancel(db, txn, ref, order, by="erasure", reason="account_deleted")
-
-            @gcf.transactional
             def anonymise(txn, ref=ref) -> None:
                 order = _read_order(txn, ref)
                 if order["uid"] != uid:
                     return
                 fields = anonymised(order, uid)
-                txn.update(ref, fields)
+                txn.update(ref, fields)  # first: the cancel request's history entry is appended to it
+                if order["status"] == states.PENDING_PAYMENT:
+                    request_cancel(db, txn, ref, {**order, **fields}, by="erasure", reason="account_deleted")
                 if fields.get("needs_review"):
                     events.publish(txn, OrderNeedsReview(order_id=ref.id, reason=REVIEW_ACCOUNT_DELETED,
                                                          status=order["status"], total=order["total"],
@@ -776,5 +776,4 @@ def erase(db, uid: str) -> None:
                                    subject=f"{ORDERS}/{ref.id}", db=db)
                     log.warning("a paid order lost its customer: flagged to staff", order_id=ref.id)
 
-            cancel_pending(db.transaction())
             anonymise(db.transaction())
