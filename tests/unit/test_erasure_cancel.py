@@ -4,120 +4,14 @@ No I/O: an in-memory stand-in for just the Firestore calls these paths make."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 from flowsuite.orders import service as orders
 from flowsuite.orders import states
 from flowsuite.payments import service as payments
-from google.cloud import firestore as gcf
+
+from testkit.memstore import Store, names
 
 UID = "u-leaving-1"
-
-
-class Snap:
-    def __init__(self, ref, data):
-        self.reference, self.id, self._data = ref, ref.id, data
-
-    @property
-    def exists(self) -> bool:
-        return self._data is not None
-
-    def to_dict(self):
-        return None if self._data is None else dict(self._data)
-
-
-class Ref:
-    def __init__(self, store, path: str):
-        self.store, self.path, self.id = store, path, path.rsplit("/", 1)[-1]
-
-    def get(self, transaction=None):
-        return Snap(self, self.store.docs.get(self.path))
-
-    def delete(self):
-        self.store.docs.pop(self.path, None)
-
-    def collection(self, name: str):
-        return Query(self.store, f"{self.path}/{name}")
-
-
-class Query:
-    def __init__(self, store, path: str, filters=()):
-        self.store, self.path, self.filters = store, path, filters
-
-    def document(self, doc_id: str) -> Ref:
-        return Ref(self.store, f"{self.path}/{doc_id}")
-
-    def where(self, *, filter):  # noqa: A002 - the SDK's keyword
-        assert filter.op_string == "=="
-        return Query(self.store, self.path, (*self.filters, (filter.field_path, filter.value)))
-
-    def limit(self, n: int):
-        return self
-
-    def stream(self):
-        prefix = self.path + "/"
-        return [Snap(Ref(self.store, p), dict(d)) for p, d in sorted(self.store.docs.items())
-                if p.startswith(prefix) and "/" not in p[len(prefix):]
-                and all(d.get(k) == v for k, v in self.filters)]
-
-
-class Txn:
-    """Enough of a Transaction for ``@gcf.transactional``: writes apply at commit, in order."""
-
-    _read_only, _max_attempts = False, 1
-    _ids = itertools.count(1)
-
-    def __init__(self, store):
-        self.store, self.writes, self._id = store, [], None
-
-    def _clean_up(self):
-        self.writes = []
-
-    def _begin(self, retry_id=None):
-        self._id = next(self._ids)
-
-    def _rollback(self):
-        self.writes = []
-
-    def _commit(self):
-        for op, ref, data in self.writes:
-            if op == "create":
-                assert ref.path not in self.store.docs, f"{ref.path} exists"
-                self.store.docs[ref.path] = dict(data)
-            elif op == "update":
-                doc = self.store.docs[ref.path]
-                for key, value in data.items():
-                    doc[key] = [*doc.get(key, []), *value.values] if isinstance(value, gcf.ArrayUnion) else value
-        self.writes = []
-
-    def create(self, ref, data):
-        self.writes.append(("create", ref, data))
-
-    def update(self, ref, data):
-        self.writes.append(("update", ref, data))
-
-
-class Store:
-    def __init__(self, docs: dict[str, dict]):
-        self.docs = docs
-
-    def collection(self, path: str) -> Query:
-        return Query(self, path)
-
-    def transaction(self) -> Txn:
-        return Txn(self)
-
-    def events(self, event_type: str) -> list[dict]:
-        return [d for p, d in self.docs.items() if p.startswith(f"topics/{event_type}/events/")]
-
-
-def names(value, uid: str) -> bool:
-    if isinstance(value, dict):
-        return any(names(k, uid) or names(v, uid) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(names(v, uid) for v in value)
-    return uid in str(getattr(value, "path", value))
 
 
 def pending_order(order_id: str = "o-1") -> dict:

@@ -81,7 +81,12 @@ def stock_change(current: int | None, *, stock: int | None, expected: int | None
     return stock
 
 
-def upsert_product(db, req) -> dict[str, Any]:
+def upsert_product(db, req, *, uid: str | None, function: str = "orders_upsert_product") -> dict[str, Any]:
+    """Creates or updates a product, idempotent on ``req.idempotency_key`` in the kernel's
+    one-transaction mode (``idempotency.run_in_transaction``): the product, its shards and the
+    stored answer commit together, so a retry after a crash either finds nothing written and
+    runs again, or replays the answer: a ``stock_delta`` is never added twice, and a new
+    product (its id drawn here) is never created twice."""
     product_id = req.product_id or uuid.uuid4().hex[:20]
     ref = db.collection(PRODUCTS).document(product_id)
     fields = {
@@ -94,8 +99,7 @@ def upsert_product(db, req) -> dict[str, Any]:
         "updated_time": gcf.SERVER_TIMESTAMP,
     }
 
-    @gcf.transactional
-    def write(txn) -> int:
+    def write(txn) -> dict[str, Any]:
         snap = ref.get(transaction=txn)
         data = snap.to_dict() or {} if snap.exists else {}
         before = shard_count(data.get("stock_shards")) if snap.exists else 0
@@ -118,11 +122,12 @@ def upsert_product(db, req) -> dict[str, Any]:
                 txn.set(shard_ref(db, product_id, k), StockShardDoc.new(stock=level, updated_time=gcf.SERVER_TIMESTAMP))
             for k in range(len(levels), before):
                 txn.delete(shard_ref(db, product_id, k))
-        return total
+        return {"product_id": product_id, "stock": total,
+                **{k: fields[k] for k in ("name", "price", "currency", "active", "stock_shards")}}
 
-    stock = write(db.transaction())
-    return {"product_id": product_id, "stock": stock,
-            **{k: fields[k] for k in ("name", "price", "currency", "active", "stock_shards")}}
+    return idempotency.run_in_transaction(db, uid=uid, function=function, key=req.idempotency_key,
+                                          payload=req.model_dump(mode="json", exclude={"idempotency_key"}),
+                                          compute=write)
 
 
 def archive_product(db, product_id: str) -> dict[str, Any]:
