@@ -95,6 +95,7 @@ class Txn:
             self.store.crash_at_commit -= 1
             self.writes = []
             raise ConnectionError("the instance died before the commit")
+        self.store.commit_log.append([(op, ref.path) for op, ref, _, _ in self.writes])
         for op, ref, data, merge in self.writes:
             if op == "create":
                 assert ref.path not in self.store.docs, f"{ref.path} exists"
@@ -127,12 +128,14 @@ class Txn:
 
 class Store:
     """The database: ``docs`` maps a document path to its fields. ``crash_at_commit``: how
-    many of the next commits fail (nothing written), as an instance dying at that moment."""
+    many of the next commits fail (nothing written), as an instance dying at that moment.
+    ``commit_log``: each commit's writes, (operation, path), in order."""
 
     def __init__(self, docs: dict[str, dict] | None = None):
         self.docs = dict(docs or {})
         self.crash_at_commit = 0
         self.commits = 0
+        self.commit_log: list[list[tuple[str, str]]] = []
 
     def collection(self, path: str) -> Query:
         return Query(self, path)

@@ -28,6 +28,8 @@ def test_erasing_a_pending_order_anonymises_it_and_the_cancel_request_names_no_o
     assert (order["status"], order["uid"], order["user_ref"], order["anonymised"]) == \
         (states.CANCELLING, orders.DELETED_USER, None, True)
     assert [h["by"] for h in order["history"]] == [orders.DELETED_USER, "erasure"]  # the request kept its entry
+    [erasure] = [c for c in store.commit_log if ("update", "orders/o-1") in c]
+    assert erasure.count(("update", "orders/o-1")) == 1  # anonymised and cancelling: one write, one commit
     [request] = store.events("order.cancel_requested")
     assert (request["data"]["uid"], request["data"]["reason"]) == (orders.DELETED_USER, "account_deleted")
     assert not [p for p, d in store.docs.items() if UID in p or names(d, UID)]

@@ -526,17 +526,21 @@ def _release_stock(txn, db, order: dict[str, Any], existing: set[str]) -> None:
 
 
 def _transition(db, txn, ref, order: dict, target: str, by: str, extra: dict | None = None) -> None:
+    """One update of the order. ``extra`` may rewrite the whole ``history`` (erasure): the
+    transition's entry is then appended to that list, so the order is still written once."""
     states.check(order["status"], target, order_id=ref.id)
     now = clock.utcnow()
     leaves_unpaid = order["status"] in states.UNPAID and target not in states.UNPAID
+    extra = dict(extra or {})
+    entry = {"status": target, "at": now, "by": by}
     txn.update(ref, OrderDoc.fields({
         "status": target,
         "updated_time": now,
         f"{target}_time": now,
-        "history": gcf.ArrayUnion([{"status": target, "at": now, "by": by}]),
+        "history": [*extra.pop("history"), entry] if "history" in extra else gcf.ArrayUnion([entry]),
         **({"quota_held": False} if leaves_unpaid and order.get("quota_held") else {}),
         **({"needs_review": False} if order.get("needs_review") else {}),  # staff acted on it
-        **(extra or {}),
+        **extra,
     }))
     if leaves_unpaid:
         _release_hold(txn, db, order)
@@ -567,11 +571,12 @@ def cancel(db, txn, ref, order: dict, *, by: str, reason: str) -> None:
     )
 
 
-def request_cancel(db, txn, ref, order: dict, *, by: str, reason: str) -> None:
+def request_cancel(db, txn, ref, order: dict, *, by: str, reason: str, extra: dict | None = None) -> None:
     """Starts cancelling an unpaid order: ``cancelling`` (stock still held) and
     order.cancel_requested, on which payments closes the PaymentIntent at Stripe. The order is
-    cancelled on payment.canceled, or paid if Stripe says the payment got there first."""
-    _transition(db, txn, ref, order, states.CANCELLING, by, {"cancel_reason": reason})
+    cancelled on payment.canceled, or paid if Stripe says the payment got there first.
+    ``extra``: other fields written with the transition (erasure's anonymisation)."""
+    _transition(db, txn, ref, order, states.CANCELLING, by, {"cancel_reason": reason, **(extra or {})})
     events.publish(txn, OrderCancelRequested(order_id=ref.id, uid=order["uid"], reason=reason),
                    subject=f"{ORDERS}/{ref.id}", db=db)
 
@@ -771,9 +776,11 @@ def erase(db, uid: str) -> None:
                 if order["uid"] != uid:
                     return
                 fields = anonymised(order, uid)
-                txn.update(ref, fields)  # first: the cancel request's history entry is appended to it
-                if order["status"] == states.PENDING_PAYMENT:
-                    request_cancel(db, txn, ref, {**order, **fields}, by="erasure", reason="account_deleted")
+                if order["status"] == states.PENDING_PAYMENT:  # one write: anonymised and cancelling
+                    request_cancel(db, txn, ref, {**order, **fields}, by="erasure", reason="account_deleted",
+                                   extra=fields)
+                else:
+                    txn.update(ref, fields)
                 if fields.get("needs_review"):
                     events.publish(txn, OrderNeedsReview(order_id=ref.id, reason=REVIEW_ACCOUNT_DELETED,
                                                          status=order["status"], total=order["total"],
