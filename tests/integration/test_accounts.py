@@ -225,6 +225,41 @@ def test_a_paid_order_not_fulfilled_is_flagged_to_staff_and_kept_for_accounting(
     assert order(db, open_order["order_id"])["needs_review"] is False
 
 
+def test_an_unpaid_order_of_a_deleted_account_leaves_no_payment_or_event_naming_it(admin, db):
+    """A pending order with no PaymentIntent yet, and the worst order of things: its cancel request
+    is held (its subscriber failing) until every eraser has finished and ops has redacted the
+    events, so payments' eraser found nothing to anonymise. The closed payment recorded once the
+    request gets through, its payment.canceled and the dead letter name the deleted-user
+    placeholder, never the person."""
+    from flowsuite.core.ids import person_key
+
+    user = harness.sign_up(unique("unpaid"))
+    out = place(user, [(product(db, stock=3), 1)])
+    db.document("_faults/payments_on_order_cancel_requested").set({"always": True})
+    call("identity_delete_account", {}, user=user)
+    ops_delivery = f"deliveries/{person_key(user.uid)}:ops_on_user_deleted"
+    eventually(lambda: (harness.doc(db, ops_delivery) or {}).get("status") == "processed", timeout=90,
+               what="every eraser done and the events redacted")
+    request = eventually(lambda: events_of(db, "order.cancel_requested", order_id=out["order_id"]),
+                         what="the cancel request")[0]
+    letter_id = f"{request['id']}:payments_on_order_cancel_requested"
+    eventually(lambda: harness.doc(db, f"dead_letters/{letter_id}"), timeout=90, what="the cancel request held")
+    assert harness.doc(db, f"payments/pay_{out['order_id']}") is None  # nothing for payments' eraser to find
+
+    db.document("_faults/payments_on_order_cancel_requested").delete()  # the fix, then the replay
+    replayed = call("ops_replay_dead_letters", {"ids": [letter_id]}, user=admin)
+    assert replayed["replayed"] == [{"id": letter_id, "outcome": "processed"}]
+    eventually(lambda: order(db, out["order_id"])["status"] == "cancelled", what="the order cancelled")
+    payment = harness.doc(db, f"payments/pay_{out['order_id']}")
+    assert (payment["status"], payment["uid"], payment["user_ref"], payment.get("anonymised")) == \
+        ("canceled", "deleted-user", None, True)
+    assert events_of(db, "payment.canceled", order_id=out["order_id"])[0]["data"]["uid"] == "deleted-user"
+    naming = [snap.reference.path for query in (db.collection("payments"), db.collection_group("events"),
+                                                db.collection("dead_letters"))
+              for snap in query.stream() if mentions(snap.to_dict(), user.uid)]
+    assert naming == []
+
+
 def mentions(value, uid: str) -> bool:
     """Whether a document's data names the uid anywhere, references included."""
     if isinstance(value, dict):

@@ -30,6 +30,29 @@ def test_staff_upsert_and_archive_products(staff, member, db):
     assert err.value.code == "invalid-argument" and set(err.value.fields) == {"price", "currency"}
 
 
+def test_repeats_of_one_product_upsert_key_apply_it_once(staff, db):
+    """orders_upsert_product stores its answer in the transaction of its effect: repeats of one
+    key, concurrent ones included, create a new product once and add a stock_delta once, and
+    leave no key in progress."""
+    from flowsuite.core import idempotency
+
+    def upsert_six_times(data: dict) -> list[dict]:
+        with cf.ThreadPoolExecutor(6) as pool:
+            return list(pool.map(lambda _: harness.call_retrying("orders_upsert_product", data, staff), range(6)))
+
+    created = upsert_six_times({"name": "Tea", "price": 450, "currency": "eur", "stock": 3,
+                                "idempotency_key": uuid.uuid4().hex})
+    assert len({a["product_id"] for a in created}) == 1
+    product_id = created[0]["product_id"]
+    assert [p.id for p in db.collection("products").stream()] == [product_id]
+    added = upsert_six_times({"product_id": product_id, "name": "Tea", "price": 450, "currency": "eur",
+                              "stock_delta": 100, "idempotency_key": uuid.uuid4().hex})
+    assert {a["stock"] for a in added} == {103} and stock(db, product_id) == 103
+    records = [s.to_dict() for s in db.collection(idempotency.COLLECTION).stream()]
+    assert sorted(r["status"] for r in records) == ["completed", "completed"]
+    assert {r["function"] for r in records} == {"orders_upsert_product"}
+
+
 def test_an_order_is_priced_on_the_server_and_reserves_stock(member, db):
     mug, tea = product(db, price=1250, stock=10), product(db, price=300, stock=5, name="Tea")
     out = place(member, [(mug, 2), (tea, 1)], headers={"X-Correlation-Id": "corr-order-0001"})
@@ -210,6 +233,9 @@ def test_deleting_the_account_keeps_orders_without_the_person(member, db):
     assert member.uid not in repr(kept)
     eventually(lambda: order(db, pending["order_id"]).get("anonymised"), what="anonymised pending order")
     eventually(lambda: order(db, pending["order_id"])["status"] == "cancelled", what="pending order cancelled")
+    closed = harness.doc(db, f"payments/pay_{pending['order_id']}")  # no intent: a closed payment recorded
+    assert (closed["status"], closed["uid"], closed["user_ref"]) == ("canceled", "deleted-user", None)
+    assert member.uid not in repr(closed)
 
 
 # ---- no stock hoarding (issue 16) ---------------------------------------------------

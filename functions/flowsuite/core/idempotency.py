@@ -16,6 +16,15 @@ The contract follows AWS Powertools' idempotency utility (the record is a
 * the claim is a Firestore transaction, so concurrent repeats of one key run
   the handler once: the others wait for its response.
 
+``run`` stores the answer after ``compute`` returned, in a second transaction: if the
+instance dies (or that write fails) in between, the key stays ``in_progress`` until its
+lock expires and a retry runs ``compute`` again. So ``run`` is for handlers whose effect
+is idempotent by itself (``payments_create_intent``: Stripe calls under ``effects.once``,
+a payment created once). A handler whose whole effect is Firestore writes that fit one
+transaction uses ``run_in_transaction`` instead: the key's record is read, and the effect
+and the completed record written, in that one transaction (``orders_upsert_product``,
+whose ``stock_delta`` must never be added twice).
+
 The in-transaction mode (``replay_in_transaction``) serves a handler that keeps
 the contract inside its own transaction, on its own document (``orders_place``).
 """
@@ -25,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -136,6 +146,52 @@ def run(
         log.warning("call finished after its idempotency lock was taken over; its answer was not stored",
                     record_status=(current or {}).get("status"))
     return response
+
+
+def run_in_transaction(
+    db,
+    *,
+    uid: str | None,
+    function: str,
+    key: str,
+    payload: dict[str, Any],
+    compute: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
+    """``run`` for a handler whose effect is Firestore writes in one transaction: ``compute(txn)``
+    reads with ``txn`` (the key's record is read first), writes with it and returns the answer;
+    the completed record, with that answer, is written in the same transaction. Nothing is ever
+    left in progress: a call that dies before the commit wrote nothing (a retry runs again), one
+    that committed is answered from the record (a retry replays it). Concurrent repeats are
+    serialised by the transaction: the later one re-reads the completed record and replays it.
+    The record is ``run``'s (same id, same fields), so switching a callable between the modes
+    keeps its keys; an ``in_progress`` one that ``run`` left (a call in flight across a deploy)
+    answers "retry shortly" while its lock holds."""
+    from google.cloud import firestore as gcf  # noqa: PLC0415
+
+    ref = db.collection(COLLECTION).document(record_id(uid, function, key))
+    digest = payload_hash(payload)
+
+    @gcf.transactional
+    def once(txn) -> dict[str, Any]:
+        snap = ref.get(transaction=txn)
+        now = clock.utcnow()
+        action = claims.decide(SHAPE, snap.to_dict() if snap.exists else None, now, digest)
+        _refuse_reuse(action)
+        if action == claims.DONE:
+            return snap.to_dict()["response"]
+        if action == claims.BUSY:
+            raise FailedPreconditionError("A call with this idempotency key is still in progress; retry shortly.",
+                                          details={"reason": "idempotency_in_progress"})
+        response = compute(txn)
+        txn.set(ref, IdempotencyRecordDoc.new(
+            status=COMPLETED, uid=uid, function=function, payload_hash=digest, response=response,
+            locked_until=now,  # never locked: it is written completed
+            token=uuid.uuid4().hex, created_time=gcf.SERVER_TIMESTAMP, completed_time=gcf.SERVER_TIMESTAMP,
+            expires_at=now + dt.timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS),
+        ))
+        return response
+
+    return once(db.transaction())
 
 
 def lock_seconds(timeout_seconds: float) -> float:

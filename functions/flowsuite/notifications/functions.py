@@ -117,15 +117,20 @@ def refund_reason_text(d) -> str:
     return ""
 
 
+def _admin_once(event, admin: str):
+    """An alert's steps for one admin, named after that admin (``service.admin_step``)."""
+    return lambda step, perform: event.once(service.admin_step(step, admin), perform)
+
+
 @bus.subscriber(PaymentDisputed, transactional=False, secrets=config.SECRETS)
 def notifications_on_payment_disputed(event) -> None:
     """payment.disputed -> every admin (inbox, email): a chargeback to answer in the Stripe Dashboard."""
     d = event.data
     context = {"order_id": d.order_id, "payment_id": d.payment_id, "status": d.status.replace("_", " "),
                "reason": d.reason or "unknown", "amount": money(d.amount, d.currency)}
-    for i, admin in enumerate(service.admin_uids(clients.firestore())):
+    for admin in service.admin_uids(clients.firestore()):
         _notify(event, admin, "dispute_update", context, {"order_id": d.order_id, "dispute_id": d.dispute_id},
-                once=lambda step, perform, i=i: event.once(f"{step}_admin{i}", perform))
+                once=_admin_once(event, admin))
 
 
 @bus.subscriber(OrderNeedsReview, transactional=False, secrets=config.SECRETS)
@@ -134,9 +139,9 @@ def notifications_on_order_needs_review(event) -> None:
     was deleted); staff fulfil it or cancel it (which refunds it)."""
     d = event.data
     context = {"order_id": d.order_id, "amount": money(d.total, d.currency), "status": d.status}
-    for i, admin in enumerate(service.admin_uids(clients.firestore())):
+    for admin in service.admin_uids(clients.firestore()):
         _notify(event, admin, "order_review", context, {"order_id": d.order_id, "reason": d.reason},
-                once=lambda step, perform, i=i: event.once(f"{step}_admin{i}", perform))
+                once=_admin_once(event, admin))
 
 
 @eraser(collections=("users/{uid}/notifications", "users/{uid}/fcm_tokens", "users/{uid}/settings",

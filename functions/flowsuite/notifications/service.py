@@ -25,7 +25,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.core import log, settings
+from flowsuite.core import ids, log, settings
 from flowsuite.core.errors import InvalidArgumentError, PermissionDeniedError
 from flowsuite.notifications import email as mail
 from flowsuite.notifications.documents import EmailSuppressionDoc, FcmTokenDoc, InboxDoc
@@ -191,6 +191,15 @@ def admin_uids(db, limit: int = 20) -> list[str]:
     """The admins to alert (identity keeps each profile's role), in a stable order."""
     query = db.collection(USERS).where(filter=FieldFilter("role", "==", "admin")).limit(limit)
     return sorted(snap.id for snap in query.stream())
+
+
+def admin_step(step: str, admin_uid: str) -> str:
+    """The name under which one delivery keeps an alert's step (``Event.once``) for one admin.
+    Named after the admin, not their place in the list: an admin added or removed between
+    retries of the delivery neither misses the alert nor makes another get it twice. Through
+    ``person_key``: a plain name the delivery record can hold, and no uid left in it once
+    that admin's account is erased. Pure."""
+    return f"{step}_admin_{ids.person_key(admin_uid)}"
 
 
 def _inbox(user_ref, event_id: str, kind: str, title: str, body: str, data, correlation_id) -> dict:

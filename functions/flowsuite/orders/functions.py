@@ -29,10 +29,12 @@ __all__ = [
 STAFF = ("staff", "admin")
 
 
-@callable_function(request=models.UpsertProduct, response=models.ProductAnswer, roles=STAFF, idempotent=True)
+@callable_function(request=models.UpsertProduct, response=models.ProductAnswer, roles=STAFF, idempotent=True,
+                   own_idempotency=True)
 def orders_upsert_product(ctx: CallContext, req: models.UpsertProduct) -> models.ProductAnswer:
     """Creates or updates a product (staff, admin). Prices are in minor units."""
-    return models.ProductAnswer(**service.upsert_product(clients.firestore(), req))
+    return models.ProductAnswer(**service.upsert_product(clients.firestore(), req, uid=ctx.uid,
+                                                         function=ctx.function))
 
 
 @callable_function(request=models.ArchiveProduct, response=models.ProductAnswer, roles=STAFF)

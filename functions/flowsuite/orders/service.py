@@ -81,7 +81,12 @@ def stock_change(current: int | None, *, stock: int | None, expected: int | None
     return stock
 
 
-def upsert_product(db, req) -> dict[str, Any]:
+def upsert_product(db, req, *, uid: str | None, function: str = "orders_upsert_product") -> dict[str, Any]:
+    """Creates or updates a product, idempotent on ``req.idempotency_key`` in the kernel's
+    one-transaction mode (``idempotency.run_in_transaction``): the product, its shards and the
+    stored answer commit together, so a retry after a crash either finds nothing written and
+    runs again, or replays the answer: a ``stock_delta`` is never added twice, and a new
+    product (its id drawn here) is never created twice."""
     product_id = req.product_id or uuid.uuid4().hex[:20]
     ref = db.collection(PRODUCTS).document(product_id)
     fields = {
@@ -94,8 +99,7 @@ def upsert_product(db, req) -> dict[str, Any]:
         "updated_time": gcf.SERVER_TIMESTAMP,
     }
 
-    @gcf.transactional
-    def write(txn) -> int:
+    def write(txn) -> dict[str, Any]:
         snap = ref.get(transaction=txn)
         data = snap.to_dict() or {} if snap.exists else {}
         before = shard_count(data.get("stock_shards")) if snap.exists else 0
@@ -118,11 +122,12 @@ def upsert_product(db, req) -> dict[str, Any]:
                 txn.set(shard_ref(db, product_id, k), StockShardDoc.new(stock=level, updated_time=gcf.SERVER_TIMESTAMP))
             for k in range(len(levels), before):
                 txn.delete(shard_ref(db, product_id, k))
-        return total
+        return {"product_id": product_id, "stock": total,
+                **{k: fields[k] for k in ("name", "price", "currency", "active", "stock_shards")}}
 
-    stock = write(db.transaction())
-    return {"product_id": product_id, "stock": stock,
-            **{k: fields[k] for k in ("name", "price", "currency", "active", "stock_shards")}}
+    return idempotency.run_in_transaction(db, uid=uid, function=function, key=req.idempotency_key,
+                                          payload=req.model_dump(mode="json", exclude={"idempotency_key"}),
+                                          compute=write)
 
 
 def archive_product(db, product_id: str) -> dict[str, Any]:
@@ -533,17 +538,21 @@ def _release_stock(txn, db, order: dict[str, Any], existing: dict[str, int]) -> 
 
 
 def _transition(db, txn, ref, order: dict, target: str, by: str, extra: dict | None = None) -> None:
+    """One update of the order. ``extra`` may rewrite the whole ``history`` (erasure): the
+    transition's entry is then appended to that list, so the order is still written once."""
     states.check(order["status"], target, order_id=ref.id)
     now = clock.utcnow()
     leaves_unpaid = order["status"] in states.UNPAID and target not in states.UNPAID
+    extra = dict(extra or {})
+    entry = {"status": target, "at": now, "by": by}
     txn.update(ref, OrderDoc.fields({
         "status": target,
         "updated_time": now,
         f"{target}_time": now,
-        "history": gcf.ArrayUnion([{"status": target, "at": now, "by": by}]),
+        "history": [*extra.pop("history"), entry] if "history" in extra else gcf.ArrayUnion([entry]),
         **({"quota_held": False} if leaves_unpaid and order.get("quota_held") else {}),
         **({"needs_review": False} if order.get("needs_review") else {}),  # staff acted on it
-        **(extra or {}),
+        **extra,
     }))
     if leaves_unpaid:
         _release_hold(txn, db, order)
@@ -574,11 +583,12 @@ def cancel(db, txn, ref, order: dict, *, by: str, reason: str) -> None:
     )
 
 
-def request_cancel(db, txn, ref, order: dict, *, by: str, reason: str) -> None:
+def request_cancel(db, txn, ref, order: dict, *, by: str, reason: str, extra: dict | None = None) -> None:
     """Starts cancelling an unpaid order: ``cancelling`` (stock still held) and
     order.cancel_requested, on which payments closes the PaymentIntent at Stripe. The order is
-    cancelled on payment.canceled, or paid if Stripe says the payment got there first."""
-    _transition(db, txn, ref, order, states.CANCELLING, by, {"cancel_reason": reason})
+    cancelled on payment.canceled, or paid if Stripe says the payment got there first.
+    ``extra``: other fields written with the transition (erasure's anonymisation)."""
+    _transition(db, txn, ref, order, states.CANCELLING, by, {"cancel_reason": reason, **(extra or {})})
     events.publish(txn, OrderCancelRequested(order_id=ref.id, uid=order["uid"], reason=reason),
                    subject=f"{ORDERS}/{ref.id}", db=db)
 
@@ -758,7 +768,11 @@ def erase(db, uid: str) -> None:
     PaymentIntent closed first; a payment that still lands is refunded). A paid order not yet
     fulfilled stays paid and is flagged to staff (``needs_review``, ``order.needs_review``, which
     alerts every admin): staff fulfil it or cancel it, which refunds it. The user's hold counter
-    goes (an anonymised order releases nothing into it)."""
+    goes (an anonymised order releases nothing into it).
+
+    A pending order is anonymised and its cancellation requested in one transaction, the
+    request naming the anonymised order's owner (``DELETED_USER``): payments, whose eraser
+    may have run already, records the closed payment under that name, never the person's."""
     query = db.collection(ORDERS).where(filter=FieldFilter("uid", "==", uid)).limit(200)
     while True:
         snaps = list(query.stream())
@@ -769,18 +783,16 @@ def erase(db, uid: str) -> None:
             ref = snap.reference
 
             @gcf.transactional
-            def cancel_pending(txn, ref=ref) -> None:
-                order = _read_order(txn, ref)
-                if order["status"] == states.PENDING_PAYMENT:
-                    request_cancel(db, txn, ref, order, by="erasure", reason="account_deleted")
-
-            @gcf.transactional
             def anonymise(txn, ref=ref) -> None:
                 order = _read_order(txn, ref)
                 if order["uid"] != uid:
                     return
                 fields = anonymised(order, uid)
-                txn.update(ref, fields)
+                if order["status"] == states.PENDING_PAYMENT:  # one write: anonymised and cancelling
+                    request_cancel(db, txn, ref, {**order, **fields}, by="erasure", reason="account_deleted",
+                                   extra=fields)
+                else:
+                    txn.update(ref, fields)
                 if fields.get("needs_review"):
                     events.publish(txn, OrderNeedsReview(order_id=ref.id, reason=REVIEW_ACCOUNT_DELETED,
                                                          status=order["status"], total=order["total"],
@@ -788,5 +800,4 @@ def erase(db, uid: str) -> None:
                                    subject=f"{ORDERS}/{ref.id}", db=db)
                     log.warning("a paid order lost its customer: flagged to staff", order_id=ref.id)
 
-            cancel_pending(db.transaction())
             anonymise(db.transaction())

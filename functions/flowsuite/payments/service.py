@@ -404,11 +404,22 @@ def intent_event(intent: dict[str, Any], kind: str, source: str) -> dict[str, An
 STRIPE_CANCELLATION_REASONS = {"payment_timeout": "abandoned"}
 
 
+def account_gone(uid: str, profile: dict[str, Any] | None) -> bool:
+    """Whether a payment recorded now must not name ``uid``: it is already the deleted-user
+    placeholder, or the account is deleted or being deleted (its profile is gone, or
+    ``deleting``, which identity sets in the transaction that publishes identity.user_deleted),
+    so payments' eraser may have run already and would never see the record. Pure."""
+    return uid == DELETED_USER or profile is None or profile.get("status") == "deleting"
+
+
 def close_for_cancel(db, stripe, *, order_id: str, uid: str, reason: str, correlation_id: str | None) -> str:
     """order.cancel_requested: closes the order's PaymentIntent at Stripe before the stock is
     released (payment.canceled). If Stripe says it already succeeded, the payment succeeds and
     the order follows it; while it is processing, this retries until Stripe settles it.
-    With no intent yet, a closed payment is recorded so that one created later is closed too."""
+    With no intent yet, a closed payment is recorded so that one created later is closed too.
+    That record names the user only while their account lives (read in its transaction, so a
+    record that names them was written before identity.user_deleted, and payments' eraser finds
+    it); for an account being deleted it and its event name the deleted-user placeholder."""
     ref = db.collection(PAYMENTS).document(payment_id_for(order_id))
 
     @gcf.transactional
@@ -416,16 +427,23 @@ def close_for_cancel(db, stripe, *, order_id: str, uid: str, reason: str, correl
         snap = ref.get(transaction=txn)
         if snap.exists:
             return snap.to_dict()
+        profile = None
+        if uid != DELETED_USER:
+            user = db.collection("users").document(uid).get(transaction=txn)
+            profile = user.to_dict() if user.exists else None
+        gone = account_gone(uid, profile)
+        owner = DELETED_USER if gone else uid
         now = clock.utcnow()
         txn.create(ref, PaymentDoc.new({
-            "payment_id": ref.id, "uid": uid, "user_ref": db.collection("users").document(uid), "order_id": order_id,
-            "order_ref": db.collection(ORDERS).document(order_id), "amount": 0, "currency": "", "provider": "stripe",
-            "provider_ref": None, "customer": None, "status": CANCELED, "cancellation_reason": reason,
-            "canceled_time": now, "failure_reason": None, "correlation_id": correlation_id or "",
-            "created_time": now, "updated_time": now,
+            "payment_id": ref.id, "uid": owner, "user_ref": None if gone else db.collection("users").document(uid),
+            "order_id": order_id, "order_ref": db.collection(ORDERS).document(order_id), "amount": 0, "currency": "",
+            "provider": "stripe", "provider_ref": None, "customer": None, "status": CANCELED,
+            "cancellation_reason": reason, "canceled_time": now, "failure_reason": None,
+            "correlation_id": correlation_id or "", "created_time": now, "updated_time": now,
+            **({"anonymised": True} if gone else {}),
         }))
         _publish(db, txn, ref, {"correlation_id": correlation_id}, PaymentCanceled(
-            payment_id=ref.id, order_id=order_id, uid=uid, reason=reason))
+            payment_id=ref.id, order_id=order_id, uid=owner, reason=reason))
         return None
 
     payment = read_or_close(db.transaction())
