@@ -389,8 +389,6 @@ TITLE_MAX_LENGTH = 200
 
 CONTRACT = '''"""Events the {{name}} domain publishes (their data is the contract other domains read)."""
 
-from __future__ import annotations
-
 from flowsuite.core.events import EventData, event_type
 
 
@@ -413,8 +411,6 @@ __all__ = ["{{Entity}}Created"]
 
 DOCUMENTS = '''"""Documents the {{name}} domain owns."""
 
-from __future__ import annotations
-
 from flowsuite.core.documents import DocRef, Document, Timestamp, collection
 
 
@@ -434,8 +430,6 @@ class {{Entity}}Doc(Document):
 '''
 
 MODELS = '''"""Requests and answers of the {{name}} callables."""
-
-from __future__ import annotations
 
 from pydantic import Field
 

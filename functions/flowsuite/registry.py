@@ -9,6 +9,11 @@ Discovery (deploy, emulator load) runs without it and imports everything.
 Function names start with their domain (``orders_place``); names that a
 FlutterFlow convention fixes are listed in ``ALIASES``. The ops domain serves
 the bus's redelivery and sweep, which need every subscriber, so it loads all.
+
+A domain's ``functions`` module imports what all its functions need (their request
+models, the bus, the events they subscribe to). The functions whose cold start
+matters most have a module of their own (``OWN_MODULES``), which their domain's
+``functions`` module re-exports: an instance serving one imports that module alone.
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ ALIASES = {
     "notificationsSendScheduledPush": "notifications",
 }
 LOADS_EVERYTHING = {"ops"}
+# Functions served from a module of their own (main.py imports it under ``serving(name)``).
+OWN_MODULES = {
+    "orders_place": "flowsuite.orders.place",  # the checkout's first step
+    "payments_stripe_webhook": "flowsuite.payments.webhook",  # every Stripe event
+}
 
 
 def domain_for(target: str) -> str | None:
@@ -40,12 +50,20 @@ def domain_for(target: str) -> str | None:
     return max(matches, key=len) if matches else None
 
 
+def serving(name: str, target: str | None = None) -> bool:
+    """Does this instance serve ``name``, a function with a module of its own (``OWN_MODULES``)?"""
+    target = os.environ.get("FUNCTION_TARGET") if target is None else target
+    return name in OWN_MODULES and target == name
+
+
 def wanted(domain: str, target: str | None = None) -> bool:
     """Should ``main.py`` import this domain's functions in this instance?"""
     target = os.environ.get("FUNCTION_TARGET") if target is None else target
     if not target:
         return True
-    serving = domain_for(target)
-    if serving is None or serving in LOADS_EVERYTHING:
+    if target in OWN_MODULES:  # its own module serves it (``serving``)
+        return False
+    served = domain_for(target)
+    if served is None or served in LOADS_EVERYTHING:
         return True
-    return domain == serving
+    return domain == served

@@ -2,8 +2,8 @@ from flowsuite import registry
 
 
 def test_a_target_loads_only_its_domain():
-    assert registry.wanted("orders", "orders_place")
-    assert not registry.wanted("payments", "orders_place")
+    assert registry.wanted("orders", "orders_cancel")
+    assert not registry.wanted("payments", "orders_cancel")
 
 
 def test_discovery_loads_everything():
@@ -21,3 +21,15 @@ def test_ops_serves_redelivery_so_it_loads_every_subscriber():
 
 def test_unknown_targets_load_everything():
     assert registry.wanted("orders", "somethingElse")
+
+
+def test_a_function_with_a_module_of_its_own_is_served_from_it_alone():
+    assert registry.serving("payments_stripe_webhook", "payments_stripe_webhook")
+    assert not any(registry.wanted(d, "payments_stripe_webhook") for d in registry.DOMAINS)
+    assert registry.serving("orders_place", "orders_place") and not registry.wanted("orders", "orders_place")
+
+
+def test_other_functions_of_its_domain_and_discovery_still_load_the_domain():
+    assert registry.wanted("payments", "payments_create_intent") and registry.wanted("orders", "orders_cancel")
+    assert not registry.serving("orders_place", "orders_cancel") and not registry.serving("orders_place", "")
+    assert not registry.serving("orders_cancel", "orders_cancel")  # no module of its own

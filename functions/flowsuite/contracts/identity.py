@@ -1,7 +1,5 @@
 """Events the identity domain publishes (the contracts other domains subscribe to)."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from flowsuite.core.events import EventData, event_type

@@ -1,7 +1,5 @@
 """Events the ops domain publishes."""
 
-from __future__ import annotations
-
 from flowsuite.core.events import EventData, event_type
 
 

@@ -1,7 +1,5 @@
 """Events the orders domain publishes (the contracts payments and notifications use)."""
 
-from __future__ import annotations
-
 from flowsuite.core.events import EventData, event_type
 
 

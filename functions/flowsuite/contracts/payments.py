@@ -1,7 +1,5 @@
 """Events the payments domain publishes (the contracts orders and notifications use)."""
 
-from __future__ import annotations
-
 from flowsuite.core.events import EventData, event_type
 
 

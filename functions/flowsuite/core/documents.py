@@ -20,8 +20,6 @@ converts. No Firestore I/O, and a model is built on its first ``new`` (``defer_b
 never at import.
 """
 
-from __future__ import annotations
-
 import dataclasses
 from collections.abc import Mapping
 from typing import Annotated, Any

@@ -6,8 +6,6 @@ kernel), so ``docs/collections.md`` names ops as their owner; they are declared 
 kernel writes them through these models and imports no domain.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from flowsuite.core.documents import Document, Timestamp, collection

@@ -1,7 +1,5 @@
 """Base models for the edge: requests refuse unknown fields, responses are plain JSON."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints

@@ -1,7 +1,5 @@
 """Documents the identity domain owns."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from flowsuite.core.documents import Document, Timestamp, collection

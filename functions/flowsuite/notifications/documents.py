@@ -1,7 +1,5 @@
 """Documents the notifications domain owns."""
 
-from __future__ import annotations
-
 from flowsuite.core.documents import DocRef, Document, Timestamp, collection
 
 

@@ -1,7 +1,5 @@
 """Requests and answers of the notifications callables (FlutterFlow's names and casing)."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import Field

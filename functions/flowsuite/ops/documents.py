@@ -1,8 +1,6 @@
 """Documents the ops domain owns. The kernel's own records, which ops also owns (events, deliveries,
 dead letters, idempotency records, effects, ops_state), are declared in ``flowsuite.core.kernel_documents``."""
 
-from __future__ import annotations
-
 from flowsuite.core.documents import Document, Timestamp, collection
 
 

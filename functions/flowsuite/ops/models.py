@@ -1,7 +1,5 @@
 """Requests and answers of the ops callables."""
 
-from __future__ import annotations
-
 import datetime as dt
 from typing import Annotated, Literal
 

@@ -1,7 +1,5 @@
 """Documents the orders domain owns."""
 
-from __future__ import annotations
-
 from pydantic import BaseModel, ConfigDict
 
 from flowsuite.core.documents import DocRef, Document, Timestamp, collection

@@ -5,10 +5,11 @@ from __future__ import annotations
 from firebase_functions import scheduler_fn
 
 from flowsuite.contracts.payments import PaymentCanceled, PaymentDisputed, PaymentRefunded, PaymentSucceeded
-from flowsuite.core import bus, clients, clock, idempotency, options
+from flowsuite.core import bus, clients, clock, options
 from flowsuite.core.callables import CallContext, callable_function
 from flowsuite.core.erasure import eraser
 from flowsuite.orders import models, service
+from flowsuite.orders.place import orders_place  # a module of its own (registry.OWN_MODULES)
 
 __all__ = [
     "orders_upsert_product",
@@ -41,16 +42,6 @@ def orders_upsert_product(ctx: CallContext, req: models.UpsertProduct) -> models
 def orders_archive_product(ctx: CallContext, req: models.ArchiveProduct) -> models.ProductAnswer:
     """Stops selling a product (staff, admin); existing orders keep it."""
     return models.ProductAnswer(**service.archive_product(clients.firestore(), req.product_id))
-
-
-@callable_function(request=models.PlaceOrder, response=models.OrderAnswer, idempotent=True, own_idempotency=True)
-def orders_place(ctx: CallContext, req: models.PlaceOrder) -> models.OrderAnswer:
-    """Places an order priced on the server, reserving its stock."""
-    return models.OrderAnswer(**service.place_order(
-        clients.firestore(), uid=ctx.require_uid(), lines=req.items,
-        idempotency_key=req.idempotency_key, correlation_id=ctx.correlation_id,
-        payload_hash=idempotency.payload_hash(req.model_dump(mode="json", exclude={"idempotency_key"})),
-    ))
 
 
 @callable_function(request=models.OrderRef, response=models.OrderStatusAnswer)

@@ -1,7 +1,5 @@
 """Documents the payments domain owns."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from flowsuite.core.documents import DocRef, Document, Timestamp, collection

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
-from firebase_functions import https_fn, scheduler_fn
+from firebase_functions import scheduler_fn
 
 from flowsuite.contracts.orders import OrderCancelled, OrderCancelRequested, OrderPaymentRejected
-from flowsuite.core import bus, clients, clock, log, metering, options, settings, tracing
+from flowsuite.core import bus, clients, clock, log, options, settings
 from flowsuite.core.callables import CallContext, callable_function
 from flowsuite.core.erasure import eraser
-from flowsuite.core.errors import RetryLaterError
 from flowsuite.payments import config, models, service
+from flowsuite.payments.webhook import payments_stripe_webhook  # a module of its own (registry.OWN_MODULES)
 
 __all__ = [
     "payments_create_intent",
@@ -36,56 +35,6 @@ def payments_create_intent(ctx: CallContext, req: models.CreateIntent) -> models
         clients.firestore(), clients.stripe(), uid=ctx.require_uid(), email=ctx.email,
         order_id=req.order_id, correlation_id=ctx.correlation_id, project=settings.project_id(),
     ))
-
-
-def _answer(status: int, body: dict) -> https_fn.Response:
-    return https_fn.Response(json.dumps(body), status=status, mimetype="application/json")
-
-
-@options.trigger(https_fn.on_request, secrets=config.SECRETS)
-def payments_stripe_webhook(req: https_fn.Request) -> https_fn.Response:
-    """Stripe's webhook: verified, applied once per Stripe event, 5xx on a transient failure."""
-    import stripe  # noqa: PLC0415 - heavy; only this domain pays for it
-
-    # A span in the trace of Stripe's request (Google's front end names one), which joins the
-    # checkout's trace once the event's payment is known (``tracing.join``).
-    with log.bind(domain="payments", function="payments_stripe_webhook"), metering.metered() as meter, \
-            tracing.span("payments_stripe_webhook", parent=tracing.from_headers(req.headers), entry=True,
-                         joins_documents=True, kind="webhook") as span:
-        if req.method != "POST":
-            return _answer(405, {"error": "POST only"})
-        if (req.content_length or 0) > config.WEBHOOK_MAX_BODY_BYTES:
-            return _answer(413, {"error": "body too large"})
-        payload = req.get_data(cache=False)
-        if len(payload) > config.WEBHOOK_MAX_BODY_BYTES:
-            return _answer(413, {"error": "body too large"})
-        signature = req.headers.get("Stripe-Signature")
-        if not signature:
-            return _answer(400, {"error": "missing Stripe-Signature"})
-        try:
-            stripe.WebhookSignature.verify_header(
-                payload.decode("utf-8"), signature, config.STRIPE_WEBHOOK_SECRET.value,
-                tolerance=config.WEBHOOK_TOLERANCE_SECONDS,
-            )
-            event = json.loads(payload)
-            event_id, kind = str(event["id"]), str(event["type"])
-        except (stripe.SignatureVerificationError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            log.warning("webhook refused", error=str(exc)[:200])
-            return _answer(400, {"error": "invalid signature or payload"})
-        with log.bind(stripe_event_id=event_id, stripe_event_type=kind):
-            try:
-                applied = service.handle_stripe_event(clients.firestore(), event, project=settings.project_id())
-            except RetryLaterError as exc:
-                log.warning("webhook deferred; Stripe will retry", error=str(exc), **meter.fields())
-                return _answer(503, {"error": "retry later"})
-            except Exception as exc:  # noqa: BLE001 - Stripe must retry, never a 200 on failure
-                span.status = "error"
-                log.report("webhook failed", exc, **meter.fields())
-                return _answer(500, {"error": "internal"})
-            span.attributes["correlation_id"] = applied.correlation_id  # its span line names the checkout
-            with log.bind(correlation_id=applied.correlation_id, payment_id=applied.payment_id):
-                log.info("webhook applied", outcome=applied.outcome, **meter.fields())
-            return _answer(200, {"received": True, "outcome": applied.outcome})
 
 
 @bus.subscriber(OrderCancelled, transactional=False, secrets=config.SECRETS)

@@ -1,7 +1,5 @@
 """Requests and answers of the payments callables."""
 
-from __future__ import annotations
-
 from pydantic import Field
 
 from flowsuite.core.models import DocId, IdempotentRequest, Request, Response

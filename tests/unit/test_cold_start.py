@@ -1,0 +1,62 @@
+"""Cold start: what an instance imports before its first request (issue 19).
+
+An instance serving a function with a module of its own (``registry.OWN_MODULES``) imports
+that module alone; its domain's ``functions`` module re-exports the very same function, so
+discovery and deploy see it once. Modules that declare models evaluate their annotations as
+Python does (no ``from __future__ import annotations``): pydantic would otherwise compile
+and evaluate every field's annotation string when the class is created, at import.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from flowsuite import registry
+
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+ROOT = FUNCTIONS / "flowsuite"
+
+
+@pytest.mark.parametrize("name", sorted(registry.OWN_MODULES))
+def test_an_own_module_serves_the_function_its_domain_exports(name):
+    module = importlib.import_module(registry.OWN_MODULES[name])
+    assert module.__all__ == [name]
+    domain = importlib.import_module(f"flowsuite.{registry.domain_for(name)}.functions")
+    assert name in domain.__all__ and getattr(domain, name) is getattr(module, name)
+    main = (FUNCTIONS / "main.py").read_text()
+    assert f'if _serving("{name}"):\n    from {module.__name__} import *  # noqa: F403\n' in main
+
+
+@pytest.mark.parametrize("name", sorted(registry.OWN_MODULES))
+def test_an_instance_serving_it_imports_neither_its_domain_functions_nor_the_bus(name):
+    code = ("import sys, main\n"
+            f"assert [n for n in dir(main) if not n.startswith('_')] == [{name!r}], dir(main)\n"
+            "loaded = sorted(m for m in sys.modules if m.endswith('.functions') and m.startswith('flowsuite.')\n"
+            "                or m in ('flowsuite.core.bus', 'flowsuite.core.erasure'))\n"
+            "assert not loaded, loaded\n")
+    env = {**os.environ, "FUNCTION_TARGET": name, "PYTHONPATH": str(FUNCTIONS)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=FUNCTIONS, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def declaration_modules() -> list[Path]:
+    """The modules that declare models: contracts, documents, requests and answers."""
+    found = [p for p in ROOT.glob("contracts/*.py") if p.name != "__init__.py"]
+    found += [*ROOT.glob("*/documents.py"), *ROOT.glob("*/models.py"), ROOT / "core" / "kernel_documents.py"]
+    return sorted(found)
+
+
+def test_declaration_modules_evaluate_their_annotations():
+    assert len(declaration_modules()) > 15
+    postponed = []
+    for path in declaration_modules():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+                postponed.append(str(path.relative_to(ROOT)))
+    assert not postponed, f"`from __future__ import annotations` makes pydantic compile each annotation: {postponed}"
