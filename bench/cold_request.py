@@ -199,8 +199,10 @@ def serve(source_dir: Path, target: str, signature: str, make_request, requests_
 
 
 def run(rounds: int = 5) -> list[dict]:
+    from bench.cold_start import compile_sources
     from testkit import harness
 
+    compile_sources()
     db = harness.admin_db()
     user = harness.sign_up()
     rows = []
