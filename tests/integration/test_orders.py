@@ -53,6 +53,30 @@ def test_repeats_of_one_product_upsert_key_apply_it_once(staff, db):
     assert {r["function"] for r in records} == {"orders_upsert_product"}
 
 
+def test_an_upsert_key_reused_with_another_payload_is_refused_and_a_refused_edit_keeps_no_key(staff, db):
+    """orders_upsert_product's one-transaction idempotency: a key that applied answers only its own
+    payload (another one is refused and changes nothing); an edit refused inside the transaction
+    (stale expected_stock) writes nothing, its key included, so the corrected retry applies."""
+    from flowsuite.core import idempotency
+
+    created = call("orders_upsert_product", {"name": "Tea", "price": 450, "currency": "eur", "stock": 3,
+                                             "idempotency_key": (first := uuid.uuid4().hex)}, user=staff)
+    with pytest.raises(CallableError) as err:
+        call("orders_upsert_product", {"name": "Tea", "price": 1, "currency": "eur", "stock": 3,
+                                       "idempotency_key": first}, user=staff)
+    assert err.value.code == "invalid-argument" and err.value.fields == ["idempotency_key"]
+    assert [(p.id, p.get("price")) for p in db.collection("products").stream()] == [(created["product_id"], 450)]
+
+    edit = {"product_id": created["product_id"], "name": "Tea", "price": 450, "currency": "eur", "stock": 9,
+            "expected_stock": 2, "idempotency_key": uuid.uuid4().hex}
+    with pytest.raises(CallableError) as err:
+        call("orders_upsert_product", edit, user=staff)
+    assert err.value.code == "failed-precondition" and err.value.details["stock"] == 3
+    assert stock(db, created["product_id"]) == 3 and len(list(db.collection(idempotency.COLLECTION).stream())) == 1
+    assert call("orders_upsert_product", {**edit, "expected_stock": 3}, user=staff)["stock"] == 9
+    assert stock(db, created["product_id"]) == 9
+
+
 def test_an_order_is_priced_on_the_server_and_reserves_stock(member, db):
     mug, tea = product(db, price=1250, stock=10), product(db, price=300, stock=5, name="Tea")
     out = place(member, [(mug, 2), (tea, 1)], headers={"X-Correlation-Id": "corr-order-0001"})
