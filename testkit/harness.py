@@ -227,16 +227,16 @@ class TransportError(Exception):
     """The request never got a callable's answer (a network or emulator proxy failure)."""
 
 
-def call_retrying(name: str, data: Any, user: User, attempts: int = 4) -> Any:
-    """What a careful app does: retry transport failures and `aborted` with the same
-    payload; the idempotency key in it makes the retry safe."""
+def call_retrying(name: str, data: Any, user: User, attempts: int = 4, *, aborted: bool = True) -> Any:
+    """What a careful app does: retry transport failures and (unless ``aborted`` is False)
+    `aborted` with the same payload; the idempotency key in it makes the retry safe."""
     for attempt in range(attempts):
         try:
             return call(name, data, user=user)
         except TransportError:
             pass
         except CallableError as err:
-            if err.code != "aborted" or attempt == attempts - 1:
+            if not aborted or err.code != "aborted" or attempt == attempts - 1:
                 raise
         time.sleep(0.2 * (attempt + 1))
     return call(name, data, user=user)

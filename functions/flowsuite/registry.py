@@ -7,8 +7,12 @@ one domain's heavy dependencies (Stripe) never slow another's cold start.
 Discovery (deploy, emulator load) runs without it and imports everything.
 
 Function names start with their domain (``orders_place``); names that a
-FlutterFlow convention fixes are listed in ``ALIASES``. The ops domain serves
-the bus's redelivery and sweep, which need every subscriber, so it loads all.
+FlutterFlow convention fixes are listed in ``ALIASES``. The functions that act
+for every domain (the bus's redelivery and sweep, dead-letter replay, metrics,
+health, the last eraser) load the other domains when they first need them
+(``load_everything``, through ``bus.all_subscribers`` and ``erasure.all_erasers``),
+so an instance serving a plain ops function (a probe's subscriber, ping) loads ops
+alone, and none of them can act on a partial list of subscribers or erasers.
 
 A domain's ``functions`` module imports what all its functions need (their request
 models, the bus, the events they subscribe to). The functions whose cold start
@@ -18,6 +22,7 @@ matters most have a module of their own (``OWN_MODULES``), which their domain's
 
 from __future__ import annotations
 
+import importlib
 import os
 
 DOMAINS = (
@@ -33,7 +38,6 @@ ALIASES = {
     "opsRedeliver": "ops",
     "notificationsSendScheduledPush": "notifications",
 }
-LOADS_EVERYTHING = {"ops"}
 # Functions served from a module of their own (main.py imports it under ``serving(name)``).
 OWN_MODULES = {
     "orders_place": "flowsuite.orders.place",  # the checkout's first step
@@ -64,6 +68,11 @@ def wanted(domain: str, target: str | None = None) -> bool:
     if target in OWN_MODULES:  # its own module serves it (``serving``)
         return False
     served = domain_for(target)
-    if served is None or served in LOADS_EVERYTHING:
-        return True
-    return domain == served
+    return served is None or domain == served
+
+
+def load_everything() -> None:
+    """Imports every domain's functions, which registers every subscriber and eraser (a
+    no-op where ``main.py`` imported them all: deploy, discovery, an unknown target)."""
+    for domain in DOMAINS:
+        importlib.import_module(f"flowsuite.{domain}.functions")

@@ -26,7 +26,14 @@ class Eraser:
     erase: Callable[..., None]
 
 
-ERASERS: dict[str, Eraser] = {}
+ERASERS: dict[str, Eraser] = {}  # those this instance imported; all_erasers() for every one
+
+
+def all_erasers() -> dict[str, Eraser]:
+    """Every domain's eraser, importing the domains this instance has not (see
+    ``bus.all_subscribers``): the last eraser must wait for all of them."""
+    bus.all_subscribers()
+    return ERASERS
 
 
 def eraser(*, collections: tuple[str, ...], needs_event: bool = False, **trigger_options):

@@ -42,7 +42,7 @@ def snapshot(db, *, now: dt.datetime | None = None) -> dict[str, Any]:
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
 
     subscribers = {name: {"domain": s.domain, "event_type": s.event_type.name, "processing": 0, "failed": 0,
-                          "oldest_pending_age_seconds": 0.0} for name, s in sorted(bus.SUBSCRIBERS.items())}
+                          "oldest_pending_age_seconds": 0.0} for name, s in sorted(bus.all_subscribers().items())}
     backlog = db.collection(bus.DELIVERIES).where(filter=FieldFilter("status", "in", [bus.PROCESSING, bus.FAILED]))
     for snap in backlog.limit(5000).stream():
         d = snap.to_dict()

@@ -213,4 +213,4 @@ def read(db, *, window: str, now: dt.datetime | None = None) -> dict[str, Any]:
         "dead_letters": _newest(db.collection(bus.DEAD_LETTERS), "created_time", buckets.start,
                                 LIMITS["dead_letters"], ["created_time", "subscriber"]),
     }
-    return aggregate(window, buckets, sources, subscribers=bus.SUBSCRIBERS)
+    return aggregate(window, buckets, sources, subscribers=bus.all_subscribers())

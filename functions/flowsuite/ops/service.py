@@ -92,10 +92,10 @@ def erase(db, uid: str, *, event_id: str) -> None:
     """The kernel's part: stored callable answers go; events and dead letters that name
     the user are redacted, once every other domain has erased its own data (they read
     the uid from the user_deleted event, so it is redacted last)."""
-    from flowsuite.core.erasure import ERASERS, delete_query  # noqa: PLC0415
+    from flowsuite.core.erasure import all_erasers, delete_query  # noqa: PLC0415
     from flowsuite.core.errors import RetryLaterError  # noqa: PLC0415
 
-    others = [f"{domain}_on_user_deleted" for domain in ERASERS if domain != "ops"]
+    others = [f"{domain}_on_user_deleted" for domain in all_erasers() if domain != "ops"]
     refs = [db.collection(bus.DELIVERIES).document(bus.delivery_id(event_id, name)) for name in others]
     found = {d.id: (d.get("status") if d.exists else None) for d in db.get_all(refs)}
     waiting_for, dead = erasure_wait({ref.id: found.get(ref.id) for ref in refs})

@@ -26,6 +26,7 @@ from flowsuite.core.errors import (
     NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
+    is_contention,
 )
 from flowsuite.orders import config, states
 from flowsuite.orders.documents import OrderDoc, OrderHoldDoc, ProductDoc, StockShardDoc
@@ -478,17 +479,23 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
         )
         return order
 
-    # Stock another buyer took after this order read it: placed again from fresh reads. A
-    # product under contention the attempts do not get through ends as `aborted`
+    # Stock another buyer took after this order read it: placed again from fresh reads. So is
+    # a transaction Firestore aborted for contention (a read or the commit answered ABORTED:
+    # repeats of one key, or one user's orders, meet on the same order and hold documents),
+    # after a longer, growing pause. What the attempts do not get through ends as `aborted`
     # (retryable, nothing written) rather than holding the caller for a minute.
     for attempt in range(config.STOCK_ATTEMPTS):
         try:
             return answer(place(db.transaction()))
         except Exception as exc:
-            if not _stock_changed_meanwhile(exc):
+            if _stock_changed_meanwhile(exc):
+                reason, pause = "stock changed", 0.02 * (attempt + 1)
+            elif is_contention(exc):
+                reason, pause = "contention", min(1.0, 0.05 * 2 ** attempt)
+            else:
                 raise
-            log.info("stock changed while placing: placing again", order_id=order_id, attempt=attempt + 1)
-            time.sleep(random.uniform(0, 0.02 * (attempt + 1)))  # jitter: buyers who met do not meet again
+            log.info("placing again", order_id=order_id, attempt=attempt + 1, reason=reason)
+            time.sleep(random.uniform(0, pause))  # jitter: buyers who met do not meet again
     raise AbortedError("Too many buyers at once for this product: try again.",
                        details={"reason": "contention", "retryable": True})
 

@@ -50,11 +50,11 @@ from flowsuite.core.bus.records import (
     max_failing_age,
 )
 from flowsuite.core.bus.recover import NotDueError, redeliver, replay_dead_letter, sweep
-from flowsuite.core.bus.subscribe import SUBSCRIBERS, Subscriber, subscriber, subscribers_of
+from flowsuite.core.bus.subscribe import SUBSCRIBERS, Subscriber, all_subscribers, subscriber, subscribers_of
 
 __all__ = [
     "DEAD", "DEAD_LETTERS", "DELIVERIES", "FAILED", "LEASE_LOST", "OPS_STATE", "PENDING", "PROCESSED", "PROCESSING",
-    "REDELIVER_FUNCTION", "SUBSCRIBERS", "FailurePlan", "NotDueError", "Subscriber", "backoff_seconds",
+    "REDELIVER_FUNCTION", "SUBSCRIBERS", "all_subscribers", "FailurePlan", "NotDueError", "Subscriber", "backoff_seconds",
     "claim_decision", "deliver", "delivery_id", "error_text", "failure_plan", "max_failing_age", "redeliver",
     "replay_dead_letter", "schedule_retry", "subscriber", "subscribers_of", "sweep",
 ]

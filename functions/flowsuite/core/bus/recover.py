@@ -17,7 +17,7 @@ from flowsuite.core.bus.records import (
     delivery_id,
     error_text,
 )
-from flowsuite.core.bus.subscribe import SUBSCRIBERS, subscribers_of
+from flowsuite.core.bus.subscribe import all_subscribers, subscribers_of
 from flowsuite.core.kernel_documents import DeadLetterDoc, DeliveryDoc, OpsStateDoc
 
 
@@ -33,7 +33,7 @@ def redeliver(subscriber_name: str, event_path: str, *, via: str, db=None, at: d
         due_at = record.get("next_attempt_at") if record.exists else None
         if record.exists and record.get("status") == FAILED and due_at and due_at > clock.utcnow() + dt.timedelta(seconds=0.5):
             raise NotDueError(f"retry of {subscriber_name} is due at {due_at.isoformat()}")
-    spec = SUBSCRIBERS.get(subscriber_name)
+    spec = all_subscribers().get(subscriber_name)
     if spec is None:
         log.error("redelivery for an unknown subscriber", subscriber=subscriber_name)
         return "unknown_subscriber"
@@ -73,7 +73,7 @@ def sweep(*, db=None, now: dt.datetime | None = None, limit: int = 200) -> dict[
     scan = (state_ref.get().to_dict() or {}).get("lost_scan") or {}
     lost_before = now - dt.timedelta(seconds=settings.BUS_LOST_AFTER_SECONDS)
     window_start = now - dt.timedelta(hours=settings.BUS_LOST_WINDOW_HOURS)
-    for type_name in sorted({s.event_type.name for s in SUBSCRIBERS.values()}):
+    for type_name in sorted({s.event_type.name for s in all_subscribers().values()}):
         subs = subscribers_of(type_name)
         collection = db.collection(events.EVENT_TYPES[type_name].collection)
         remaining: list[tuple[dt.datetime, dt.datetime]] = []

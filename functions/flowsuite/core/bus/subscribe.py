@@ -19,11 +19,20 @@ class Subscriber:
     domain: str
 
 
-SUBSCRIBERS: dict[str, Subscriber] = {}
+SUBSCRIBERS: dict[str, Subscriber] = {}  # those this instance imported; all_subscribers() for every one
+
+
+def all_subscribers() -> dict[str, Subscriber]:
+    """Every subscriber of the suite. An instance imports only the domain it serves
+    (``flowsuite.registry``): the others are imported here, on first need."""
+    from flowsuite import registry  # noqa: PLC0415
+
+    registry.load_everything()
+    return SUBSCRIBERS
 
 
 def subscribers_of(event_type: str) -> list[Subscriber]:
-    return [s for s in SUBSCRIBERS.values() if s.event_type.name == event_type]
+    return [s for s in all_subscribers().values() if s.event_type.name == event_type]
 
 
 def subscriber(event_model: type[events.EventData], *, transactional: bool = True, **trigger_options: Any):
