@@ -90,3 +90,12 @@ def test_a_stale_shard_is_recognised_through_the_sdks_rollback_error():
     assert _stock_changed_meanwhile(rollback)
     assert not _stock_changed_meanwhile(api_exceptions.Aborted("contention"))
     assert not _stock_changed_meanwhile(ValueError("Failed to commit transaction in 5 attempts"))
+
+
+def test_an_order_or_hold_created_meanwhile_is_a_stale_read_too():
+    # a double tap's other repeat (or the user's other order) committed first: read again
+    from flowsuite.orders.service import _stock_changed_meanwhile
+    from google.api_core import exceptions as api_exceptions
+
+    assert _stock_changed_meanwhile(api_exceptions.AlreadyExists("Document already exists: orders/x"))
+    assert not _stock_changed_meanwhile(api_exceptions.NotFound("no document to update"))

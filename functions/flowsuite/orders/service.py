@@ -237,17 +237,25 @@ def _reserve_hot(db, product_id: str, shards: int, quantity: int) -> ShardReserv
     return every._replace(plan=take_from_shards(order, every.levels, quantity))
 
 
-def _read_products(txn, db, refs: list) -> dict[str, Any]:
-    """The order's products, read outside the transaction: a product's stock is written with
-    a ``last_update_time`` precondition from this read, so concurrent buyers hold no lock on it
-    (like the client SDKs' optimistic transactions). A hot product is read again in the
-    transaction: its document is not written, and the read lock makes a staff edit (price,
-    archive) wait for the orders that priced from it."""
-    read = {snap.id: snap for snap in db.get_all(refs)}
-    hot = [ref for ref in refs if read[ref.id].exists and shard_count((read[ref.id].to_dict() or {}).get("stock_shards"))]
-    for snap in txn.get_all(hot) if hot else ():
-        read[snap.id] = snap
-    return read
+def _read_for_order(db, order_ref, hold_ref, refs: list) -> tuple[Any, Any, dict[str, Any]]:
+    """(the order, the user's hold, the products), read outside the transaction in one call:
+    what the order writes from them (a product's stock, the hold) is written with a
+    ``last_update_time`` precondition (or created only if still missing), so concurrent
+    buyers, and a double tap's repeats, hold no lock on them (like the client SDKs'
+    optimistic transactions). Reading them in the transaction made two repeats each hold a
+    read lock on the order and the hold that the other needed to write: a deadlock that the
+    emulator ends by lock timeouts and Firestore by aborts, again at every retry."""
+    read = {snap.reference.path: snap for snap in db.get_all([order_ref, hold_ref, *refs])}
+    return read[order_ref.path], read[hold_ref.path], {ref.id: read[ref.path] for ref in refs}
+
+
+def _reread_hot(txn, products: dict[str, Any]) -> dict[str, Any]:
+    """A hot product is read again in the transaction: its document is not written (its
+    shards are), and the read lock makes a staff edit (price, archive) wait for the orders
+    that priced from it. Buyers only share that lock."""
+    hot = [snap.reference for snap in products.values()
+           if snap.exists and shard_count((snap.to_dict() or {}).get("stock_shards"))]
+    return {**products, **{snap.id: snap for snap in (txn.get_all(hot) if hot else ())}}
 
 
 def _take_from_shards(txn, db, product_id: str, reservation: ShardReservation) -> None:
@@ -260,13 +268,14 @@ def _take_from_shards(txn, db, product_id: str, reservation: ShardReservation) -
 
 
 def _stock_changed_meanwhile(exc: BaseException) -> bool:
-    """Whether a failed commit failed because stock it reserved (a product or a shard) changed
-    after it was read (FAILED_PRECONDITION: the only preconditions an order's commit carries
-    besides create's, which fails with ALREADY_EXISTS; the SDK's rollback afterwards may
-    raise in its stead, with it as context)."""
+    """Whether a failed commit failed because what it read outside the transaction changed
+    since: stock (a product or a shard) or the user's hold (FAILED_PRECONDITION), or the
+    order or the hold was created meanwhile (ALREADY_EXISTS: a repeat of the same key, or the
+    user's other order, committed first). The SDK's rollback afterwards may raise in its
+    stead, with it as context."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, api_exceptions.FailedPrecondition):
+        if isinstance(seen, (api_exceptions.FailedPrecondition, api_exceptions.AlreadyExists)):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -395,16 +404,18 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
                 payload_hash: str) -> dict[str, Any]:
     """Reserves stock, writes the order and order.placed in one transaction.
 
-    Stock is reserved optimistically: products (and a hot product's shards) are read
-    outside the transaction and written with ``last_update_time`` preconditions, so buyers
-    of one product never wait on each other's locks; a commit that finds the stock changed
-    since it read it writes nothing, and the order is placed again from fresh reads.
+    Optimistic, like the client SDKs' transactions: the order, the user's hold and the
+    products (and a hot product's shards) are read outside the transaction; the commit
+    creates the order (and a first hold) only if still missing and writes stock and the
+    hold with ``last_update_time`` preconditions, so buyers of one product, and the repeats
+    of a double tap, never wait on each other's locks. A commit that finds any of them
+    changed writes nothing, and the order is placed again from fresh reads.
 
-    Idempotent on its own, in the kernel's in-transaction mode
-    (``idempotency.replay_in_transaction``): the order id derives from (uid, key), so a
-    repeat finds the order and answers it; a repeat with another payload is refused. A
-    user's unpaid orders may hold only so much at once (``order_holds/{uid}``, in the
-    same transaction).
+    Idempotent on its own: the order is its own idempotency record
+    (``idempotency.replay_in_transaction`` reads it) and its id derives from (uid, key), so a
+    repeat finds the order and answers it (also when it loses the race to create it: it
+    reads it on its next attempt); a repeat with another payload is refused. A user's
+    unpaid orders may hold only so much at once (``order_holds/{uid}``, in the same commit).
     """
     order_id = order_id_for(uid, idempotency_key)
     order_ref = db.collection(ORDERS).document(order_id)
@@ -416,17 +427,8 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
     units = sum(line.quantity for line in lines)
 
     @gcf.transactional
-    def place(txn) -> dict[str, Any]:
-        existing = order_ref.get(transaction=txn)
-        repeat = idempotency.replay_in_transaction(existing.to_dict() if existing.exists else None, payload_hash)
-        if repeat is not None:  # a repeat of the same key
-            return repeat
-        hold = hold_ref.get(transaction=txn)
-        refused = hold_refusal(hold.to_dict() if hold.exists else None, units,
-                               max_orders=max_orders, max_units=max_units)
-        if refused is not None:
-            raise refused
-        read = _read_products(txn, db, refs)
+    def place(txn, hold, products: dict[str, Any]) -> dict[str, Any]:
+        read = _reread_hot(txn, products)
         snaps = {pid: (snap.to_dict() if snap.exists else None) for pid, snap in read.items()}
         hot: dict[str, tuple[int, ShardReservation]] = {}  # product -> (shards, reservation)
         for line in lines:  # a hot product's stock is what its shards hold
@@ -467,10 +469,13 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
             "history": [{"status": states.PENDING_PAYMENT, "at": now, "by": uid}],
             "quota_held": True,  # counted in order_holds/{uid} until it is paid or cancelled
         })
-        txn.create(order_ref, order)
+        txn.create(order_ref, order)  # ALREADY_EXISTS if a repeat created it since it was read
         orders, held_units = held(hold.to_dict() if hold.exists else None)
-        txn.set(hold_ref, OrderHoldDoc.new(orders=orders + 1, units=held_units + units,
-                                           updated_time=gcf.SERVER_TIMESTAMP))
+        holding = OrderHoldDoc.new(orders=orders + 1, units=held_units + units, updated_time=gcf.SERVER_TIMESTAMP)
+        if hold.exists:
+            txn.update(hold_ref, holding, option=db.write_option(last_update_time=hold.update_time))
+        else:
+            txn.create(hold_ref, holding)
         events.publish(
             txn,
             OrderPlaced(order_id=order_id, uid=uid, total=total, currency=currency,
@@ -485,11 +490,19 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
     # after a longer, growing pause. What the attempts do not get through ends as `aborted`
     # (retryable, nothing written) rather than holding the caller for a minute.
     for attempt in range(config.STOCK_ATTEMPTS):
+        existing, hold, products = _read_for_order(db, order_ref, hold_ref, refs)
+        repeat = idempotency.replay_in_transaction(existing.to_dict() if existing.exists else None, payload_hash)
+        if repeat is not None:  # a repeat of the same key
+            return answer(repeat)
+        refused = hold_refusal(hold.to_dict() if hold.exists else None, units,
+                               max_orders=max_orders, max_units=max_units)
+        if refused is not None:
+            raise refused
         try:
-            return answer(place(db.transaction()))
+            return answer(place(db.transaction(), hold, products))
         except Exception as exc:
             if _stock_changed_meanwhile(exc):
-                reason, pause = "stock changed", 0.02 * (attempt + 1)
+                reason, pause = "changed since read", 0.02 * (attempt + 1)
             elif is_contention(exc):
                 reason, pause = "contention", min(1.0, 0.05 * 2 ** attempt)
             else:
