@@ -66,7 +66,8 @@ def free_port() -> int:
 def start(source_dir: Path, target: str, signature: str) -> tuple[subprocess.Popen, int, float]:
     port = free_port()
     env = {**os.environ, **local_params(), "FUNCTION_TARGET": target, "FUNCTION_SIGNATURE_TYPE": signature, "PORT": str(port),
-           "FUNCTIONS_EMULATOR": "true", "K_SERVICE": target, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
+           "FUNCTIONS_EMULATOR": "true", "K_SERVICE": target, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+           "FLOWSUITE_FAULTS": "off"}  # as production: no fault injection (a transaction per delivery under emulators)
     started = time.perf_counter()
     proc = subprocess.Popen([str(VENV_BIN / "functions-framework"), "--target", target, "--signature-type", signature,
                              "--port", str(port), "--source", str(source_dir / "main.py")],
@@ -198,7 +199,7 @@ def serve(source_dir: Path, target: str, signature: str, make_request, requests_
         stop(proc)
 
 
-def run(rounds: int = 5) -> list[dict]:
+def run(rounds: int = 7) -> list[dict]:
     from bench.cold_start import compile_sources
     from testkit import harness
 

@@ -3,7 +3,8 @@
 A document ``_faults/{point}`` makes ``maybe_fail(point)`` raise: ``{always: true}``
 on every pass, or ``{remaining: n}`` for the next n passes. Points are a
 subscriber's name (before its handler runs) or a named step such as
-``payments.after_stripe_intent``. In production this is a no-op without I/O.
+``payments.after_stripe_intent``. In production this is a no-op without I/O; so it is
+with ``FLOWSUITE_FAULTS=off`` (under the emulators, each pass is a transaction).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ class InjectedFaultError(RuntimeError):
 
 
 def maybe_fail(point: str, *, db=None) -> None:
-    if not settings.is_emulator():
+    if not settings.faults_enabled():
         return
     from google.cloud import firestore as gcf  # noqa: PLC0415
 

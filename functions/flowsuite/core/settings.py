@@ -86,6 +86,12 @@ def is_emulator() -> bool:
     return os.environ.get("FUNCTIONS_EMULATOR") == "true" or bool(os.environ.get("FIRESTORE_EMULATOR_HOST"))
 
 
+def faults_enabled() -> bool:
+    """Fault injection (``core/faults.py``): under the emulators only, unless
+    ``FLOWSUITE_FAULTS=off`` (the cold-request benchmark's instances run as production does)."""
+    return is_emulator() and os.environ.get("FLOWSUITE_FAULTS", "on") != "off"
+
+
 def project_id() -> str:
     for var in ("GCLOUD_PROJECT", "GOOGLE_CLOUD_PROJECT"):
         if os.environ.get(var):
