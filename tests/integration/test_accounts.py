@@ -290,7 +290,7 @@ def test_deleting_an_account_erases_the_flutterflow_push_documents_naming_it(adm
     targeted(friend, "to-both", f"users/{leaving.uid},users/{other.uid}")  # 3 recipients: PUSH_RATE_LIMIT=3
     AppClient(admin).create("ff_push_notifications", "broadcast", {
         "notification_title": "News", "notification_text": "for two", "status": "",
-        "user_refs": f"/users/{leaving.uid},/users/{other.uid}"})
+        "user_refs": f"/users/{leaving.uid},/users/{other.uid}", "sender": Ref.to(f"users/{admin.uid}")})
     # written in the console with a status, so never processed: no recipients recorded
     db.document("ff_user_push_notifications/legacy").set({
         "notification_title": "Old", "notification_text": "one", "user_refs": f"users/{leaving.uid}",

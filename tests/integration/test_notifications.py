@@ -193,7 +193,7 @@ def test_flutterflow_broadcast_push_with_audience(db, admin, member):
     AppClient(admin).create("ff_push_notifications", "b1", {
         "notification_title": "Sale", "notification_text": "50% off", "target_audience": "iOS",
         "initial_page_name": "ShopPage", "parameter_data": '{"id":"1"}', "user_refs": "", "status": "",
-        "timestamp": dt.datetime.now(dt.UTC),
+        "sender": Ref.to(f"users/{admin.uid}"), "timestamp": dt.datetime.now(dt.UTC),
     })
     done = ff_push(db, "ff_push_notifications", "b1")
     assert (done["status"], done["num_sent"], done["error"]) == ("succeeded", 1, "")
@@ -225,7 +225,8 @@ def test_a_user_push_without_recipients_never_goes_to_everyone(db, member):
 
 def test_empty_title_fails_with_a_reason_and_processed_documents_are_left_alone(db, admin):
     with pytest.raises(Denied):  # the rules refuse it from the app; the function refuses it from anywhere
-        AppClient(admin).create("ff_push_notifications", "e0", {"notification_title": "", "notification_text": "x"})
+        AppClient(admin).create("ff_push_notifications", "e0", {"notification_title": "", "notification_text": "x",
+                                                                 "sender": Ref.to(f"users/{admin.uid}")})
     db.document("ff_push_notifications/e1").set({"notification_title": "", "notification_text": "x"})
     done = ff_push(db, "ff_push_notifications", "e1")
     assert done["status"] == "failed" and "required" in done["error"]
@@ -253,7 +254,8 @@ def test_a_scheduled_push_waits_for_its_time(db, admin, member):
     tok = token(member)
     at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=25)  # beyond the 10 s slack: it is scheduled, not sent
     AppClient(admin).create("ff_push_notifications", "s1", {
-        "notification_title": "Later", "notification_text": "soon", "scheduled_time": at, "user_refs": f"users/{member.uid}"})
+        "notification_title": "Later", "notification_text": "soon", "scheduled_time": at, "user_refs": f"users/{member.uid}",
+        "sender": Ref.to(f"users/{admin.uid}")})
     eventually(lambda: harness.doc(db, "ff_push_notifications/s1").get("scheduled_for"), what="scheduled")
     assert harness.pushes_to(db, tok) == [] and not harness.doc(db, "ff_push_notifications/s1").get("status")
     done = ff_push(db, "ff_push_notifications", "s1") if eventually(
@@ -341,6 +343,51 @@ def test_a_disabled_or_deleted_sender_is_refused_and_sends_nothing(db, admin):
     assert harness.pushes_to(db, tok) == []
 
 
+def test_a_broadcast_from_an_admin_demoted_since_their_token_was_issued_sends_nothing(db, admin, member):
+    """The demoted admin's ID token still carries the admin claim (for up to an hour), so the rules
+    let the broadcast in; the function refuses it from the sender's profile, where identity_set_role
+    wrote the new role. A broadcast scheduled while they were an admin is refused when it comes due."""
+    demoted = harness.user_with_role("admin")  # a second admin: the last one cannot be demoted
+    tok = token(member)
+    sender = Ref.to(f"users/{demoted.uid}")
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)  # beyond the 10 s slack: scheduled, not sent
+    AppClient(demoted).create("ff_push_notifications", "later-from-demoted", {
+        "notification_title": "Later", "notification_text": "for all", "user_refs": "", "sender": sender,
+        "scheduled_time": at})
+    eventually(lambda: harness.doc(db, "ff_push_notifications/later-from-demoted").get("scheduled_for"),
+               what="scheduled while the sender was an admin")
+
+    assert call("identity_set_role", {"uid": demoted.uid, "role": "member"}, user=admin)["changed"] is True
+    assert demoted.claims["role"] == "admin"  # the token issued before the demotion, still valid
+    AppClient(demoted).create("ff_push_notifications", "from-demoted", {
+        "notification_title": "Sale", "notification_text": "for all", "user_refs": "", "sender": sender})
+    done = ff_push(db, "ff_push_notifications", "from-demoted")
+    assert (done["status"], done["num_sent"]) == ("failed", 0) and "no longer an admin (member)" in done["error"]
+
+    due = eventually(lambda: (d := harness.doc(db, "ff_push_notifications/later-from-demoted"))
+                     and d.get("status") in ("succeeded", "failed") and d, timeout=90, what="refused at its time")
+    assert (due["status"], due["num_sent"]) == ("failed", 0) and "no longer an admin (member)" in due["error"]
+    assert harness.pushes_to(db, tok) == []
+
+
+def test_a_broadcast_written_past_the_rules_is_sent_without_a_sender_and_checked_with_one(db, member):
+    """The console, the Admin SDK or FlutterFlow's dashboard may write a broadcast without a
+    sender (the rules never see it): it goes out as it always did. One that names a sender is
+    held to the sender's profile, wherever it was written."""
+    tok = token(member)
+    db.document("ff_push_notifications/console").set({
+        "notification_title": "News", "notification_text": "from the console", "user_refs": "", "status": ""})
+    done = ff_push(db, "ff_push_notifications", "console")
+    assert (done["status"], done["num_sent"], done["error"]) == ("succeeded", 1, "")
+    assert len(harness.pushes_to(db, tok)) == 1
+    db.document("ff_push_notifications/console-as-member").set({
+        "notification_title": "News", "notification_text": "as a member", "user_refs": "", "status": "",
+        "sender": db.document(f"users/{member.uid}")})
+    done = ff_push(db, "ff_push_notifications", "console-as-member")
+    assert (done["status"], done["num_sent"]) == ("failed", 0) and "no longer an admin (member)" in done["error"]
+    assert len(harness.pushes_to(db, tok)) == 1
+
+
 @pytest.mark.parametrize(("field", "value", "needle"), [
     ("notification_image_url", "http://example.com/a.png", "https"),
     ("notification_title", 42, "required"),
@@ -383,7 +430,7 @@ def test_a_time_beyond_the_schedulers_horizon_is_refused_at_once(db, admin, memb
     at = dt.datetime.now(dt.UTC) + dt.timedelta(days=45)
     AppClient(admin).create("ff_push_notifications", "far", {
         "notification_title": "Much later", "notification_text": "x", "scheduled_time": at,
-        "user_refs": f"users/{member.uid}"})
+        "user_refs": f"users/{member.uid}", "sender": Ref.to(f"users/{admin.uid}")})
     done = ff_push(db, "ff_push_notifications", "far")
     assert done["status"] == "failed" and "30 days" in done["error"] and done.get("scheduled_for") is None
     user_push(member, "far-user", [member.uid], scheduled_time=at)
@@ -430,7 +477,8 @@ def test_rules_inbox_tokens_settings(db, member):
 def test_rules_flutterflow_push_documents(db, admin, member):
     me = Ref.to(f"users/{member.uid}")
     with pytest.raises(Denied):
-        AppClient(member).create("ff_push_notifications", "x", {"notification_title": "t", "notification_text": "x"})
+        AppClient(member).create("ff_push_notifications", "x", {"notification_title": "t", "notification_text": "x",
+                                                                "sender": me})
     with pytest.raises(Denied):
         AppClient(member).create("ff_user_push_notifications", "as-other",
                                  {"notification_title": "t", "notification_text": "x", "sender": Ref.to("users/someone")})

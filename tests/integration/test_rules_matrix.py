@@ -93,7 +93,8 @@ SPECS: list[Spec] = [
          {"get": {"owner"}, "list": {"owner"}, "create": {"owner"}, "update": {"owner"}, "delete": {"owner"}}),
     Spec("ff_push_notifications", lambda o, c: f"ff_push_notifications/b-{c}",
          lambda o: {"notification_title": "t", "notification_text": "x", "status": "succeeded", "num_sent": 1},
-         lambda o, a: {"notification_title": "t", "notification_text": "x", "user_refs": "users/nobody"},
+         lambda o, a: {"notification_title": "t", "notification_text": "x", "user_refs": "users/nobody",
+                       **({"sender": uid_ref(a)} if a else {})},
          {"get": {"admin"}, "list": {"admin"}, "create": {"admin"}}),
     Spec("ff_user_push_notifications", lambda o, c: f"ff_user_push_notifications/u-{c}",
          lambda o: {"notification_title": "t", "notification_text": "x", "sender": uid_ref(o), "status": "succeeded"},
@@ -229,6 +230,18 @@ def test_creating_a_push_as_another_sender_is_refused(world):
             AppClient(me).create("ff_user_push_notifications", uuid.uuid4().hex, payload)
 
 
+def test_a_broadcast_must_name_the_admin_who_creates_it(world):
+    """An admin's ID token outlives a demotion by up to an hour: the function checks the named
+    sender's profile when it sends, so the rules make an app-written broadcast name its caller."""
+    admin, owner = world["admin"], world["owner"]
+    base = {"notification_title": "t", "notification_text": "x", "user_refs": "users/nobody"}
+    for payload in (base, {**base, "sender": uid_ref(owner.uid)}, {**base, "sender": f"users/{admin.uid}"},
+                    {**base, "sender": None}, {**base, "sender": Ref.to(f"orders/{admin.uid}")}):
+        with pytest.raises(Denied):
+            AppClient(admin).create("ff_push_notifications", uuid.uuid4().hex, payload)
+    AppClient(admin).create("ff_push_notifications", uuid.uuid4().hex, {**base, "sender": uid_ref(admin.uid)})
+
+
 def test_a_token_with_extra_fields_or_for_someone_else_is_refused(world):
     owner, other = world["owner"], world["other"]
     with pytest.raises(Denied):
@@ -270,7 +283,7 @@ PUSH = {"notification_title": "t", "notification_text": "x", "user_refs": "users
 def test_a_push_with_a_malformed_field_is_refused(world, field, value):
     me = world["other"]
     for collection, who, extra in (("ff_user_push_notifications", me, {"sender": uid_ref(me.uid)}),
-                                   ("ff_push_notifications", world["admin"], {})):
+                                   ("ff_push_notifications", world["admin"], {"sender": uid_ref(world["admin"].uid)})):
         with pytest.raises(Denied):
             AppClient(who).create(collection, uuid.uuid4().hex, {**PUSH, **extra, field: value})
 

@@ -77,6 +77,17 @@ def test_a_broadcast_an_admin_sent_stays_without_its_sender():
     assert ffpush.erasure_of(push(sender="users/u1"), "u1", targeted=False) == {"sender": None}
 
 
+def test_a_broadcast_the_user_sent_still_to_be_sent_fails_without_its_sender():
+    """Without its sender it would pass for a broadcast written past the rules, and go out."""
+    failed = {"sender": None, "status": "failed", "num_sent": 0,
+              "error": "the sender's account was deleted before it was sent"}
+    for status in ("", "started", None):
+        scheduled = push(sender="users/u1", status=status, scheduled_for="later")
+        assert ffpush.erasure_of(scheduled, "u1", targeted=False) == failed
+    doc = push(sender="users/u1", status="", user_refs="users/u1,users/y")
+    assert ffpush.erasure_of(doc, "u1", targeted=False) == {"user_refs": "users/y", **failed}
+
+
 def test_a_push_that_does_not_name_the_user_is_left_alone():
     assert ffpush.erasure_of(push(sender="users/x", user_refs="users/u10"), "u1", targeted=True) is None
     assert ffpush.erasure_of(push(), "u1", targeted=False) is None

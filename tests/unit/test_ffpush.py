@@ -116,6 +116,30 @@ def test_an_active_sender_may_push():
     assert ffpush.sender_refusal({"status": "active"}) is None
 
 
+@pytest.mark.parametrize(("profile", "needle"), [
+    ({"role": "member", "status": "active"}, "no longer an admin (member)"),  # demoted, old token still admin
+    ({"role": "staff", "status": "active"}, "no longer an admin (staff)"),
+    ({"status": "active"}, "no longer an admin (no role)"),
+    ({"role": ["admin"], "status": "active"}, "no longer an admin (no role)"),
+    ({"role": "admin", "status": "disabled"}, "not active (disabled)"),  # the account first, then the role
+    ({"role": "admin"}, "not active (not completed)"),
+    (None, "no account profile"),
+])
+def test_only_an_active_admin_may_broadcast(profile, needle):
+    refusal = ffpush.broadcast_sender_refusal(profile)
+    assert refusal and needle in refusal
+
+
+def test_an_active_admin_may_broadcast():
+    assert ffpush.broadcast_sender_refusal({"role": "admin", "status": "active"}) is None
+
+
+def test_the_rules_make_an_app_written_broadcast_name_its_sender():
+    block = re.search(r"match /ff_push_notifications/\{pushId\} \{(.*?)\}", RULES, re.S).group(1)
+    assert "allow create: if isAdmin() && freshPush() && request.resource.data.sender == userRef(request.auth.uid);" \
+        in block
+
+
 @pytest.mark.parametrize("state", [{"window_start": "yesterday", "count": "many"}, {"count": -5}, {"count": True}])
 def test_a_malformed_limiter_state_starts_a_new_window(state):
     refused, new = ffpush.admission("member", 3, state, NOW, LIMITS)

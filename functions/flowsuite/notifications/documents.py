@@ -33,13 +33,16 @@ class PreferencesDoc(Document):
 
 
 @collection("ff_push_notifications/{push_id}", read="admins",
-            write="admins create (FlutterFlow's fields only, each checked for type and size); "
-                  "notifications writes status, num_sent, error, and erases a deleted user from it")
+            write="admins create (sender = own reference, FlutterFlow's fields only, each checked for type "
+                  "and size); notifications writes status, num_sent, error, and erases a deleted user from it")
 class FFPushDoc(Document):
     """FlutterFlow broadcast push request. The app's fields and their limits (rules and code):
     title 1-200 characters, text 1-1000, image URL an https:// URL of at most 2048,
     sound 100, page name 200, parameter data 2000, user_refs 50,000; target_audience
-    "", "All", "iOS" or "Android"; scheduled_time at most 30 days ahead."""
+    "", "All", "iOS" or "Android"; scheduled_time at most 30 days ahead. A broadcast
+    naming a sender is sent only while the sender's profile is `active` with the role
+    `admin` (checked again when a scheduled one comes due); one without a sender
+    (written in the console or with the Admin SDK) is sent as it is."""
 
     notification_title: str
     notification_text: str

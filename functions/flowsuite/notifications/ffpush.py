@@ -16,12 +16,18 @@ Targeted pushes stay targeted: every field is checked for type and length (as
 ``failed`` with its reason and sends nothing. A scheduled push is checked, and its
 recipients charged to the sender, when it is created; a time beyond what Cloud
 Tasks can hold (30 days) is refused at once.
+
+A broadcast that names its ``sender`` (the rules make an app-written one name the caller)
+is sent only while that sender's profile is ``active`` with the role ``admin``: checked when
+it is created and again when a scheduled one comes due, since a demoted, disabled or deleted
+admin's ID token still passes the rules for up to an hour.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from google.cloud import firestore as gcf
@@ -172,6 +178,23 @@ def sender_refusal(profile: dict[str, Any] | None) -> str | None:
     return None
 
 
+def broadcast_sender_refusal(profile: dict[str, Any] | None) -> str | None:
+    """Why a broadcast's sender may not send, or None. Pure.
+
+    ``sender_refusal``, and the profile's role must be ``admin`` now: the rules let only an
+    admin's ID token create a broadcast, but a token keeps the role it was issued with for up
+    to an hour after ``identity_set_role`` demotes its holder. The profile's ``role`` is
+    identity's (the app cannot write it)."""
+    refusal = sender_refusal(profile)
+    if refusal:
+        return refusal
+    role = profile.get("role")
+    if role != "admin":
+        shown = role if isinstance(role, str) and role else "no role"
+        return f"the sender is no longer an admin ({shown[:40]}): only admins may broadcast"
+    return None
+
+
 def admission(role: str, recipients: int, state: dict[str, Any] | None, now: dt.datetime,
               limits: Limits) -> tuple[str | None, dict[str, Any]]:
     """(refusal, the limiter's new state) for a push to ``recipients`` users. Pure.
@@ -222,6 +245,15 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
     # The recipients, recorded with the first write that follows (no write of its own), so that
     # erasing an account finds every push naming it (``erase_pushes``).
     named = {"recipient_uids": uids} if uids else {}
+    if collection == FF_PUSH and request.sender is not None:
+        # Checked whenever the broadcast is processed: at creation, and again when a scheduled
+        # one comes due (``due`` calls ``process``), for its sender may have been demoted,
+        # disabled or deleted in between. A broadcast without a sender can only have been
+        # written past the rules (Firebase console, Admin SDK, FlutterFlow's dashboard) by
+        # someone holding the project's credentials: it is sent as it always was.
+        refused = sender_now(db, sender_uid(request.sender), judge=broadcast_sender_refusal)
+        if refused:
+            return _finish(ref, "failed", 0, refused, named)
     if collection == FF_USER_PUSH:
         if not uids:
             return _finish(ref, "failed", 0, "user_refs is empty: a user push needs recipients")
@@ -275,12 +307,14 @@ def recipient_tokens(db, uids: list[str], target_audience: str | None) -> list[s
     return list(dict.fromkeys(tokens))
 
 
-def sender_now(db, uid: str | None) -> str | None:
-    """Why the sender may not send now (``sender_refusal`` on their profile as it is), or None."""
+def sender_now(db, uid: str | None, *,
+               judge: Callable[[dict[str, Any] | None], str | None] = sender_refusal) -> str | None:
+    """Why the sender may not send now (``judge`` on their profile as it is: ``sender_refusal``,
+    or ``broadcast_sender_refusal`` for a broadcast), or None."""
     if uid is None:
         return "sender must be the sending user's reference"
     snap = db.collection(USERS).document(uid).get()
-    return sender_refusal((snap.to_dict() or {}) if snap.exists else None)
+    return judge((snap.to_dict() or {}) if snap.exists else None)
 
 
 def admit(db, push_ref, uid: str | None, recipients: int, now: dt.datetime,
@@ -396,7 +430,8 @@ def erasure_of(doc: dict[str, Any], uid: str, *, targeted: bool) -> str | dict[s
     A targeted push the user sent is deleted (their words). The user leaves the recipients of
     any push naming them; a push left with no recipient is deleted (a broadcast with empty
     ``user_refs`` would go to everyone if it is still to be sent). A broadcast the user sent (as
-    an admin) stays, without its sender."""
+    an admin) stays, without its sender; one still to be sent (a scheduled one) is ``failed``
+    too, for without its sender it would pass for one written past the rules and go out."""
     sent_by_user = sender_uid(doc.get("sender")) == uid
     if targeted and sent_by_user:
         return DELETE
@@ -411,6 +446,9 @@ def erasure_of(doc: dict[str, Any], uid: str, *, targeted: bool) -> str | dict[s
             updates["recipient_uids"] = [u for u in recorded if u != uid]
     if sent_by_user:
         updates["sender"] = None
+        if not targeted and (doc.get("status") or "") in ("", "started"):
+            updates.update({"status": "failed", "num_sent": 0,
+                            "error": "the sender's account was deleted before it was sent"})
     return updates or None
 
 
