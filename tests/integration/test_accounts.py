@@ -8,6 +8,7 @@ import datetime as dt
 import uuid
 
 import pytest
+import stripe
 from flowsuite.orders.events import OrderPaid
 
 from testkit import accounts, harness
@@ -258,6 +259,51 @@ def test_an_unpaid_order_of_a_deleted_account_leaves_no_payment_or_event_naming_
                                                 db.collection("dead_letters"))
               for snap in query.stream() if mentions(snap.to_dict(), user.uid)]
     assert naming == []
+
+
+def test_an_intent_requested_while_the_account_is_deleted_leaves_nothing_naming_it(db):
+    """payments_create_intent held between Stripe and its payment record (a fault that pauses)
+    while the account is deleted, so payments' eraser runs before the call records anything:
+    the call records no payment naming the user, closes at Stripe the intent it made, runs
+    payments' eraser again for what it made (the Stripe customer, stripe_customers/{uid}, the
+    effect records) and is refused."""
+    import concurrent.futures as cf
+
+    from flowsuite.core.ids import person_key
+
+    user = harness.sign_up(unique("in-flight"))
+    out = place(user, [(product(db, stock=3), 1)])
+    payment_id = f"pay_{out['order_id']}"
+    db.document("_faults/payments.after_stripe_intent").set({"pause_seconds": 8, "remaining": 1})
+    with cf.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(call, "payments_create_intent",
+                              {"order_id": out["order_id"], "idempotency_key": uuid.uuid4().hex}, user)
+        effect = eventually(lambda: (e := harness.doc(db, f"effects/stripe-intent-{payment_id}"))
+                            and e.get("state") == "SUCCEEDED" and e, timeout=45,
+                            what="the intent created at Stripe (the call now held before its record)")
+        call("identity_delete_account", {}, user=user)
+        assert not pending.done(), "the call went on before the deletion was published: raise pause_seconds"
+        ops_delivery = f"deliveries/{person_key(user.uid)}:ops_on_user_deleted"
+        eventually(lambda: (harness.doc(db, ops_delivery) or {}).get("status") == "processed", timeout=90,
+                   what="every eraser done and the events redacted")
+        with pytest.raises(harness.CallableError) as err:
+            pending.result(timeout=60)
+    assert err.value.code == "permission-denied", err.value
+    assert err.value.details.get("reason") == "account_deleted"
+    eventually(lambda: order(db, out["order_id"])["status"] == "cancelled", timeout=45, what="the order cancelled")
+
+    payment = harness.doc(db, f"payments/{payment_id}")  # the order's cancel request may have recorded a closed one
+    assert payment is None or (payment["uid"], payment["user_ref"], payment["status"]) == ("deleted-user", None,
+                                                                                           "canceled")
+    assert harness.doc(db, f"stripe_customers/{user.uid}") is None
+    naming = [snap.reference.path for name in ("payments", "stripe_customers", "effects")
+              for snap in db.collection(name).stream() if mentions(snap.to_dict(), user.uid)]
+    assert naming == []
+    intent = stripe_client().v1.payment_intents.retrieve(effect["result"]["id"])
+    assert intent.status == "canceled" and intent.amount_received == 0
+    with pytest.raises(stripe.StripeError) as gone:  # the customer the call made or reused is deleted
+        stripe_client().v1.customers.retrieve(intent.customer)
+    assert gone.value.http_status == 404
 
 
 def mentions(value, uid: str) -> bool:

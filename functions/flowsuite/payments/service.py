@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore as gcf
@@ -31,6 +31,7 @@ from flowsuite.payments.events import (
 PAYMENTS = "payments"
 CUSTOMERS = "stripe_customers"
 ORDERS = "orders"  # read only, as docs/collections.md allows
+USERS = "users"  # identity's profiles, read only: whether an account lives (docs/collections.md)
 DELETED_USER = "deleted-user"
 
 REQUIRES_PAYMENT, REQUIRES_ACTION, PROCESSING = "requires_payment", "requires_action", "processing"
@@ -67,7 +68,8 @@ def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, cor
                   project: str | None = None) -> dict[str, Any]:
     """The order's one PaymentIntent (created once; a decline leaves it payable, so every later
     call answers the same intent) and what flutter_stripe's PaymentSheet needs for a customer
-    with saved cards: the customer and a fresh ephemeral key."""
+    with saved cards: the customer and a fresh ephemeral key. An account deleted while the call
+    runs gets no payment and no open intent: the call is refused (``account_deleted``)."""
     order_snap = db.collection(ORDERS).document(order_id).get()
     if not order_snap.exists:
         raise NotFoundError(f"No order {order_id}.", details={"order_id": order_id})
@@ -89,13 +91,23 @@ def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, cor
         meta={"uid": uid, "kind": "stripe_payment_intent", "payment_id": payment_id}, db=db,
     )
     faults.maybe_fail("payments.after_stripe_intent", db=db)  # a crash between Stripe and Firestore
-    ref = db.collection(PAYMENTS).document(payment_id)
+    ref, user_ref = db.collection(PAYMENTS).document(payment_id), db.collection(USERS).document(uid)
     now = clock.utcnow()
-    try:  # created once: a retry after a crash finds it (no read needed to know)
-        ref.create(PaymentDoc.new({
+
+    @gcf.transactional
+    def record(txn) -> bool:
+        """Creates the payment while the account lives; whether it lived. The profile is read in
+        this transaction (identity marks it ``deleting`` in the one that publishes
+        identity.user_deleted), so a payment created here was written before that event and
+        payments' eraser finds it. Created once: a retry after a crash finds it (the payment is
+        not read: the commit fails with ALREADY_EXISTS)."""
+        profile = user_ref.get(transaction=txn)
+        if account_gone(uid, profile.to_dict() if profile.exists else None):
+            return False
+        txn.create(ref, PaymentDoc.new({
             "payment_id": payment_id,
             "uid": uid,
-            "user_ref": db.collection("users").document(uid),
+            "user_ref": user_ref,
             "order_id": order_id,
             "order_ref": db.collection(ORDERS).document(order_id),
             "amount": amount,
@@ -112,30 +124,96 @@ def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, cor
             "created_time": now,
             "updated_time": now,
         }))
-    except AlreadyExists:
-        _close_if_cancelled(db, stripe, ref, intent["id"])
+        return True
+
+    try:
+        lives = record(db.transaction())
+    except Exception as exc:
+        if not created_meanwhile(exc):
+            raise
+        _close_if_cancelled(db, stripe, ref, intent["id"])  # a repeat: the same intent, unless it was closed
+    else:
+        if not lives:
+            _refuse_for_deleted_account(db, stripe, ref, uid, intent["id"])
     return {"payment_id": payment_id, "client_secret": intent["client_secret"], "amount": amount,
             "currency": currency, "customer": customer, "ephemeral_key": _ephemeral_key(stripe, customer)}
+
+
+def created_meanwhile(exc: BaseException) -> bool:
+    """Whether a transaction that creates a document failed because the document exists
+    (ALREADY_EXISTS). The SDK's rollback afterwards may raise in its stead, with it as
+    context. Pure."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, AlreadyExists):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _adopt(db, ref, intent_id: str) -> dict | None:
+    """The payment recorded for the order, after giving this intent to a closed payment recorded
+    with none (the order was cancelled while its intent was being created); None if none is."""
+
+    @gcf.transactional
+    def adopt(txn) -> dict | None:
+        snap = ref.get(transaction=txn)
+        if not snap.exists:
+            return None
+        payment = snap.to_dict()
+        if payment.get("provider_ref") is None:
+            txn.update(ref, PaymentDoc.fields(provider_ref=intent_id, updated_time=clock.utcnow()))
+        return payment
+
+    return adopt(db.transaction())
+
+
+def _cancel_once(db, stripe, payment_id: str, intent_id: str) -> dict[str, Any]:
+    """Closes the payment's intent at Stripe once (the key close_for_cancel uses too)."""
+    return effects.once(f"stripe-cancel-{payment_id}", lambda: _cancel_intent(stripe, intent_id, "requested_by_customer"),
+                        meta={"kind": "stripe_cancel_intent", "payment_id": payment_id}, db=db)
 
 
 def _close_if_cancelled(db, stripe, ref, intent_id: str) -> None:
     """The order was cancelled while its intent was being created (a closed payment with no
     intent was recorded): the new intent is closed too, and the caller told."""
-
-    @gcf.transactional
-    def adopt(txn) -> dict:
-        payment = ref.get(transaction=txn).to_dict()
-        if payment.get("provider_ref") is None:
-            txn.update(ref, PaymentDoc.fields(provider_ref=intent_id, updated_time=clock.utcnow()))
-        return payment
-
-    payment = adopt(db.transaction())
-    if payment.get("provider_ref") not in (None, intent_id) or payment["status"] != CANCELED:
+    payment = _adopt(db, ref, intent_id)
+    if payment is None or payment.get("provider_ref") not in (None, intent_id) or payment["status"] != CANCELED:
         return
-    effects.once(f"stripe-cancel-{ref.id}", lambda: _cancel_intent(stripe, intent_id, "requested_by_customer"),
-                 meta={"kind": "stripe_cancel_intent", "payment_id": ref.id}, db=db)
+    _cancel_once(db, stripe, ref.id, intent_id)
     raise FailedPreconditionError(f"Order {payment['order_id']} was cancelled.",
                                   details={"order_id": payment["order_id"], "status": "cancelled"})
+
+
+def closes_refused_intent(payment: dict[str, Any] | None, intent_id: str) -> bool:
+    """Whether a call refused for a deleted account closes the intent it got at Stripe: when no
+    payment is recorded, or the recorded one is this intent's (or a closed one with none) and
+    was not paid (a paid order is staff's to fulfil or refund). Pure."""
+    if payment is None:
+        return True
+    return payment.get("provider_ref") in (None, intent_id) and payment.get("status") not in PAID_STATES
+
+
+def _refuse_for_deleted_account(db, stripe, ref, uid: str, intent_id: str) -> NoReturn:
+    """The account was deleted while this call ran (its profile, read where the payment would
+    have been created, is gone or ``deleting``), so payments' eraser may have run already and
+    would never see what the call made. The intent is closed at Stripe (given to the order's
+    closed payment, if its cancel request recorded one), payments' eraser runs again for what
+    the call made before (the Stripe customer, ``stripe_customers/{uid}``, effect records
+    naming the user; it is idempotent), and the caller is refused. No payment names the user."""
+    try:
+        if closes_refused_intent(_adopt(db, ref, intent_id), intent_id):
+            _cancel_once(db, stripe, ref.id, intent_id)
+    except RetryLaterError:  # another attempt holds its cancellation, or Stripe is settling a payment
+        log.info("the intent is left to the order's cancellation (orders' eraser requests it)", payment_id=ref.id)
+    try:
+        erase(db, stripe, uid)
+    except RetryLaterError:
+        # Payments' eraser holds the Stripe customer's deletion right now: it deletes the
+        # customer's record and unlinks the effect records after it (retried by the bus if it dies).
+        log.info("payments' eraser is running: it finishes the erasure", payment_id=ref.id)
+    log.warning("a call for an account deleted meanwhile was refused and its data erased", payment_id=ref.id)
+    raise PermissionDeniedError("This account was deleted.", details={"reason": "account_deleted"})
 
 
 def _ephemeral_key(stripe, customer: str) -> str:
@@ -429,13 +507,13 @@ def close_for_cancel(db, stripe, *, order_id: str, uid: str, reason: str, correl
             return snap.to_dict()
         profile = None
         if uid != DELETED_USER:
-            user = db.collection("users").document(uid).get(transaction=txn)
+            user = db.collection(USERS).document(uid).get(transaction=txn)
             profile = user.to_dict() if user.exists else None
         gone = account_gone(uid, profile)
         owner = DELETED_USER if gone else uid
         now = clock.utcnow()
         txn.create(ref, PaymentDoc.new({
-            "payment_id": ref.id, "uid": owner, "user_ref": None if gone else db.collection("users").document(uid),
+            "payment_id": ref.id, "uid": owner, "user_ref": None if gone else db.collection(USERS).document(uid),
             "order_id": order_id, "order_ref": db.collection(ORDERS).document(order_id), "amount": 0, "currency": "",
             "provider": "stripe", "provider_ref": None, "customer": None, "status": CANCELED,
             "cancellation_reason": reason, "canceled_time": now, "failure_reason": None,
