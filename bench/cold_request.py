@@ -13,8 +13,8 @@ FUNCTION_SIGNATURE_TYPE set), and the bench times:
 against a minimal bare-SDK function doing the same Firestore work (bench/bare/main.py).
 Then it sends 99 more requests and reads the instance's RSS with psutil (the process
 and its children: the server's worker). Targets: orders_place (a callable),
-payments_stripe_webhook (HTTP) and ops_on_probe (an event subscriber; ops loads every
-domain, the heaviest instance).
+payments_stripe_webhook (HTTP) and ops_on_probe (an event subscriber; an ops instance
+imports ops alone and the other domains only when redelivery or the sweep first needs them).
 """
 
 from __future__ import annotations
