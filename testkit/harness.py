@@ -400,6 +400,12 @@ def account_exists(uid: str) -> bool:
     return bool(out.get("users"))
 
 
+def claims_of(uid: str) -> dict[str, Any]:
+    """The account's custom claims as Auth holds them now (not as an ID token carries them)."""
+    out = _identity(f"projects/{PROJECT}/accounts:lookup", {"localId": [uid]}, admin=True)
+    return json.loads((out.get("users") or [{}])[0].get("customAttributes") or "{}")
+
+
 def mails_to(address: str) -> list:
     """Messages the SMTP sink (aiosmtpd, Maildir) received for an address."""
     import email

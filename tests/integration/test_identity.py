@@ -460,6 +460,20 @@ def test_a_profile_recreated_by_a_deleted_accounts_token_is_erased_by_reconcilia
     assert call("identity_run_reconciliation", {}, user=admin)["erased"] == []
 
 
+def test_reconciliation_reports_a_role_typed_by_hand_and_changes_neither_side(admin, member, db):
+    """A role typed in the console on users/{uid} (or claims set with the Admin SDK) parts the
+    profile from the claim the rules trust: reconciliation names the account and both roles,
+    and copies neither way (either copy could undo a demotion); identity_set_role sets both."""
+    db.document(f"users/{member.uid}").update({"role": "admin"})
+    answer = call("identity_run_reconciliation", {}, user=admin)
+    assert answer["role_mismatches"] == [{"uid": member.uid, "profile_role": "admin", "claim_role": "member"}]
+    assert answer["role_mismatch_count"] == 1 and answer["erased"] == []
+    assert harness.doc(db, f"users/{member.uid}")["role"] == "admin"
+    assert harness.claims_of(member.uid).get("role") == "member"
+    call("identity_set_role", {"uid": member.uid, "role": "member"}, user=admin)
+    assert call("identity_run_reconciliation", {}, user=admin)["role_mismatches"] == []
+
+
 # ---- reconciliation is safe (issue 16): IDENTITY_RECONCILE_MAX_ERASE_PERCENT=10,
 # IDENTITY_RECONCILE_ALWAYS_ERASE=5 (the defaults) --------------------------------------
 

@@ -82,3 +82,16 @@ def test_no_grant_no_claim(monkeypatch, world, record, user):
     monkeypatch.setattr(service, "auth_changes", lambda *a, **k: {})
     assert service.on_sign_in(None, user) is None
     assert world.grants == []
+
+
+def test_a_role_typed_by_hand_on_either_side_is_a_mismatch():
+    from flowsuite.identity.service import role_mismatch
+
+    assert role_mismatch({"role": "admin", "status": "active"}, {"role": "member"}) == ("admin", "member")
+    assert role_mismatch({"role": "member", "status": "active"}, {"role": "admin"}) == ("member", "admin")
+    assert role_mismatch({"role": "staff", "status": "disabled"}, {"role": "staff", "other": 1}) is None
+    # no claim, or no role, is a member's; an unknown value is no role at all
+    assert role_mismatch({"status": "active"}, None) is None
+    assert role_mismatch({"role": "member"}, {}) is None
+    assert role_mismatch({"role": "root"}, {"role": "member"}) is None
+    assert role_mismatch({"role": "admin", "status": "deleting"}, {"role": "member"}) is None

@@ -54,6 +54,12 @@ class RunReconciliation(Request):
     page_size: int = Field(default=100, ge=1, le=100, description="Profiles per page (one Auth lookup each).")
 
 
+class RoleMismatch(Response):
+    uid: str
+    profile_role: str
+    claim_role: str
+
+
 class ReconciliationAnswer(Response):
     checked: int
     erased: list[str]
@@ -67,6 +73,10 @@ class ReconciliationAnswer(Response):
     synced: int = Field(default=0, description="Profiles whose email or status was brought in step with Auth.")
     pass_complete: bool = Field(default=True, description="This run reached the last profile.")
     cursor: str | None = Field(default=None, description="The last profile checked; the next run starts after it.")
+    role_mismatches: list[RoleMismatch] = Field(
+        default_factory=list, description="Accounts whose profile role and role claim differ (a hand edit), the "
+                                          "first 100: reported, not changed; identity_set_role sets both.")
+    role_mismatch_count: int = 0
 
 
 class SyncProfile(Request):

@@ -159,6 +159,23 @@ def auth_changes(profile: dict[str, Any], *, email: str | None, disabled: bool) 
     return changes
 
 
+def role_mismatch(profile: dict[str, Any], claims: dict[str, Any] | None) -> tuple[str, str] | None:
+    """(the profile's role, the claim's role) when they differ, else None. Pure.
+
+    ``identity_set_role`` writes both; they part when someone edits one by hand (``role`` on
+    ``users/{uid}`` in the Firestore console, or the custom claims with the Admin SDK). The
+    claim is what rules and callables trust; the profile is what the app shows and what
+    broadcasts check. Reconciliation reports the difference and leaves both alone: copying
+    either way could undo a demotion. A missing role is a member's; a profile being deleted
+    is not compared."""
+    if profile.get("status") == "deleting":
+        return None
+    mine = profile.get("role") if profile.get("role") in config.ROLES else "member"
+    theirs = (claims or {}).get("role")
+    theirs = theirs if theirs in config.ROLES else "member"
+    return (mine, theirs) if mine != theirs else None
+
+
 def first_email_event_id(uid: str) -> str:
     """The id of the email_changed event that gives an account its first address: one per uid,
     so the sign-in, reconciliation and the sync callable never announce it twice."""
@@ -506,6 +523,7 @@ def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100, max_page
                     "limit": 0, "needs_confirmation": False, "failed": 0, "pass_complete": False,
                     "cursor": None, "synced": 0}
     checked, failed, synced, missing = 0, 0, 0, []
+    mismatched: list[dict[str, str]] = []
     last, complete = cursor, False
     for _ in range(max_pages):
         query = db.collection(USERS).order_by("__name__").limit(page_size)
@@ -530,6 +548,11 @@ def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100, max_page
         missing += [u for u in uids if u in gone or not _is_auth_uid(u)]  # no Auth account can hold that id
         profiles = {snap.id: snap.to_dict() or {} for snap in page}
         for user in (result.users if result else []):  # the profile follows Auth: email, disabled
+            differs = role_mismatch(profiles[user.uid], user.custom_claims) if user.uid in profiles else None
+            if differs:
+                mismatched.append({"uid": user.uid, "profile_role": differs[0], "claim_role": differs[1]})
+                log.warning("the profile's role and the role claim differ: set it with identity_set_role",
+                            uid=user.uid, profile_role=differs[0], claim_role=differs[1])
             if user.uid not in profiles or not auth_changes(profiles[user.uid], email=user.email,
                                                             disabled=bool(user.disabled)):
                 continue
@@ -548,7 +571,8 @@ def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100, max_page
     report: dict[str, Any] = {"checked": checked, "erased": [], "in_progress": [], "skipped": [],
                               "skipped_count": 0, "limit": limit, "needs_confirmation": False,
                               "failed": failed, "pass_complete": complete, "cursor": None if complete else last,
-                              "synced": synced}
+                              "synced": synced, "role_mismatches": mismatched[:100],
+                              "role_mismatch_count": len(mismatched)}
     if len(missing) > limit and not confirm:
         report.update(skipped=missing[:100], skipped_count=len(missing), needs_confirmation=True,
                       pass_complete=False, cursor=cursor)
