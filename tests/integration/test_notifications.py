@@ -339,6 +339,7 @@ def test_a_disabled_or_deleted_sender_is_refused_and_sends_nothing(db, admin):
     user_push(deleted, "from-deleted", [receiver.uid])
     done = ff_push(db, "ff_user_push_notifications", "from-deleted")
     assert (done["status"], done["num_sent"]) == ("failed", 0) and "no account profile" in done["error"]
+    assert done["sender"] is None  # written after the erasure, which will not come again: it names no one
     assert harness.doc(db, f"push_rate_limits/{deleted.uid}") is None  # not re-created after the erasure
     assert harness.pushes_to(db, tok) == []
 

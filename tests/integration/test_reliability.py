@@ -10,7 +10,7 @@ import pytest
 
 from testkit import harness
 from testkit.harness import CallableError, call, eventually
-from testkit.payments import confirm, event, post_webhook, sign
+from testkit.payments import confirm, event, post_webhook, sign, stripe_client
 from testkit.shop import events_of, order, place, product
 
 
@@ -59,6 +59,50 @@ def test_a_crash_between_the_stripe_call_and_its_write_is_recovered_without_a_do
     eventually(lambda: order(db, out["order_id"])["status"] == "paid", what="paid")
     payments = [p.to_dict() for p in db.collection("payments").stream()]
     assert [(p["order_id"], p["status"], p["amount"]) for p in payments] == [(out["order_id"], "succeeded", 4200)]
+
+
+def crashed_after_stripe(member, db) -> tuple[dict, str, str]:
+    """An order whose payments_create_intent crashed between Stripe and its record: (the
+    order, its payment id, the intent Stripe made, which only the effect record knows)."""
+    out = place(member, [(product(db, price=4200, stock=3), 1)])
+    payment_id = f"pay_{out['order_id']}"
+    db.document("_faults/payments.after_stripe_intent").set({"remaining": 1})
+    with pytest.raises(CallableError):
+        call("payments_create_intent", {"order_id": out["order_id"], "idempotency_key": uuid.uuid4().hex}, user=member)
+    return out, payment_id, harness.doc(db, f"effects/stripe-intent-{payment_id}")["result"]["id"]
+
+
+def test_cancelling_an_order_closes_the_intent_a_crash_left_unrecorded(member, db):
+    """Nobody retried the crashed call and the user cancels: the closed payment records the
+    intent the effect record remembers and closes it at Stripe, so no orphan stays open."""
+    out, payment_id, pi = crashed_after_stripe(member, db)
+    assert call("orders_cancel", {"order_id": out["order_id"]}, user=member)["status"] == "cancelling"
+    eventually(lambda: order(db, out["order_id"])["status"] == "cancelled", what="order cancelled")
+    closed = harness.doc(db, f"payments/{payment_id}")
+    assert (closed["status"], closed["provider_ref"]) == ("canceled", pi)
+    intent = stripe_client().v1.payment_intents.retrieve(pi)
+    assert intent.status == "canceled" and intent.amount_received == 0
+    assert len(events_of(db, "order.cancelled", order_id=out["order_id"])) == 1
+
+
+def test_an_intent_nobody_recorded_is_taken_by_the_payment_its_cancel_closed(member, db):
+    """As above, but the crash came before the effect record kept Stripe's answer (its record
+    gone), so the cancel records a closed payment with no intent; an operator then cancels the
+    orphan in the Stripe dashboard. Stripe's payment_intent.canceled names our payment in its
+    metadata: the closed payment takes the intent, instead of the webhook answering 5xx, which
+    Stripe would retry for days."""
+    out, payment_id, pi = crashed_after_stripe(member, db)
+    db.document(f"effects/stripe-intent-{payment_id}").delete()
+    assert call("orders_cancel", {"order_id": out["order_id"]}, user=member)["status"] == "cancelling"
+    eventually(lambda: order(db, out["order_id"])["status"] == "cancelled", what="order cancelled")
+    closed = harness.doc(db, f"payments/{payment_id}")
+    assert (closed["status"], closed["provider_ref"]) == ("canceled", None)
+
+    stripe_client().v1.payment_intents.cancel(pi)  # an operator closes the orphan in the dashboard
+    taken = eventually(lambda: (p := harness.doc(db, f"payments/{payment_id}")) and p.get("provider_ref") == pi and p,
+                       what="the closed payment took the intent")
+    assert taken["status"] == "canceled" and stripe_client().v1.payment_intents.retrieve(pi).amount_received == 0
+    assert len(events_of(db, "order.cancelled", order_id=out["order_id"])) == 1
 
 
 @pytest.mark.timeout(420)

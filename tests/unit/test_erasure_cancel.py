@@ -13,15 +13,17 @@ from flowsuite.payments import service as payments
 UID = "u-leaving-1"
 
 
-@pytest.mark.parametrize(("uid", "profile", "gone"), [
-    (UID, {"status": "active"}, False),
-    (UID, {"status": "disabled"}, False),  # a disabled account still owns its payments
-    (UID, {"status": "deleting"}, True),
-    (UID, None, True),
-    (payments.DELETED_USER, None, True),
+@pytest.mark.parametrize(("uid", "profile", "published", "gone"), [
+    (UID, {"status": "active"}, False, False),
+    (UID, {"status": "disabled"}, False, False),  # a disabled account still owns its payments
+    (UID, {"status": "deleting"}, True, True),
+    (UID, None, True, True),  # erased: the profile went after identity.user_deleted
+    (UID, None, False, False),  # a live account without a profile (never made, removed by hand)
+    (UID, {"status": "active"}, True, False),  # a profile back after its erasure: its next erasure covers it
+    (payments.DELETED_USER, None, False, True),
 ])
-def test_which_accounts_a_payment_record_may_name(uid, profile, gone):
-    assert payments.account_gone(uid, profile) is gone
+def test_which_accounts_a_payment_record_may_name(uid, profile, published, gone):
+    assert payments.account_gone(uid, profile, deletion_published=published) is gone
 
 
 # ---- an intent created while its account was being deleted (payments_create_intent) --------

@@ -173,3 +173,10 @@ def test_the_rules_know_every_notification_type():
     assert sorted(k.strip().strip("'") for k in kinds.replace("\n", " ").split(",")) == sorted(TEMPLATES)
     for kind in TEMPLATES:
         assert f"(!('{kind}' in d) || switches(d.{kind}))" in RULES
+
+
+def test_a_push_refused_for_a_sender_without_a_profile_keeps_no_sender():
+    named = {"recipient_uids": ["u1"]}
+    assert ffpush.refusal_fields(ffpush.sender_refusal(None), named) == {"recipient_uids": ["u1"], "sender": None}
+    disabled = ffpush.sender_refusal({"status": "disabled"})
+    assert ffpush.refusal_fields(disabled, named) == named  # a live account: still its push

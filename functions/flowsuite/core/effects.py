@@ -31,6 +31,14 @@ SHAPE = claims.Shape(state="state", running=PROCESSING, done=frozenset({SUCCEEDE
                      result="result", holder="holder")
 
 
+def done_result(txn, db, key: str) -> dict[str, Any] | None:
+    """The stored result of an effect that succeeded, read in the caller's transaction; None
+    when it has not run, failed, or is running (its attempt will act on what it made)."""
+    snap = db.collection(COLLECTION).document(key).get(transaction=txn)
+    record = snap.to_dict() if snap.exists else None
+    return record.get("result") if record and record.get("state") == SUCCEEDED else None
+
+
 def decide(record: dict[str, Any] | None, now: dt.datetime) -> str:
     """'run', 'done' or 'busy' for an effect record. Pure."""
     return claims.decide(SHAPE, record, now)

@@ -26,7 +26,10 @@ and the completed record written, in that one transaction (``orders_upsert_produ
 whose ``stock_delta`` must never be added twice).
 
 The in-transaction mode (``replay_in_transaction``) serves a handler that keeps
-the contract inside its own transaction, on its own document (``orders_place``).
+the contract on its own document, created in the transaction of its effect
+(``orders_place``: the order, whose id derives from the key; it reads the order
+before its transaction and creates it only if still missing, so a repeat that
+loses the race fails with ALREADY_EXISTS, reads it again and answers it).
 """
 
 from __future__ import annotations
@@ -80,10 +83,11 @@ IN_TRANSACTION = claims.Shape(state=None, payload_hash="request_hash")
 
 
 def replay_in_transaction(document: dict[str, Any] | None, digest: str) -> dict[str, Any] | None:
-    """For a handler that keeps the contract in its own transaction: ``document`` is what it
-    read (with that transaction) at the id its key derives to. Returns the document to answer
-    a repeat with, or None when the call should run and create it with ``request_hash`` =
-    ``digest`` in the same transaction; refuses a key reused with another payload. Pure."""
+    """For a handler that keeps the contract on its own document: ``document`` is what it read
+    at the id its key derives to. Returns the document to answer a repeat with, or None when
+    the call should run and create it (``txn.create``, so a concurrent repeat's commit fails)
+    with ``request_hash`` = ``digest`` in the transaction of its effect; refuses a key reused
+    with another payload. Pure."""
     action = claims.decide(IN_TRANSACTION, document, clock.utcnow(), digest)
     _refuse_reuse(action)
     return document if action == claims.DONE else None

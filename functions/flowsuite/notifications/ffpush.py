@@ -162,6 +162,16 @@ class Limits:
         return self.rate if role not in ("staff", "admin") else max(self.rate, self.cap(role))
 
 
+NO_PROFILE = "the sender has no account profile (deleted, or never signed in)"
+
+
+def refusal_fields(refused: str, named: dict[str, Any]) -> dict[str, Any]:
+    """What a refused push's document keeps: its recipients, and no ``sender`` when the sender
+    has no profile (a deleted account's unexpired token wrote it after the erasure, which will
+    not come again for it: the document must not name them). Pure."""
+    return {**named, "sender": None} if refused == NO_PROFILE else named
+
+
 def sender_refusal(profile: dict[str, Any] | None) -> str | None:
     """Why a targeted push's sender may not send, or None. Pure.
 
@@ -170,7 +180,7 @@ def sender_refusal(profile: dict[str, Any] | None) -> str | None:
     rules let it create the document; identity's profile says what the account is now (a missing
     profile: deleted, or not signed up through the suite)."""
     if profile is None:
-        return "the sender has no account profile (deleted, or never signed in)"
+        return NO_PROFILE
     status = profile.get("status")
     if status != "active":
         shown = status if isinstance(status, str) and status else "not completed"
@@ -253,7 +263,7 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
         # someone holding the project's credentials: it is sent as it always was.
         refused = sender_now(db, sender_uid(request.sender), judge=broadcast_sender_refusal)
         if refused:
-            return _finish(ref, "failed", 0, refused, named)
+            return _finish(ref, "failed", 0, refused, refusal_fields(refused, named))
     if collection == FF_USER_PUSH:
         if not uids:
             return _finish(ref, "failed", 0, "user_refs is empty: a user push needs recipients")
@@ -262,7 +272,7 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
         else:  # a scheduled push, due now: its sender may have been disabled or deleted since
             refused = sender_now(db, sender_uid(request.sender))
         if refused:
-            return _finish(ref, "failed", 0, refused, named)
+            return _finish(ref, "failed", 0, refused, refusal_fields(refused, named))
     scheduled = request.scheduled_time
     if scheduled is not None and scheduled > now + SCHEDULE_SLACK:
         return schedule(db, collection, doc_id, scheduled, extra=named)

@@ -101,8 +101,7 @@ def create_intent(db, stripe, *, uid: str, email: str | None, order_id: str, cor
         identity.user_deleted), so a payment created here was written before that event and
         payments' eraser finds it. Created once: a retry after a crash finds it (the payment is
         not read: the commit fails with ALREADY_EXISTS)."""
-        profile = user_ref.get(transaction=txn)
-        if account_gone(uid, profile.to_dict() if profile.exists else None):
+        if account_gone_in(txn, db, uid):
             return False
         txn.create(ref, PaymentDoc.new({
             "payment_id": payment_id,
@@ -312,11 +311,24 @@ def handle_stripe_event(db, event: dict[str, Any], *, project: str | None = None
     if ref is None:
         return Applied("not_ours")
     applied = apply_event(db, ref, event)
+    if applied is None and named and _adopted_by_closed_payment(db, ref, _intent_of(kind, obj)):
+        applied = apply_event(db, ref, event)
     if applied is None:
         if named:
             raise UnknownPaymentError(f"no payment recorded for {_intent_of(kind, obj)} yet")
         return Applied("not_ours")
     return applied
+
+
+def _adopted_by_closed_payment(db, ref, intent_id: str | None) -> bool:
+    """The payment our metadata names was closed with no intent (the order's cancel request,
+    or the account's deletion, came while payments_create_intent was creating this intent at
+    Stripe, and that call never recorded it): it takes the intent, as a repeat of the call
+    would (``_adopt``), so Stripe's events about it apply instead of being retried for days."""
+    if not intent_id:
+        return False
+    payment = _adopt(db, ref, intent_id)
+    return payment is not None and payment.get("provider_ref") is None
 
 
 def apply_event(db, ref, event: dict[str, Any]) -> Applied | None:
@@ -482,40 +494,62 @@ def intent_event(intent: dict[str, Any], kind: str, source: str) -> dict[str, An
 STRIPE_CANCELLATION_REASONS = {"payment_timeout": "abandoned"}
 
 
-def account_gone(uid: str, profile: dict[str, Any] | None) -> bool:
+def account_gone(uid: str, profile: dict[str, Any] | None, *, deletion_published: bool = False) -> bool:
     """Whether a payment recorded now must not name ``uid``: it is already the deleted-user
-    placeholder, or the account is deleted or being deleted (its profile is gone, or
-    ``deleting``, which identity sets in the transaction that publishes identity.user_deleted),
-    so payments' eraser may have run already and would never see the record. Pure."""
-    return uid == DELETED_USER or profile is None or profile.get("status") == "deleting"
+    placeholder, or the account is being deleted (its profile is ``deleting``, which identity
+    sets in the transaction that publishes identity.user_deleted) or was (its profile is gone
+    and that event exists), so payments' eraser may have run already and would never see the
+    record. A profile missing without that event is a live account whose profile was never
+    made or was removed by hand (the app's own sign-up, the console): it keeps its payments.
+    Pure."""
+    if uid == DELETED_USER:
+        return True
+    if profile is not None:
+        return profile.get("status") == "deleting"
+    return deletion_published
+
+
+def account_gone_in(txn, db, uid: str) -> bool:
+    """``account_gone``, read in the caller's transaction (before any of its writes): the
+    profile, and only when it is missing, the person's identity.user_deleted event (its id is
+    the person's key)."""
+    from flowsuite.contracts.identity import UserDeleted  # noqa: PLC0415 - not on the webhook's import path
+
+    if uid == DELETED_USER:
+        return True
+    profile = db.collection(USERS).document(uid).get(transaction=txn)
+    if profile.exists:
+        return account_gone(uid, profile.to_dict())
+    deletion = db.collection(UserDeleted.event_type.collection).document(ids.person_key(uid)).get(transaction=txn)
+    return account_gone(uid, None, deletion_published=deletion.exists)
 
 
 def close_for_cancel(db, stripe, *, order_id: str, uid: str, reason: str, correlation_id: str | None) -> str:
     """order.cancel_requested: closes the order's PaymentIntent at Stripe before the stock is
     released (payment.canceled). If Stripe says it already succeeded, the payment succeeds and
     the order follows it; while it is processing, this retries until Stripe settles it.
-    With no intent yet, a closed payment is recorded so that one created later is closed too.
+    With no payment recorded yet, a closed payment is recorded so that an intent created later
+    is closed too; an intent Stripe made for a call that crashed before recording it (its effect
+    record holds it) is recorded on that payment and closed at Stripe now.
     That record names the user only while their account lives (read in its transaction, so a
     record that names them was written before identity.user_deleted, and payments' eraser finds
     it); for an account being deleted it and its event name the deleted-user placeholder."""
     ref = db.collection(PAYMENTS).document(payment_id_for(order_id))
+    orphan: dict[str, str | None] = {"id": None}
 
     @gcf.transactional
     def read_or_close(txn) -> dict | None:
         snap = ref.get(transaction=txn)
         if snap.exists:
             return snap.to_dict()
-        profile = None
-        if uid != DELETED_USER:
-            user = db.collection(USERS).document(uid).get(transaction=txn)
-            profile = user.to_dict() if user.exists else None
-        gone = account_gone(uid, profile)
+        orphan["id"] = (effects.done_result(txn, db, f"stripe-intent-{ref.id}") or {}).get("id")
+        gone = account_gone_in(txn, db, uid)
         owner = DELETED_USER if gone else uid
         now = clock.utcnow()
         txn.create(ref, PaymentDoc.new({
             "payment_id": ref.id, "uid": owner, "user_ref": None if gone else db.collection(USERS).document(uid),
             "order_id": order_id, "order_ref": db.collection(ORDERS).document(order_id), "amount": 0, "currency": "",
-            "provider": "stripe", "provider_ref": None, "customer": None, "status": CANCELED,
+            "provider": "stripe", "provider_ref": orphan["id"], "customer": None, "status": CANCELED,
             "cancellation_reason": reason, "canceled_time": now, "failure_reason": None,
             "correlation_id": correlation_id or "", "created_time": now, "updated_time": now,
             **({"anonymised": True} if gone else {}),
@@ -525,16 +559,18 @@ def close_for_cancel(db, stripe, *, order_id: str, uid: str, reason: str, correl
         return None
 
     payment = read_or_close(db.transaction())
-    if payment is None:
+    if payment is None and orphan["id"] is None:
         return "closed_without_intent"
-    if payment["status"] not in PAYABLE:
+    if payment is not None and payment["status"] not in PAYABLE:
         return f"already_{payment['status']}"  # canceled: payment.canceled is out; paid: the order follows it
+    intent_id = payment["provider_ref"] if payment is not None else orphan["id"]
     intent = effects.once(
         f"stripe-cancel-{ref.id}",
-        lambda: _cancel_intent(stripe, payment["provider_ref"], STRIPE_CANCELLATION_REASONS.get(reason,
-                                                                                              "requested_by_customer")),
+        lambda: _cancel_intent(stripe, intent_id, STRIPE_CANCELLATION_REASONS.get(reason, "requested_by_customer")),
         meta={"kind": "stripe_cancel_intent", "payment_id": ref.id}, db=db,
     )
+    # Stripe's answer, applied as its event would be: a closed orphan that Stripe says succeeded
+    # (it cannot have: nobody got its client secret) would succeed and be refunded by orders.
     kind = "payment_intent.succeeded" if intent["status"] == "succeeded" else "payment_intent.canceled"
     applied = apply_event(db, ref, intent_event({**intent, "cancellation_reason": reason}, kind, "cancel"))
     return applied.outcome if applied else "no_payment"
