@@ -45,10 +45,11 @@ def log_of(target: str) -> Path:
 
 
 def local_params() -> dict[str, str]:
-    """functions/.env.local and .secret.local, which the Functions emulator loads for every
-    function (the webhook's signing secret among them): the measured instances get the same."""
+    """functions/.env (deployed with the functions), then .env.local and .secret.local, which
+    the Functions emulator loads for every function (the webhook's signing secret among
+    them): the measured instances get the same."""
     values = {}
-    for name in (".env.local", ".secret.local"):
+    for name in (".env", ".env.local", ".secret.local"):
         path = FUNCTIONS / name
         for line in path.read_text().splitlines() if path.exists() else []:
             key, sep, value = line.partition("=")
