@@ -48,6 +48,21 @@ def test_happy_path_place_pay_webhook_paid(member, db):
     assert stock(db, item) == 1
 
 
+def test_a_live_account_whose_profile_was_removed_by_hand_still_pays(db):
+    """A profile deleted in the console (or never made by the app's own sign-up) is not a
+    deleted account: with no identity.user_deleted published for it, its payment is recorded
+    under its uid and the order is paid, nothing erased."""
+    user = harness.sign_up()
+    out = place(user, [(product(db, price=1500, stock=2), 1)])
+    db.document(f"users/{user.uid}").delete()  # an operator in the console
+    intent = intent_for(user, out["order_id"])
+    recorded = payment(db, intent["payment_id"])
+    assert (recorded["uid"], recorded["status"]) == (user.uid, "requires_payment")
+    assert harness.doc(db, f"stripe_customers/{user.uid}")["customer_id"] == intent["customer"]
+    assert confirm(recorded["provider_ref"]).status == "succeeded"
+    eventually(lambda: order(db, out["order_id"])["status"] == "paid", what="order paid")
+
+
 def test_the_customer_is_created_once_and_repeats_return_the_same_intent(member, db):
     a = place(member, [(product(db), 1)])
     b = place(member, [(product(db), 1)])
