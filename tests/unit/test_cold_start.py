@@ -40,7 +40,30 @@ def test_an_instance_serving_it_imports_neither_its_domain_functions_nor_the_bus
             "loaded = sorted(m for m in sys.modules if m.endswith('.functions') and m.startswith('flowsuite.')\n"
             "                or m in ('flowsuite.core.bus', 'flowsuite.core.erasure'))\n"
             "assert not loaded, loaded\n")
-    env = {**os.environ, "FUNCTION_TARGET": name, "PYTHONPATH": str(FUNCTIONS)}
+    run_as_instance(name, code)
+
+
+@pytest.mark.parametrize("target", ["ops_on_probe", "opsRedeliver", "ops_on_user_deleted"])
+def test_an_ops_instance_finds_every_subscriber_and_eraser_when_it_needs_them(target):
+    # An ops instance starts with ops alone; the functions that act for every domain ask
+    # all_subscribers()/all_erasers(), which import the rest: none acts on a partial list
+    # (the last eraser would redact events before the other domains had erased).
+    code = ("import sys, main\n"
+            "from flowsuite.core import bus, erasure\n"
+            "from flowsuite import registry\n"
+            "started = {s.domain for s in bus.SUBSCRIBERS.values()}\n"
+            "assert started == {'ops'}, started\n"
+            "assert not any(f'flowsuite.{d}.functions' in sys.modules for d in registry.DOMAINS if d != 'ops')\n"
+            "domains = {s.domain for s in bus.all_subscribers().values()}\n"
+            "assert domains == set(registry.DOMAINS), domains\n"
+            "assert set(erasure.all_erasers()) == set(registry.DOMAINS), erasure.ERASERS\n")
+    run_as_instance(target, code)
+
+
+def run_as_instance(target: str, code: str) -> None:
+    """Runs ``code`` (its asserts) in a fresh interpreter started as an instance serving
+    ``target`` starts (``FUNCTION_TARGET`` set, functions/ on the path)."""
+    env = {**os.environ, "FUNCTION_TARGET": target, "PYTHONPATH": str(FUNCTIONS)}
     out = subprocess.run([sys.executable, "-c", code], cwd=FUNCTIONS, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
 

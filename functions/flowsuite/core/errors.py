@@ -126,6 +126,18 @@ def to_https_error(exc: BaseException, correlation_id: str):
     return https_fn.HttpsError(https_fn.FunctionsErrorCode(code), message, details)
 
 
+def caused_by(exc: BaseException, *kinds: type[BaseException]) -> bool:
+    """Whether ``exc``, or an exception it was raised from or while handling, is one of
+    ``kinds``: the Firestore SDK rolls a failed commit back, and a rollback that raises
+    arrives in the commit's error's stead, with it as context. Pure."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kinds):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def is_contention(exc: BaseException) -> bool:
     """Firestore gave up on a transaction because of contention (ABORTED, or the
     client's "Failed to commit transaction in N attempts")."""

@@ -183,9 +183,14 @@ def sender_refusal(profile: dict[str, Any] | None) -> str | None:
         return NO_PROFILE
     status = profile.get("status")
     if status != "active":
-        shown = status if isinstance(status, str) and status else "not completed"
-        return f"the sender's account is not active ({shown[:40]})"
+        return f"the sender's account is not active ({_shown(status, 'not completed')})"
     return None
+
+
+def _shown(value: Any, missing: str) -> str:
+    """A profile field as a refusal quotes it: at most 40 characters, ``missing`` when it is
+    not a non-empty string."""
+    return (value if isinstance(value, str) and value else missing)[:40]
 
 
 def broadcast_sender_refusal(profile: dict[str, Any] | None) -> str | None:
@@ -200,8 +205,7 @@ def broadcast_sender_refusal(profile: dict[str, Any] | None) -> str | None:
         return refusal
     role = profile.get("role")
     if role != "admin":
-        shown = role if isinstance(role, str) and role else "no role"
-        return f"the sender is no longer an admin ({shown[:40]}): only admins may broadcast"
+        return f"the sender is no longer an admin ({_shown(role, 'no role')}): only admins may broadcast"
     return None
 
 

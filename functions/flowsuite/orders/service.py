@@ -26,6 +26,7 @@ from flowsuite.core.errors import (
     NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
+    caused_by,
     is_contention,
 )
 from flowsuite.orders import config, states
@@ -273,12 +274,7 @@ def _stock_changed_meanwhile(exc: BaseException) -> bool:
     order or the hold was created meanwhile (ALREADY_EXISTS: a repeat of the same key, or the
     user's other order, committed first). The SDK's rollback afterwards may raise in its
     stead, with it as context."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, (api_exceptions.FailedPrecondition, api_exceptions.AlreadyExists)):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return caused_by(exc, api_exceptions.FailedPrecondition, api_exceptions.AlreadyExists)
 
 
 def refresh_hot_stock(db, *, limit: int = 500) -> dict[str, int]:

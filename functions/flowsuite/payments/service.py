@@ -17,7 +17,13 @@ from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from flowsuite.core import clock, effects, events, faults, ids, log, tracing
-from flowsuite.core.errors import FailedPreconditionError, NotFoundError, PermissionDeniedError, RetryLaterError
+from flowsuite.core.errors import (
+    FailedPreconditionError,
+    NotFoundError,
+    PermissionDeniedError,
+    RetryLaterError,
+    caused_by,
+)
 from flowsuite.core.kernel_documents import EffectDoc
 from flowsuite.payments.documents import PaymentDoc, StripeCustomerDoc
 from flowsuite.payments.events import (
@@ -142,12 +148,7 @@ def created_meanwhile(exc: BaseException) -> bool:
     """Whether a transaction that creates a document failed because the document exists
     (ALREADY_EXISTS). The SDK's rollback afterwards may raise in its stead, with it as
     context. Pure."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, AlreadyExists):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return caused_by(exc, AlreadyExists)
 
 
 def _adopt(db, ref, intent_id: str) -> dict | None:
@@ -535,35 +536,35 @@ def close_for_cancel(db, stripe, *, order_id: str, uid: str, reason: str, correl
     record that names them was written before identity.user_deleted, and payments' eraser finds
     it); for an account being deleted it and its event name the deleted-user placeholder."""
     ref = db.collection(PAYMENTS).document(payment_id_for(order_id))
-    orphan: dict[str, str | None] = {"id": None}
 
     @gcf.transactional
-    def read_or_close(txn) -> dict | None:
+    def read_or_close(txn) -> tuple[dict | None, str | None]:
+        """(the payment recorded before, or None when this call closed it; the intent to close)."""
         snap = ref.get(transaction=txn)
         if snap.exists:
-            return snap.to_dict()
-        orphan["id"] = (effects.done_result(txn, db, f"stripe-intent-{ref.id}") or {}).get("id")
+            payment = snap.to_dict()
+            return payment, payment.get("provider_ref")
+        orphan = (effects.done_result(txn, db, f"stripe-intent-{ref.id}") or {}).get("id")
         gone = account_gone_in(txn, db, uid)
         owner = DELETED_USER if gone else uid
         now = clock.utcnow()
         txn.create(ref, PaymentDoc.new({
             "payment_id": ref.id, "uid": owner, "user_ref": None if gone else db.collection(USERS).document(uid),
             "order_id": order_id, "order_ref": db.collection(ORDERS).document(order_id), "amount": 0, "currency": "",
-            "provider": "stripe", "provider_ref": orphan["id"], "customer": None, "status": CANCELED,
+            "provider": "stripe", "provider_ref": orphan, "customer": None, "status": CANCELED,
             "cancellation_reason": reason, "canceled_time": now, "failure_reason": None,
             "correlation_id": correlation_id or "", "created_time": now, "updated_time": now,
             **({"anonymised": True} if gone else {}),
         }))
         _publish(db, txn, ref, {"correlation_id": correlation_id}, PaymentCanceled(
             payment_id=ref.id, order_id=order_id, uid=owner, reason=reason))
-        return None
+        return None, orphan
 
-    payment = read_or_close(db.transaction())
-    if payment is None and orphan["id"] is None:
-        return "closed_without_intent"
+    payment, intent_id = read_or_close(db.transaction())
     if payment is not None and payment["status"] not in PAYABLE:
         return f"already_{payment['status']}"  # canceled: payment.canceled is out; paid: the order follows it
-    intent_id = payment["provider_ref"] if payment is not None else orphan["id"]
+    if intent_id is None:
+        return "closed_without_intent"
     intent = effects.once(
         f"stripe-cancel-{ref.id}",
         lambda: _cancel_intent(stripe, intent_id, STRIPE_CANCELLATION_REASONS.get(reason, "requested_by_customer")),
