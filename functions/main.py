@@ -2,16 +2,14 @@
 
 Each domain is imported only when this instance serves one of its functions
 (see ``flowsuite.registry``); deploy and the emulator import them all. A function
-with a module of its own (``registry.OWN_MODULES``) is served from that module alone.
+with a module of its own (``registry.OWN_MODULES``) or a document trigger
+(``<domain>_on_*``, in its domain's ``triggers`` module) is served from that module alone.
 """
 
-from flowsuite.registry import serving as _serving
+from flowsuite.registry import serve_alone as _serve_alone
 from flowsuite.registry import wanted as _wanted
 
-if _serving("orders_place"):
-    from flowsuite.orders.place import *  # noqa: F403
-if _serving("payments_stripe_webhook"):
-    from flowsuite.payments.webhook import *  # noqa: F403
+_serve_alone(globals())
 if _wanted("identity"):
     from flowsuite.identity.functions import *  # noqa: F403
 if _wanted("orders"):

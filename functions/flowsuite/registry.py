@@ -18,11 +18,16 @@ A domain's ``functions`` module imports what all its functions need (their reque
 models, the bus, the events they subscribe to). The functions whose cold start
 matters most have a module of their own (``OWN_MODULES``), which their domain's
 ``functions`` module re-exports: an instance serving one imports that module alone.
+A domain's document triggers (``<domain>_on_*``: its bus subscribers, its eraser,
+its other Firestore triggers) live in its ``triggers`` module, which likewise serves
+an instance of one of them alone, without the callables' request models and
+machinery (``own_module``); a domain without one serves them from ``functions``.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 
 DOMAINS = (
@@ -54,10 +59,38 @@ def domain_for(target: str) -> str | None:
     return max(matches, key=len) if matches else None
 
 
-def serving(name: str, target: str | None = None) -> bool:
-    """Does this instance serve ``name``, a function with a module of its own (``OWN_MODULES``)?"""
+TRIGGERS_MODULE = "flowsuite.{domain}.triggers"
+
+
+def own_module(target: str | None = None) -> str | None:
+    """The module that alone serves this instance's function: its own (``OWN_MODULES``), or for a
+    document trigger (``<domain>_on_*``) its domain's ``triggers`` module, if the domain has one.
+    None: ``main.py`` imports by domain (``wanted``)."""
     target = os.environ.get("FUNCTION_TARGET") if target is None else target
-    return name in OWN_MODULES and target == name
+    if not target:
+        return None
+    if target in OWN_MODULES:
+        return OWN_MODULES[target]
+    domain = domain_for(target)
+    if domain is None or not target.startswith(f"{domain}_on_"):
+        return None
+    module = TRIGGERS_MODULE.format(domain=domain)
+    try:
+        return module if importlib.util.find_spec(module) is not None else None
+    except ModuleNotFoundError:  # a domain listed without its package
+        return None
+
+
+def serve_alone(namespace: dict, target: str | None = None) -> bool:
+    """Puts the functions of the module serving this instance alone (``own_module``) into
+    ``namespace`` (``main.py``'s). False if there is none: ``main.py`` then imports by domain."""
+    module = own_module(target)
+    if module is None:
+        return False
+    loaded = importlib.import_module(module)
+    for name in loaded.__all__:
+        namespace[name] = getattr(loaded, name)
+    return True
 
 
 def wanted(domain: str, target: str | None = None) -> bool:
@@ -65,7 +98,7 @@ def wanted(domain: str, target: str | None = None) -> bool:
     target = os.environ.get("FUNCTION_TARGET") if target is None else target
     if not target:
         return True
-    if target in OWN_MODULES:  # its own module serves it (``serving``)
+    if own_module(target) is not None:  # that module serves it alone (``serve_alone``)
         return False
     served = domain_for(target)
     return served is None or domain == served

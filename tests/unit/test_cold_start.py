@@ -1,8 +1,9 @@
 """Cold start: what an instance imports before its first request (issue 19).
 
-An instance serving a function with a module of its own (``registry.OWN_MODULES``) imports
-that module alone; its domain's ``functions`` module re-exports the very same function, so
-discovery and deploy see it once. Modules that declare models evaluate their annotations as
+An instance serving a function with a module of its own (``registry.OWN_MODULES``), or one of
+a domain's document triggers (``<domain>_on_*``, in its ``triggers`` module), imports that
+module alone; its domain's ``functions`` module re-exports the very same functions, so
+discovery and deploy see each once. Modules that declare models evaluate their annotations as
 Python does (no ``from __future__ import annotations``): pydantic would otherwise compile
 and evaluate every field's annotation string when the class is created, at import.
 """
@@ -29,8 +30,7 @@ def test_an_own_module_serves_the_function_its_domain_exports(name):
     assert module.__all__ == [name]
     domain = importlib.import_module(f"flowsuite.{registry.domain_for(name)}.functions")
     assert name in domain.__all__ and getattr(domain, name) is getattr(module, name)
-    main = (FUNCTIONS / "main.py").read_text()
-    assert f'if _serving("{name}"):\n    from {module.__name__} import *  # noqa: F403\n' in main
+    assert registry.own_module(name) == module.__name__
 
 
 @pytest.mark.parametrize("name", sorted(registry.OWN_MODULES))
@@ -41,6 +41,34 @@ def test_an_instance_serving_it_imports_neither_its_domain_functions_nor_the_bus
             "                or m in ('flowsuite.core.bus', 'flowsuite.core.erasure'))\n"
             "assert not loaded, loaded\n")
     run_as_instance(name, code)
+
+
+def test_every_document_trigger_lives_in_its_domains_triggers_module():
+    seen = 0
+    for domain in registry.DOMAINS:
+        exported = importlib.import_module(f"flowsuite.{domain}.functions")
+        triggers = importlib.import_module(f"flowsuite.{domain}.triggers")
+        names = [n for n in exported.__all__ if n.startswith(f"{domain}_on_")]
+        assert sorted(triggers.__all__) == sorted(names), domain  # all of them, and nothing else
+        for name in names:
+            assert getattr(exported, name) is getattr(triggers, name), name
+            assert registry.own_module(name) == triggers.__name__
+        seen += len(names)
+    assert seen >= 20
+
+
+@pytest.mark.parametrize("target", ["ops_on_probe", "orders_on_payment_succeeded", "notifications_on_ff_push_created",
+                                    "identity_on_profile_written", "payments_on_user_deleted"])
+def test_an_instance_serving_a_document_trigger_imports_its_domains_triggers_alone(target):
+    # Not the callables' machinery and request models, not its domain's other functions.
+    domain = registry.domain_for(target)
+    code = ("import sys, main\n"
+            f"assert {target!r} in dir(main), dir(main)\n"
+            f"assert all(n.startswith({domain + '_on_'!r}) for n in dir(main) if not n.startswith('_')), dir(main)\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('flowsuite.') and m.count('.') == 2\n"
+            "                and m.rsplit('.', 1)[1] in ('functions', 'models', 'callables') and m != 'flowsuite.core.models')\n"
+            "assert not loaded, loaded\n")
+    run_as_instance(target, code)
 
 
 @pytest.mark.parametrize("target", ["ops_on_probe", "opsRedeliver", "ops_on_user_deleted"])

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 
-from firebase_functions import firestore_fn, identity_fn, scheduler_fn
+from firebase_functions import identity_fn, scheduler_fn
 
 from flowsuite.core import clients, errors, log, options, settings
 from flowsuite.core.callables import CallContext, callable_function
-from flowsuite.core.erasure import eraser
 from flowsuite.core.errors import PermissionDeniedError
 from flowsuite.identity import config, models, service
+from flowsuite.identity.triggers import (  # its document triggers, served alone (registry.own_module)
+    identity_on_profile_written,
+    identity_on_user_deleted,
+)
 
 __all__ = [
     "identity_before_user_created",
@@ -61,23 +64,6 @@ def identity_before_user_signed_in(event: identity_fn.AuthBlockingEvent) -> iden
             return None  # the account's claims stay as they are
         claims = dict(event.data.custom_claims or {})
         return identity_fn.BeforeSignInResponse(custom_claims={**claims, "role": role})
-
-
-@options.trigger(firestore_fn.on_document_written, document="users/{uid}")
-def identity_on_profile_written(event: firestore_fn.Event[firestore_fn.Change]) -> None:
-    """Completes a profile the app created itself, keeps public_profiles in step (from the profile
-    as it is now, not from this event: a late trigger never brings back an old name or an erased
-    account's public profile)."""
-    uid = event.params["uid"]
-    before = event.data.before.to_dict() if event.data.before is not None and event.data.before.exists else None
-    after = event.data.after.to_dict() if event.data.after is not None and event.data.after.exists else None
-    with log.bind(domain="identity", function="identity_on_profile_written", uid=uid):
-        db = clients.firestore()
-        if before is None and after is not None and "profile_source" not in after:
-            service.complete_client_profile(db, clients.auth(), uid)
-        if after is not None and after.get("status") == "deleting":
-            return
-        service.sync_public_profile(db, uid, before, after)
 
 
 @callable_function(request=models.SetRole, response=models.RoleAnswer, roles=ADMIN)
@@ -146,8 +132,3 @@ def identity_reconcile_accounts(event: scheduler_fn.ScheduledEvent) -> None:
     per run from the saved cursor, a new pass every IDENTITY_RECONCILE_PASS_HOURS (never more
     than the configured share erased without an admin's confirmation)."""
     service.reconcile(clients.firestore(), clients.auth(), force=False)
-
-
-@eraser(collections=(service.USERS, service.PUBLIC_PROFILES))
-def identity_on_user_deleted(db, uid: str) -> None:
-    service.erase(db, uid)

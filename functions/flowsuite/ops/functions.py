@@ -9,9 +9,8 @@ from firebase_functions.options import RateLimits, RetryConfig
 
 from flowsuite.core import bus, clients, options
 from flowsuite.core.callables import CallContext, callable_function
-from flowsuite.core.erasure import eraser
 from flowsuite.ops import health, models, service
-from flowsuite.ops.events import ProbeSent
+from flowsuite.ops.triggers import ops_on_probe, ops_on_user_deleted  # served alone (registry.own_module)
 
 __all__ = [
     "opsRedeliver",
@@ -63,12 +62,6 @@ def ops_send_probe(ctx: CallContext, req: models.SendProbe) -> models.ProbeAnswe
     return models.ProbeAnswer(probe_id=probe_id, event_id=event_id, correlation_id=ctx.correlation_id)
 
 
-@bus.subscriber(ProbeSent)
-def ops_on_probe(event, txn) -> None:
-    """Records that a probe went through the bus."""
-    service.record_probe(clients.firestore(), txn, event)
-
-
 @callable_function(request=models.ListDeadLetters, response=models.DeadLetterList, roles=ADMIN, read_only=True)
 def ops_list_dead_letters(ctx: CallContext, req: models.ListDeadLetters) -> models.DeadLetterList:
     """Lists dead letters, newest first (admin)."""
@@ -99,11 +92,6 @@ def ops_diagnose(ctx: CallContext, req: models.Diagnose) -> models.DiagnoseAnswe
     """Raises the error asked for, to check the error map end to end (emulator only, admin)."""
     service.diagnose(req.code)
     return models.DiagnoseAnswer(ok=True)
-
-
-@eraser(collections=(service.IDEMPOTENCY_RECORDS,), needs_event=True)
-def ops_on_user_deleted(db, uid: str, event) -> None:
-    service.erase(db, uid, event_id=event.id)
 
 
 @options.trigger(https_fn.on_request)

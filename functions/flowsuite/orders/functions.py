@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from firebase_functions import scheduler_fn
 
-from flowsuite.contracts.payments import PaymentCanceled, PaymentDisputed, PaymentRefunded, PaymentSucceeded
-from flowsuite.core import bus, clients, clock, options
+from flowsuite.core import clients, clock, options
 from flowsuite.core.callables import CallContext, callable_function
-from flowsuite.core.erasure import eraser
 from flowsuite.orders import models, service
 from flowsuite.orders.place import orders_place  # a module of its own (registry.OWN_MODULES)
+from flowsuite.orders.triggers import (  # its document triggers, served alone (registry.own_module)
+    orders_on_payment_canceled,
+    orders_on_payment_disputed,
+    orders_on_payment_refunded,
+    orders_on_payment_succeeded,
+    orders_on_user_deleted,
+)
 
 __all__ = [
     "orders_upsert_product",
@@ -76,32 +81,3 @@ def orders_expire_unpaid(event: scheduler_fn.ScheduledEvent) -> None:
 def orders_refresh_hot_stock(event: scheduler_fn.ScheduledEvent) -> None:
     """Recomputes each hot product's `stock` (what the app shows) from its stock shards."""
     service.refresh_hot_stock(clients.firestore())
-
-
-@bus.subscriber(PaymentSucceeded)
-def orders_on_payment_succeeded(event, txn) -> None:
-    """payment.succeeded -> the order is paid (order.paid), or the payment rejected (order.payment_rejected)."""
-    service.on_payment_succeeded(clients.firestore(), txn, event.data)
-
-
-@bus.subscriber(PaymentCanceled)
-def orders_on_payment_canceled(event, txn) -> None:
-    """payment.canceled -> the unpaid order is cancelled and its stock released (order.cancelled)."""
-    service.on_payment_canceled(clients.firestore(), txn, event.data)
-
-
-@bus.subscriber(PaymentRefunded)
-def orders_on_payment_refunded(event, txn) -> None:
-    """payment.refunded -> a full refund refunds the order (order.refunded); a partial one is recorded."""
-    service.on_payment_refunded(clients.firestore(), txn, event.data)
-
-
-@bus.subscriber(PaymentDisputed)
-def orders_on_payment_disputed(event, txn) -> None:
-    """payment.disputed -> the order shows the dispute and its state."""
-    service.on_payment_disputed(clients.firestore(), txn, event.data)
-
-
-@eraser(collections=(service.ORDERS, service.HOLDS))
-def orders_on_user_deleted(db, uid: str) -> None:
-    service.erase(db, uid)

@@ -6,11 +6,15 @@ import datetime as dt
 
 from firebase_functions import scheduler_fn
 
-from flowsuite.contracts.orders import OrderCancelled, OrderCancelRequested, OrderPaymentRejected
-from flowsuite.core import bus, clients, clock, log, options, settings
+from flowsuite.core import clients, clock, log, options, settings
 from flowsuite.core.callables import CallContext, callable_function
-from flowsuite.core.erasure import eraser
 from flowsuite.payments import config, models, service
+from flowsuite.payments.triggers import (  # its document triggers, served alone (registry.own_module)
+    payments_on_order_cancel_requested,
+    payments_on_order_cancelled,
+    payments_on_order_payment_rejected,
+    payments_on_user_deleted,
+)
 from flowsuite.payments.webhook import payments_stripe_webhook  # a module of its own (registry.OWN_MODULES)
 
 __all__ = [
@@ -37,29 +41,6 @@ def payments_create_intent(ctx: CallContext, req: models.CreateIntent) -> models
     ))
 
 
-@bus.subscriber(OrderCancelled, transactional=False, secrets=config.SECRETS)
-def payments_on_order_cancelled(event) -> None:
-    """order.cancelled after payment -> refund through Stripe (payment.refunded)."""
-    service.refund_cancelled_order(clients.firestore(), clients.stripe(), order_id=event.data.order_id,
-                                   was_paid=event.data.was_paid)
-
-
-@bus.subscriber(OrderCancelRequested, transactional=False, secrets=config.SECRETS)
-def payments_on_order_cancel_requested(event) -> None:
-    """order.cancel_requested -> the PaymentIntent is closed at Stripe (payment.canceled), or, if it
-    already succeeded, the payment succeeds and the order follows it."""
-    d = event.data
-    service.close_for_cancel(clients.firestore(), clients.stripe(), order_id=d.order_id, uid=d.uid, reason=d.reason,
-                             correlation_id=event.correlation_id)
-
-
-@bus.subscriber(OrderPaymentRejected, transactional=False, secrets=config.SECRETS)
-def payments_on_order_payment_rejected(event) -> None:
-    """order.payment_rejected -> a success for an order that can no longer be paid is refunded."""
-    service.refund_in_full(clients.firestore(), clients.stripe(), payment_id=event.data.payment_id,
-                           reason=f"order_not_payable:{event.data.reason}")
-
-
 def _reconcile(minutes: int) -> dict[str, int]:
     return service.reconcile_with_stripe(clients.firestore(), clients.stripe(),
                                          since=clock.utcnow() - dt.timedelta(minutes=minutes),
@@ -78,8 +59,3 @@ def payments_reconcile_stripe(event: scheduler_fn.ScheduledEvent) -> None:
     """Every 30 minutes: the last three days of PaymentIntents (Stripe retries a webhook for three days)."""
     with log.bind(domain="payments", function="payments_reconcile_stripe"):
         log.info("stripe reconciliation finished", **_reconcile(config.RECONCILE_MINUTES))
-
-
-@eraser(collections=(service.PAYMENTS, service.CUSTOMERS), secrets=config.SECRETS)
-def payments_on_user_deleted(db, uid: str) -> None:
-    service.erase(db, clients.stripe(), uid)
