@@ -9,7 +9,7 @@ import platform
 import subprocess
 import sys
 
-from bench import cold_start
+from bench import cold_instructions, cold_start
 
 
 def machine() -> str:
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-emulator", action="store_true", help="only the cold start (no suite needed)")
     args = parser.parse_args()
-    rows = cold_start.run(args.rounds)
+    rows = cold_start.run(args.rounds) + cold_instructions.run()
     if not args.no_emulator:
         out = subprocess.run([sys.executable, "-m", "devtools.suite", "exec", "--", sys.executable, "-m", "bench.emulator"],
                              capture_output=True, text=True)

@@ -1,0 +1,72 @@
+"""Cold import counted in instructions (valgrind's callgrind), for the instances that
+bench.cold_request times: each target's ``import main`` against the bare-SDK reference's
+(bench/bare/main.py), and the reference plus pydantic alone.
+
+Wall-clock ratios on this kind of machine move by 10-20% between runs (its speed drifts from
+minute to minute); an instruction count is the same every run, so it shows what each part of
+an instance's import costs: the SDK (both sides), pydantic (the suite's models, events and
+documents are built on it), and the suite's own modules. No emulator is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = ROOT / "functions" / "venv" / "bin" / "python"
+BARE = Path(__file__).resolve().parent / "bare"
+
+SUITE_TARGETS = ("orders_place", "payments_stripe_webhook", "ops_on_probe")
+# What the suite's import needs of pydantic at least (every model module imports these).
+PYDANTIC = "from pydantic import BaseModel, ConfigDict, Field, TypeAdapter\n"
+
+
+def instructions(source_dir: Path, target: str, code: str = "import main\n") -> int:
+    """Instructions a fresh interpreter executes to run ``code`` as an instance serving ``target``."""
+    env = {**os.environ, "FUNCTION_TARGET": target, "K_SERVICE": target, "FLOWSUITE_FAULTS": "off",
+           "PYTHONHASHSEED": "0"}
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", str(PY), "-c", code],
+                         cwd=source_dir, env=env, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if found is None:
+        raise RuntimeError(f"callgrind printed no count: {out.stderr[-500:]}")
+    return int(found.group(1))
+
+
+def run() -> list[dict]:
+    from bench.cold_start import compile_sources
+
+    if shutil.which("valgrind") is None:
+        return [{"benchmark": "cold import in instructions", "measured": "not measured: valgrind is not installed",
+                 "reference": "-", "ratio": "-", "target": "-"}]
+    compile_sources()
+    jobs = {"bare": (BARE, "bare_place", "import main\n"),
+            "bare + pydantic": (BARE, "bare_place", "import main\n" + PYDANTIC),
+            **{t: (ROOT / "functions", t, "import main\n") for t in SUITE_TARGETS}}
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        counts = dict(zip(jobs, pool.map(lambda job: instructions(*job), jobs.values()), strict=True))
+    bare, pydantic = counts["bare"], counts["bare + pydantic"]
+    rows = [{
+        "benchmark": "cold import in instructions: the bare SDK reference + pydantic alone (no suite code)",
+        "measured": f"{pydantic / 1e6:.0f} M", "reference": f"bare SDK {bare / 1e6:.0f} M",
+        "ratio": f"{pydantic / bare:.2f}x", "target": "-",
+    }]
+    for target in SUITE_TARGETS:
+        rows.append({
+            "benchmark": f"cold import in instructions: `{target}`",
+            "measured": f"{counts[target] / 1e6:.0f} M (pydantic {(pydantic - bare) / 1e6:.0f} M, "
+                        f"the suite's own {(counts[target] - pydantic) / 1e6:.0f} M)",
+            "reference": f"bare SDK {bare / 1e6:.0f} M",
+            "ratio": f"{counts[target] / bare:.2f}x", "target": "-",
+        })
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)
