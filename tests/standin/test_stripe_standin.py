@@ -1,6 +1,6 @@
 """The Stripe stand-in (devtools/stripe_standin.py), through the real stripe SDK.
 
-A module fixture starts ``python -m devtools.stripe_standin --port 8431 --from-scratch``
+A module fixture starts ``python -m devtools.stripe_standin --port <a free port> --from-scratch``
 and a small HTTP server that receives its webhooks; every webhook is verified with
 ``stripe.Webhook.construct_event``. Each test names the Stripe behaviour it checks.
 """
@@ -23,7 +23,17 @@ import requests
 import stripe
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT = int(os.environ.get("FLOWSUITE_STANDIN_TEST_PORT", "8431"))
+
+
+def free_port() -> int:
+    """A port nothing listens on now: `make test` runs these beside the emulators, whose
+    Functions workers take ports of their own."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+PORT = int(os.environ.get("FLOWSUITE_STANDIN_TEST_PORT") or free_port())
 BASE = f"http://127.0.0.1:{PORT}"
 SECRET = "whsec_standin_test"
 RETRIES = [0.4, 0.8, 1.6]  # the compressed schedule the fixture configures
