@@ -36,6 +36,14 @@ NOTIFICATIONS_MAX_INSTANCES = params.IntParam(
     "NOTIFICATIONS_MAX_INSTANCES", default=20,
     description="Instances each notifications function may scale to (SMTP and FCM send from them).",
 )
+# Warm instances for the checkout's steps (orders_place, payments_create_intent, the Stripe
+# webhook): a buyer after a deploy or a quiet spell meets a warm instance, not a cold start
+# (about 1.2-1.4 s on a 2-core machine, README "Performance"). Billed while idle; 0 by default.
+CHECKOUT_MIN_INSTANCES = params.IntParam(
+    "CHECKOUT_MIN_INSTANCES", default=0,
+    description="Warm instances kept for each checkout step (orders_place, payments_create_intent, "
+                "the Stripe webhook), billed while idle; 0 scales them to zero.",
+)
 
 # Event bus reliability.
 BUS_MAX_ATTEMPTS = params.IntParam(

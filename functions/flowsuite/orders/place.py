@@ -4,14 +4,15 @@ they subscribe to and erasure; ``flowsuite.orders.functions`` re-exports it."""
 
 from __future__ import annotations
 
-from flowsuite.core import clients, idempotency
+from flowsuite.core import clients, idempotency, settings
 from flowsuite.core.callables import CallContext, callable_function
 from flowsuite.orders import models, service
 
 __all__ = ["orders_place"]
 
 
-@callable_function(request=models.PlaceOrder, response=models.OrderAnswer, idempotent=True, own_idempotency=True)
+@callable_function(request=models.PlaceOrder, response=models.OrderAnswer, idempotent=True, own_idempotency=True,
+                   min_instances=settings.CHECKOUT_MIN_INSTANCES)
 def orders_place(ctx: CallContext, req: models.PlaceOrder) -> models.OrderAnswer:
     """Places an order priced on the server, reserving its stock."""
     return models.OrderAnswer(**service.place_order(

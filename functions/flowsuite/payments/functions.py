@@ -30,7 +30,7 @@ __all__ = [
 
 
 @callable_function(request=models.CreateIntent, response=models.IntentAnswer, idempotent=True,
-                   secrets=config.SECRETS)
+                   secrets=config.SECRETS, min_instances=settings.CHECKOUT_MIN_INSTANCES)
 def payments_create_intent(ctx: CallContext, req: models.CreateIntent) -> models.IntentAnswer:
     """Creates (once) the Stripe PaymentIntent for your pending order; the amount comes from the order.
     Answers what flutter_stripe's PaymentSheet takes: the intent's client secret, the customer and an

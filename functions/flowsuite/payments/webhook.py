@@ -19,7 +19,7 @@ def _answer(status: int, body: dict) -> https_fn.Response:
     return https_fn.Response(json.dumps(body), status=status, mimetype="application/json")
 
 
-@options.trigger(https_fn.on_request, secrets=config.SECRETS)
+@options.trigger(https_fn.on_request, secrets=config.SECRETS, min_instances=settings.CHECKOUT_MIN_INSTANCES)
 def payments_stripe_webhook(req: https_fn.Request) -> https_fn.Response:
     """Stripe's webhook: verified, applied once per Stripe event, 5xx on a transient failure."""
     import stripe  # noqa: PLC0415 - heavy; only this domain pays for it
