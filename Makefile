@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the suite locally; `make test` runs every test.
-.PHONY: setup dev test unit standin integration wrapper lint contracts domain undomain bench seed-export screenshots clean
+.PHONY: setup dev test unit standin offline integration wrapper lint contracts domain undomain bench seed-export screenshots clean
 
 PY := .venv/bin/python
 PYTEST_ARGS ?=
@@ -10,12 +10,20 @@ setup:
 dev: setup
 	@$(PY) -m devtools.suite start
 
-# The integration run and the tests that need no emulator run side by side (-j2, whole
-# lines kept apart by -Oline): the emulators' start and the tests' waits on the bus leave a
-# core free. The wrapper's tests start suites of their own, so they run after it.
+# The integration run and the tests that need no emulator run side by side (-j2): the
+# emulators' start and the tests' waits on the bus leave a core free. The integration
+# run prints as it goes; the others' output is kept in a log and printed when they end.
+# The wrapper's tests start suites of their own, so they run after it.
 test: setup lint
-	@$(MAKE) --no-print-directory -j2 -Oline integration unit standin
+	@$(MAKE) --no-print-directory -j2 integration offline
 	@$(MAKE) --no-print-directory wrapper
+
+# The unit and stand-in tests, their output in .run/logs/offline-tests.log, printed at the end.
+offline:
+	@mkdir -p .run/logs; status=0; \
+	$(MAKE) --no-print-directory unit standin > .run/logs/offline-tests.log 2>&1 || status=$$?; \
+	printf '\n--- unit and stand-in tests (.run/logs/offline-tests.log) ---\n'; \
+	cat .run/logs/offline-tests.log; exit $$status
 
 unit:
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)

@@ -11,8 +11,9 @@ FlutterFlow convention fixes are listed in ``ALIASES``. The functions that act
 for every domain (the bus's redelivery and sweep, dead-letter replay, metrics,
 health, the last eraser) load the other domains when they first need them
 (``load_everything``, through ``bus.all_subscribers`` and ``erasure.all_erasers``),
-so an instance serving a plain ops function (a probe's subscriber, ping) loads ops
-alone, and none of them can act on a partial list of subscribers or erasers.
+so an instance serving a plain ops function (ping, health) loads ops alone, one
+serving a probe's subscriber ops' triggers alone, and none of them can act on a
+partial list of subscribers or erasers.
 
 A domain's ``functions`` module imports what all its functions need (their request
 models, the bus, the events they subscribe to). The functions whose cold start
@@ -43,7 +44,7 @@ ALIASES = {
     "opsRedeliver": "ops",
     "notificationsSendScheduledPush": "notifications",
 }
-# Functions served from a module of their own (main.py imports it under ``serving(name)``).
+# Functions served from a module of their own (``own_module``; main.py imports it alone).
 OWN_MODULES = {
     "orders_place": "flowsuite.orders.place",  # the checkout's first step
     "payments_stripe_webhook": "flowsuite.payments.webhook",  # every Stripe event
@@ -88,6 +89,10 @@ def serve_alone(namespace: dict, target: str | None = None) -> bool:
     if module is None:
         return False
     loaded = importlib.import_module(module)
+    target = os.environ.get("FUNCTION_TARGET") if target is None else target
+    if target not in loaded.__all__:  # an instance that cannot serve its function must not start
+        raise ImportError(f"{target} is served from {module} (registry.own_module), which does not export it: "
+                          f"declare it there and list it in its __all__")
     for name in loaded.__all__:
         namespace[name] = getattr(loaded, name)
     return True

@@ -666,12 +666,6 @@ def test_the_retry_schedule_comes_from_the_environment():
     assert bad.returncode != 0 and "FLOWSUITE_STRIPE_WEBHOOK_RETRY_SCHEDULE" in bad.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_without_from_scratch_the_store_survives_a_restart(tmp_path):
     """localstripe's own behaviour, kept: a restart without --from-scratch reloads the store."""
     port, state = free_port(), tmp_path / "state.pickle"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -47,14 +48,17 @@ def test_every_document_trigger_lives_in_its_domains_triggers_module():
     seen = 0
     for domain in registry.DOMAINS:
         exported = importlib.import_module(f"flowsuite.{domain}.functions")
-        triggers = importlib.import_module(f"flowsuite.{domain}.triggers")
         names = [n for n in exported.__all__ if n.startswith(f"{domain}_on_")]
+        if importlib.util.find_spec(f"flowsuite.{domain}.triggers") is None:  # a generated domain
+            assert all(registry.own_module(name) is None for name in names), domain  # served from functions
+            continue
+        triggers = importlib.import_module(f"flowsuite.{domain}.triggers")
         assert sorted(triggers.__all__) == sorted(names), domain  # all of them, and nothing else
         for name in names:
             assert getattr(exported, name) is getattr(triggers, name), name
             assert registry.own_module(name) == triggers.__name__
         seen += len(names)
-    assert seen >= 20
+    assert seen >= 20  # the suite's own five domains hold 26
 
 
 @pytest.mark.parametrize("target", ["ops_on_probe", "orders_on_payment_succeeded", "notifications_on_ff_push_created",

@@ -1,3 +1,4 @@
+import pytest
 from flowsuite import registry
 
 
@@ -53,3 +54,11 @@ def test_other_functions_of_its_domain_and_discovery_still_load_the_domain():
     assert registry.wanted("payments", "payments_create_intent") and registry.wanted("orders", "orders_cancel")
     assert registry.own_module("orders_cancel") is None and registry.own_module("") is None
     assert registry.wanted("orders", "orders_cancel") and all(registry.wanted(d, "") for d in registry.DOMAINS)
+
+
+def test_an_instance_whose_trigger_is_missing_from_its_triggers_module_refuses_to_start():
+    # A subscriber declared in functions.py instead would leave its instances without their function.
+    with pytest.raises(ImportError, match="ops_on_nothing is served from flowsuite.ops.triggers"):
+        registry.serve_alone({}, "ops_on_nothing")
+    served = {}
+    assert registry.serve_alone(served, "ops_on_probe") and set(served) == {"ops_on_probe", "ops_on_user_deleted"}
