@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs the suite locally; `make test` runs every test.
-.PHONY: setup dev test unit standin offline integration wrapper lint contracts domain undomain bench seed-export screenshots clean
+.PHONY: setup dev test unit standin integration wrapper lint contracts domain undomain bench seed-export screenshots clean
 
 PY := .venv/bin/python
 PYTEST_ARGS ?=
@@ -10,20 +10,21 @@ setup:
 dev: setup
 	@$(PY) -m devtools.suite start
 
-# The integration run and the tests that need no emulator run side by side (-j2): the
-# emulators' start and the tests' waits on the bus leave a core free. The integration
-# run prints as it goes; the others' output is kept in a log and printed when they end.
-# The wrapper's tests start suites of their own, so they run after it.
+# Runs side by side where nothing collides (-j2): the wrapper's tests (they start suites of
+# their own) beside the unit tests, then the integration run beside the stand-in's tests,
+# which end while its emulators still start. The integration run never shares the machine
+# with the CPU-bound unit tests: its browser test timed out when it did. The wrapper's and
+# the integration run's output streams; the others' is printed when they end (logged-%).
 test: setup lint
-	@$(MAKE) --no-print-directory -j2 integration offline
-	@$(MAKE) --no-print-directory wrapper
+	@$(MAKE) --no-print-directory -j2 wrapper logged-unit
+	@$(MAKE) --no-print-directory -j2 integration logged-standin
 
-# The unit and stand-in tests, their output in .run/logs/offline-tests.log, printed at the end.
-offline:
+# `make logged-X`: `make X` with its output kept in .run/logs/X.log and printed when it ends.
+logged-%:
 	@mkdir -p .run/logs; status=0; \
-	$(MAKE) --no-print-directory unit standin > .run/logs/offline-tests.log 2>&1 || status=$$?; \
-	printf '\n--- unit and stand-in tests (.run/logs/offline-tests.log) ---\n'; \
-	cat .run/logs/offline-tests.log; exit $$status
+	$(MAKE) --no-print-directory $* > .run/logs/$*.log 2>&1 || status=$$?; \
+	printf '\n--- make %s (.run/logs/%s.log) ---\n' $* $*; \
+	cat .run/logs/$*.log; exit $$status
 
 unit:
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
