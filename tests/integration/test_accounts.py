@@ -358,3 +358,20 @@ def test_deleting_an_account_erases_the_flutterflow_push_documents_naming_it(adm
     assert broadcast["user_refs"] == f"/users/{other.uid}" and broadcast["recipient_uids"] == [other.uid]
     for collection in ("ff_push_notifications", "ff_user_push_notifications"):
         assert not [s.id for s in db.collection(collection).stream() if mentions(s.to_dict(), leaving.uid)]
+
+
+def test_a_scheduled_broadcast_of_an_admin_deleted_before_it_is_due_is_failed_and_keeps_no_sender(admin, db):
+    """Without its sender a broadcast would pass for one written past the rules (the console) and
+    go out to everyone at its time: the erased admin's pending broadcast is failed instead."""
+    leaving = harness.user_with_role("admin")
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=120)  # well beyond the 10 s slack: it waits
+    AppClient(leaving).create("ff_push_notifications", "pending", {
+        "notification_title": "Later", "notification_text": "for all", "user_refs": "", "scheduled_time": at,
+        "sender": Ref.to(f"users/{leaving.uid}")})
+    eventually(lambda: harness.doc(db, "ff_push_notifications/pending").get("scheduled_for"), what="scheduled")
+
+    call("identity_delete_account", {"uid": leaving.uid}, user=admin)
+    pending = eventually(lambda: (d := harness.doc(db, "ff_push_notifications/pending"))
+                         and not mentions(d, leaving.uid) and d, what="the sender erased from the broadcast")
+    assert (pending["status"], pending["num_sent"], pending["sender"]) == ("failed", 0, None)
+    assert "deleted before it was sent" in pending["error"]
