@@ -9,16 +9,13 @@ from firebase_functions import identity_fn, scheduler_fn
 from flowsuite.core import clients, errors, log, options, settings
 from flowsuite.core.callables import CallContext, callable_function
 from flowsuite.core.errors import PermissionDeniedError
-from flowsuite.identity import config, models, service
-from flowsuite.identity.triggers import (  # its document triggers, served alone (registry.own_module)
-    identity_on_profile_written,
-    identity_on_user_deleted,
-)
+from flowsuite.identity import config, models, service, triggers
+from flowsuite.identity.triggers import *  # noqa: F403 - its document triggers, served alone (registry.own_module)
 
 __all__ = [
     "identity_before_user_created",
     "identity_before_user_signed_in",
-    "identity_on_profile_written",
+    *triggers.__all__,
     "identity_set_role",
     "identity_disable_user",
     "identity_delete_account",
@@ -26,7 +23,6 @@ __all__ = [
     "identity_sync_profile",
     "identity_run_reconciliation",
     "identity_reconcile_accounts",
-    "identity_on_user_deleted",
 ]
 
 ADMIN = ("admin",)

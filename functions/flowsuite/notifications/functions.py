@@ -7,34 +7,12 @@ from firebase_functions.options import RetryConfig
 
 from flowsuite.core import clients, log, options, settings
 from flowsuite.core.callables import CallContext, callable_function
-from flowsuite.notifications import ffpush, models, service
-from flowsuite.notifications.triggers import (  # its document triggers, served alone (registry.own_module)
-    notifications_on_email_changed,
-    notifications_on_ff_push_created,
-    notifications_on_ff_user_push_created,
-    notifications_on_order_cancelled,
-    notifications_on_order_needs_review,
-    notifications_on_order_paid,
-    notifications_on_payment_disputed,
-    notifications_on_payment_failed,
-    notifications_on_payment_refunded,
-    notifications_on_user_created,
-    notifications_on_user_deleted,
-)
+from flowsuite.notifications import ffpush, models, service, triggers
+from flowsuite.notifications.triggers import *  # noqa: F403 - its document triggers, served alone (registry.own_module)
 
 __all__ = [
     "addFcmToken",
-    "notifications_on_user_created",
-    "notifications_on_email_changed",
-    "notifications_on_order_paid",
-    "notifications_on_order_cancelled",
-    "notifications_on_payment_failed",
-    "notifications_on_payment_refunded",
-    "notifications_on_payment_disputed",
-    "notifications_on_order_needs_review",
-    "notifications_on_user_deleted",
-    "notifications_on_ff_push_created",
-    "notifications_on_ff_user_push_created",
+    *triggers.__all__,
     "notificationsSendScheduledPush",
 ]
 

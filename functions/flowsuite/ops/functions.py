@@ -9,20 +9,19 @@ from firebase_functions.options import RateLimits, RetryConfig
 
 from flowsuite.core import bus, clients, options
 from flowsuite.core.callables import CallContext, callable_function
-from flowsuite.ops import health, models, service
-from flowsuite.ops.triggers import ops_on_probe, ops_on_user_deleted  # served alone (registry.own_module)
+from flowsuite.ops import health, models, service, triggers
+from flowsuite.ops.triggers import *  # noqa: F403 - its document triggers, served alone (registry.own_module)
 
 __all__ = [
     "opsRedeliver",
     "ops_sweep",
     "ops_run_sweep",
     "ops_send_probe",
-    "ops_on_probe",
+    *triggers.__all__,
     "ops_list_dead_letters",
     "ops_replay_dead_letters",
     "ops_get_metrics",
     "ops_diagnose",
-    "ops_on_user_deleted",
     "ops_health",
     "ops_ping",
 ]

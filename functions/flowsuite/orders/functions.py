@@ -6,15 +6,9 @@ from firebase_functions import scheduler_fn
 
 from flowsuite.core import clients, clock, options
 from flowsuite.core.callables import CallContext, callable_function
-from flowsuite.orders import models, service
+from flowsuite.orders import models, service, triggers
 from flowsuite.orders.place import orders_place  # a module of its own (registry.OWN_MODULES)
-from flowsuite.orders.triggers import (  # its document triggers, served alone (registry.own_module)
-    orders_on_payment_canceled,
-    orders_on_payment_disputed,
-    orders_on_payment_refunded,
-    orders_on_payment_succeeded,
-    orders_on_user_deleted,
-)
+from flowsuite.orders.triggers import *  # noqa: F403 - its document triggers, served alone (registry.own_module)
 
 __all__ = [
     "orders_upsert_product",
@@ -25,11 +19,7 @@ __all__ = [
     "orders_run_expiry",
     "orders_expire_unpaid",
     "orders_refresh_hot_stock",
-    "orders_on_payment_succeeded",
-    "orders_on_payment_canceled",
-    "orders_on_payment_refunded",
-    "orders_on_payment_disputed",
-    "orders_on_user_deleted",
+    *triggers.__all__,
 ]
 
 STAFF = ("staff", "admin")

@@ -8,24 +8,16 @@ from firebase_functions import scheduler_fn
 
 from flowsuite.core import clients, clock, log, options, settings
 from flowsuite.core.callables import CallContext, callable_function
-from flowsuite.payments import config, models, service
-from flowsuite.payments.triggers import (  # its document triggers, served alone (registry.own_module)
-    payments_on_order_cancel_requested,
-    payments_on_order_cancelled,
-    payments_on_order_payment_rejected,
-    payments_on_user_deleted,
-)
+from flowsuite.payments import config, models, service, triggers
+from flowsuite.payments.triggers import *  # noqa: F403 - its document triggers, served alone (registry.own_module)
 from flowsuite.payments.webhook import payments_stripe_webhook  # a module of its own (registry.OWN_MODULES)
 
 __all__ = [
     "payments_create_intent",
     "payments_stripe_webhook",
-    "payments_on_order_cancelled",
-    "payments_on_order_cancel_requested",
-    "payments_on_order_payment_rejected",
+    *triggers.__all__,
     "payments_run_reconciliation",
     "payments_reconcile_stripe",
-    "payments_on_user_deleted",
 ]
 
 
