@@ -85,11 +85,11 @@ def own_module(target: str | None = None) -> str | None:
 def serve_alone(namespace: dict, target: str | None = None) -> bool:
     """Puts the functions of the module serving this instance alone (``own_module``) into
     ``namespace`` (``main.py``'s). False if there is none: ``main.py`` then imports by domain."""
+    target = os.environ.get("FUNCTION_TARGET") if target is None else target
     module = own_module(target)
     if module is None:
         return False
     loaded = importlib.import_module(module)
-    target = os.environ.get("FUNCTION_TARGET") if target is None else target
     if target not in loaded.__all__:  # an instance that cannot serve its function must not start
         raise ImportError(f"{target} is served from {module} (registry.own_module), which does not export it: "
                           f"declare it there and list it in its __all__")
