@@ -180,3 +180,124 @@ def test_a_push_refused_for_a_sender_without_a_profile_keeps_no_sender():
     assert ffpush.refusal_fields(ffpush.sender_refusal(None), named) == {"recipient_uids": ["u1"], "sender": None}
     disabled = ffpush.sender_refusal({"status": "disabled"})
     assert ffpush.refusal_fields(disabled, named) == named  # a live account: still its push
+
+
+# ---- a scheduled targeted push, due now: the sender's role as it is now -------------------
+
+def test_a_push_due_now_must_fit_the_cap_of_the_senders_role_now():
+    """Admitted while its sender was an admin (1,000 recipients); demoted since: refused."""
+    refusal = ffpush.due_sender_refusal({"role": "member", "status": "active"}, 11, LIMITS)
+    assert refusal == "too many recipients: a push may name at most 10 users (11 named) for the sender's role now (member)"
+    assert ffpush.due_sender_refusal({"role": "admin", "status": "active"}, 11, LIMITS) is None
+    assert ffpush.due_sender_refusal({"role": "staff", "status": "active"}, 100, LIMITS) is None
+    assert "at most 100 users" in ffpush.due_sender_refusal({"role": "staff", "status": "active"}, 101, LIMITS)
+    assert "(member)" in ffpush.due_sender_refusal({"role": "root", "status": "active"}, 11, LIMITS)  # unknown: member
+    assert ffpush.due_sender_refusal({"role": "member", "status": "active"}, 10, LIMITS) is None
+
+
+def test_a_push_due_now_checks_the_account_before_the_cap():
+    assert "not active (disabled)" in ffpush.due_sender_refusal({"role": "admin", "status": "disabled"}, 1, LIMITS)
+    assert ffpush.due_sender_refusal(None, 1, LIMITS) == ffpush.NO_PROFILE
+
+
+# ---- anonymous senders ------------------------------------------------------------------
+
+class _AuthUser:
+    def __init__(self, provider_data=(), email=None, phone_number=None):
+        self.provider_data, self.email, self.phone_number = list(provider_data), email, phone_number
+
+
+def test_an_account_without_a_provider_email_or_phone_is_anonymous():
+    assert ffpush.anonymous_account(_AuthUser()) is True
+    assert ffpush.anonymous_account(_AuthUser(provider_data=[object()], email="a@example.com")) is False
+    assert ffpush.anonymous_account(_AuthUser(email="a@example.com")) is False
+    assert ffpush.anonymous_account(_AuthUser(phone_number="+41790000000")) is False
+
+
+def test_the_rules_refuse_targeted_pushes_from_anonymous_accounts():
+    block = re.search(r"match /ff_user_push_notifications/\{pushId\} \{(.*?)\n    \}", RULES, re.S).group(1)
+    assert "request.auth.token.firebase.sign_in_provider != 'anonymous'" in block
+
+
+# ---- devices: FCM's token shape, at most PUSH_TOKENS_PER_USER a user, pages ---------------
+
+REAL_TOKEN = ("dQw4w9WgXcQ:APA91bHun4MxP5egoKMwt2KZFBaFUH-1RYqx_Q3wTbRnWJ9LtSq5hLzy8R8l6mNoPqRsTuVwXyZ"
+              "a0b1c2d3e4f5g6h7i8j9k0l1m2n3o4p5q6r7s8t9u0v1w2x3y4z5A6B7C8D9E0F1G2H3I4J5K6L7M8N9O0P1Q2R3S4T5")
+
+
+@pytest.mark.parametrize("token", [REAL_TOKEN, "tok-0f3a", "unavailable-only-device", "invalid-stale-device",
+                                   "t" * config.FCM_TOKEN_MAX, "a_b:c-d"])
+def test_fcm_shaped_tokens_are_usable(token):
+    assert ffpush.usable_token(token)
+
+
+@pytest.mark.parametrize("token", ["", "t" * (config.FCM_TOKEN_MAX + 1), "has space", "slash/y", "dot.x", "new\nline",
+                                   "tok\n", "é", 5, None, ["tok"]])
+def test_other_tokens_are_not(token):
+    assert not ffpush.usable_token(token)
+
+
+def test_the_rules_and_addfcmtoken_check_the_same_token_shape():
+    from flowsuite.notifications.models import AddFcmToken
+
+    block = re.search(r"match /fcm_tokens/\{tokenId\} \{(.*?)\n      \}", RULES, re.S).group(1)
+    assert f"fcm_token.size() <= {config.FCM_TOKEN_MAX}" in block
+    assert "fcm_token.matches('[A-Za-z0-9_:-]+')" in block
+    assert "get(userRef(uid)).data.get('status', '') == 'active'" in block
+    ok = {"userDocPath": "users/u1", "deviceType": "iOS"}
+    assert AddFcmToken.model_validate({**ok, "fcmToken": REAL_TOKEN}).fcmToken == REAL_TOKEN
+    for bad in ("x" * (config.FCM_TOKEN_MAX + 1), "junk token", "a/b", "dot.x"):
+        with pytest.raises(ValueError):
+            AddFcmToken.model_validate({**ok, "fcmToken": bad})
+    assert AddFcmToken.model_validate({**ok, "fcmToken": " tok-1\n"}).fcmToken == "tok-1"  # requests are trimmed
+
+
+def row(owner: str, token, minute: int | None = None, device="iOS") -> ffpush.TokenRow:
+    created = NOW + dt.timedelta(minutes=minute) if minute is not None else None
+    return ffpush.TokenRow(owner=f"users/{owner}/fcm_tokens", token=token, device_type=device, created_at=created)
+
+
+def test_a_user_gets_at_most_n_devices_their_newest():
+    rows = [row("a", f"junk-{i}", minute=i) for i in range(30)] + [row("b", "b-only", minute=0)]
+    groups = list(ffpush.newest_per_owner(rows, 10))
+    assert groups == [[f"junk-{i}" for i in range(29, 19, -1)], ["b-only"]]
+
+
+def test_a_token_without_created_at_is_the_oldest_and_ties_keep_the_first_read():
+    rows = [row("a", "undated"), row("a", "first", minute=1), row("a", "second", minute=1), row("a", "new", minute=2)]
+    assert list(ffpush.newest_per_owner(rows, 2)) == [["new", "first"]]
+    assert list(ffpush.newest_per_owner(rows, 10)) == [["new", "first", "second", "undated"]]
+
+
+def test_a_token_registered_twice_by_one_user_counts_once():
+    rows = [row("a", "same", minute=1), row("a", "same", minute=5), row("a", "other", minute=3)]
+    assert list(ffpush.newest_per_owner(rows, 2)) == [["same", "other"]]
+
+
+def test_each_users_group_ends_where_the_next_user_starts_across_pages():
+    """Rows come a page at a time, ordered by document path: one user's rows may span pages, but
+    they arrive together, and the grouping only sees the stream."""
+    rows = [row("a", f"a{i}", minute=i) for i in range(12)] + [row("b", f"b{i}", minute=i) for i in range(3)]
+    pages = [rows[i:i + 7] for i in range(0, len(rows), 7)]  # a's rows span two pages
+    streamed = (r for page in pages for r in page)
+    assert list(ffpush.newest_per_owner(streamed, 10)) == [[f"a{i}" for i in range(11, 1, -1)], ["b2", "b1", "b0"]]
+
+
+def test_malformed_tokens_and_other_audiences_are_skipped_before_the_cap():
+    rows = [row("a", "x" * 4096, minute=9), row("a", "junk token", minute=8), row("a", 7, minute=7),
+            row("a", "android-1", minute=6, device="Android"), row("a", "ios-1", minute=1)]
+    kept = ffpush.wanted(rows, "iOS")
+    assert list(ffpush.newest_per_owner(kept, 1)) == [["ios-1"]]
+    assert [r.token for r in ffpush.wanted(rows, "All")] == ["android-1", "ios-1"]
+
+
+def test_batches_hold_at_most_size_tokens_each_once():
+    groups = [["a", "b", "c"], ["c", "d"], ["e"]]
+    assert list(ffpush.batches(groups, 2)) == [["a", "b"], ["c", "d"], ["e"]]
+    assert list(ffpush.batches([["a", "b"], ["a", "c"]], 500)) == [["a", "b", "c"]]
+    assert list(ffpush.batches([], 500)) == []
+
+
+def test_the_per_user_cap_and_page_size():
+    assert config.PUSH_TOKENS_PER_USER == 10 and config.PUSH_TOKEN_PAGE == 500 and config.FCM_CHUNK == 500
+    assert config.PUSH_SEND_BUDGET_SECONDS < 120  # stops before the notifications functions' timeout

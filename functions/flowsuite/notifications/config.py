@@ -32,6 +32,20 @@ PUSH_RATE_WINDOW_SECONDS = 60
 PUSH_SCHEDULE_HORIZON_DAYS = 30
 FCM_CHUNK = 500
 
+# Device tokens. FCM's registration tokens (Android, APNs-derived iOS, web) are about 150-180
+# characters of letters, digits, '_', ':' and '-': the rules and addFcmToken accept that shape,
+# up to FCM_TOKEN_MAX characters (firestore.rules checks the same).
+FCM_TOKEN_MAX = 1024
+FCM_TOKEN_PATTERN = r"^[A-Za-z0-9_:\-]+$"
+# A push reaches at most this many devices of one user (their newest tokens by created_at): a
+# user who registers thousands of tokens costs a broadcast ten sends, not thousands.
+PUSH_TOKENS_PER_USER = 10
+# A broadcast reads the project's tokens this many at a time (and sends as it reads), and stops
+# sending after PUSH_SEND_BUDGET_SECONDS, before the function's timeout (120 s) kills it, so that
+# the push always ends with its status and the devices it reached.
+PUSH_TOKEN_PAGE = 500
+PUSH_SEND_BUDGET_SECONDS = 90
+
 # What a push document's app-written fields may hold; firestore.rules checks the same.
 PUSH_TITLE_MAX = 200
 PUSH_TEXT_MAX = 1000

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any, Literal
 
 from google.cloud import firestore as gcf
@@ -38,7 +40,7 @@ from flowsuite.core import clients, clock, effects, errors, log, settings
 from flowsuite.core.models import is_reserved_id
 from flowsuite.notifications import config
 from flowsuite.notifications.documents import FFPushDoc, FFUserPushDoc, PushRateLimitDoc
-from flowsuite.notifications.push import PushMessage, PushMessageError, PushSender
+from flowsuite.notifications.push import PushMessage, PushMessageError, PushResult, PushSender
 from flowsuite.notifications.push import check as check_message
 from flowsuite.notifications.service import TOKENS, USERS, prune_tokens
 
@@ -209,6 +211,48 @@ def broadcast_sender_refusal(profile: dict[str, Any] | None) -> str | None:
     return None
 
 
+def role_of(profile: dict[str, Any]) -> str:
+    """The profile's role, ``member`` when it holds none of ``ROLES`` (identity writes it; the
+    app cannot). Pure."""
+    role = profile.get("role")
+    return role if role in ROLES else "member"
+
+
+def cap_refusal(role: str, recipients: int, limits: Limits) -> str | None:
+    """Why a push to ``recipients`` users is over the cap of ``role``, or None. Pure."""
+    cap = limits.cap(role)
+    if recipients > cap:
+        return f"too many recipients: a push may name at most {cap} users ({recipients} named)"
+    return None
+
+
+def due_sender_refusal(profile: dict[str, Any] | None, recipients: int, limits: Limits) -> str | None:
+    """Why a scheduled targeted push, due now, may not go out, or None. Pure.
+
+    ``sender_refusal``, and the recipients must fit the cap of the role the sender holds now:
+    the push was admitted under the role they had when they wrote it (an admin may name 1,000
+    users), and a sender demoted since must not send at the old role's reach."""
+    refusal = sender_refusal(profile)
+    if refusal:
+        return refusal
+    role = role_of(profile)
+    refusal = cap_refusal(role, recipients, limits)
+    return f"{refusal} for the sender's role now ({role})" if refusal else None
+
+
+ANONYMOUS = "the sender is signed in anonymously: an anonymous account may not send pushes (sign up first)"
+NO_AUTH_ACCOUNT = "the sender has no Firebase Auth account (deleted)"
+
+
+def anonymous_account(user: Any) -> bool:
+    """Whether a Firebase Auth record (``auth.get_user``) is an anonymous account: no sign-in
+    provider, no email, no phone number (what ``signInAnonymously`` makes; linking a credential
+    adds a provider). Auth cannot tell it from an account made with a custom token and nothing
+    else, which is refused too. Pure."""
+    return not (getattr(user, "provider_data", None) or getattr(user, "email", None)
+                or getattr(user, "phone_number", None))
+
+
 def admission(role: str, recipients: int, state: dict[str, Any] | None, now: dt.datetime,
               limits: Limits) -> tuple[str | None, dict[str, Any]]:
     """(refusal, the limiter's new state) for a push to ``recipients`` users. Pure.
@@ -216,9 +260,9 @@ def admission(role: str, recipients: int, state: dict[str, Any] | None, now: dt.
     ``state`` is the sender's ``push_rate_limits/{uid}``: ``window_start`` and ``count``,
     the recipients already reached in that window. A refused push charges nothing."""
     state = state or {}
-    cap = limits.cap(role)
-    if recipients > cap:
-        return f"too many recipients: a push may name at most {cap} users ({recipients} named)", state
+    refusal = cap_refusal(role, recipients, limits)
+    if refusal:
+        return refusal, state
     start, count = state.get("window_start"), state.get("count")
     count = int(count) if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0
     window = dt.timedelta(seconds=limits.window_seconds)
@@ -239,7 +283,11 @@ def _finish(ref, status: str, num_sent: int, error: str | None, extra: dict[str,
     return status
 
 
-def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datetime | None = None) -> str:
+def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datetime | None = None,
+            auth=None) -> str:
+    """Processes one push document (see the module's docstring). ``auth`` is
+    ``firebase_admin.auth`` (``clients.auth()`` when None), asked whether a targeted push's
+    sender is anonymous when the push is admitted."""
     now = now or clock.utcnow()
     ref = db.collection(collection).document(doc_id)
     snap = ref.get()
@@ -272,18 +320,17 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
         if not uids:
             return _finish(ref, "failed", 0, "user_refs is empty: a user push needs recipients")
         if doc.get("admitted_time") is None:  # charged once: at creation, even when scheduled
-            refused = admit(db, ref, sender_uid(request.sender), len(uids), now, extra=named)
-        else:  # a scheduled push, due now: its sender may have been disabled or deleted since
-            refused = sender_now(db, sender_uid(request.sender))
+            refused = admit(db, ref, sender_uid(request.sender), len(uids), now, extra=named, auth=auth)
+        else:  # a scheduled push, due now: its sender may have been disabled, deleted or demoted since
+            limits = Limits.now()
+            refused = sender_now(db, sender_uid(request.sender),
+                                 judge=lambda profile: due_sender_refusal(profile, len(uids), limits))
         if refused:
             return _finish(ref, "failed", 0, refused, refusal_fields(refused, named))
     scheduled = request.scheduled_time
     if scheduled is not None and scheduled > now + SCHEDULE_SLACK:
         return schedule(db, collection, doc_id, scheduled, extra=named)
 
-    tokens = recipient_tokens(db, uids, request.target_audience)
-    if not tokens:
-        return _finish(ref, "failed", 0, "no recipient has a registered device for this audience", named)
     message = PushMessage(
         title=request.notification_title.strip(), body=request.notification_text.strip(),
         data={"initialPageName": request.initial_page_name or "", "parameterData": request.parameter_data or ""},
@@ -296,29 +343,152 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
     except PushMessageError as exc:  # the message's fault: no token is touched
         return _finish(ref, "failed", 0, str(exc), named)
 
-    def send() -> dict:
-        result = push.send(tokens, message)
-        prune_tokens(db, result.invalid_tokens)
-        return {"sent": result.sent, "failed": result.failed, "errors": result.errors[:5]}
-
-    outcome = effects.once(f"ffpush-{collection}-{doc_id}", send, meta={"kind": "ff_push"}, db=db)
+    outcome = effects.once(f"ffpush-{collection}-{doc_id}",
+                           lambda: send_in_batches(db, push, ref, message, uids, request.target_audience),
+                           meta={"kind": "ff_push"}, db=db)
+    if outcome.get("devices") == 0:
+        return _finish(ref, "failed", 0, "no recipient has a registered device for this audience", named)
+    if outcome.get("stopped"):
+        return _finish(ref, "failed", outcome["sent"], outcome["stopped"], named)
     if outcome["sent"] == 0:
         return _finish(ref, "failed", 0, "; ".join(outcome["errors"]) or "every device token was rejected", named)
     return _finish(ref, "succeeded", outcome["sent"], None, named)
 
 
-def recipient_tokens(db, uids: list[str], target_audience: str | None) -> list[str]:
+# ---- recipients' devices, read and sent a page at a time -------------------------------------
+
+TOKEN_SHAPE = re.compile(config.FCM_TOKEN_PATTERN)
+EMULATOR_TOKEN_PAGE = 7  # under the emulators, small pages: the tests cross page boundaries
+
+
+def usable_token(value: Any) -> bool:
+    """A string of FCM's registration-token shape (``config.FCM_TOKEN_PATTERN``, at most
+    ``FCM_TOKEN_MAX`` characters), as the rules and addFcmToken accept it. Pure."""
+    return isinstance(value, str) and 0 < len(value) <= config.FCM_TOKEN_MAX and TOKEN_SHAPE.fullmatch(value) is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenRow:
+    """One ``fcm_tokens`` document as a push reads it."""
+
+    owner: str  # the collection holding it (users/{uid}/fcm_tokens): one user's devices
+    token: Any
+    device_type: Any = None
+    created_at: Any = None
+
+
+def wanted(rows: Iterable[TokenRow], target_audience: str | None) -> Iterator[TokenRow]:
+    """The rows with a usable token for the audience. Pure: a malformed document (a token
+    written before the rules checked its shape) is skipped, never sent to FCM."""
+    for row in rows:
+        device = row.device_type if isinstance(row.device_type, str) else None
+        if usable_token(row.token) and audience_matches(target_audience, device):
+            yield row
+
+
+def _age_key(created_at: Any) -> tuple[int, float]:
+    return (1, created_at.timestamp()) if isinstance(created_at, dt.datetime) else (0, 0.0)
+
+
+def newest_per_owner(rows: Iterable[TokenRow], per_owner: int) -> Iterator[list[str]]:
+    """Each owner's newest ``per_owner`` distinct tokens (by ``created_at``; a token without one
+    counts as the oldest; among equals the first read wins), newest first, one list per owner.
+    Pure. ``rows`` come ordered by document path, so each owner's rows arrive together (across
+    pages too); only ``per_owner`` of them are held at a time, however many the owner has."""
+    owner: str | None = None
+    kept: dict[str, tuple[tuple[int, float], int]] = {}
+    read = 0
+    for row in rows:
+        if row.owner != owner:
+            if kept:
+                yield sorted(kept, key=kept.__getitem__, reverse=True)
+            owner, kept = row.owner, {}
+        read += 1
+        key = (_age_key(row.created_at), -read)
+        if row.token in kept:
+            kept[row.token] = max(kept[row.token], key)
+            continue
+        kept[row.token] = key
+        if len(kept) > per_owner:
+            del kept[min(kept, key=kept.__getitem__)]
+    if kept:
+        yield sorted(kept, key=kept.__getitem__, reverse=True)
+
+
+def batches(groups: Iterable[list[str]], size: int) -> Iterator[list[str]]:
+    """The groups' tokens in batches of at most ``size``, each token once per batch. Pure."""
+    batch: dict[str, None] = {}
+    for group in groups:
+        for token in group:
+            batch[token] = None
+            if len(batch) >= size:
+                yield list(batch)
+                batch = {}
+    if batch:
+        yield list(batch)
+
+
+def token_page() -> int:
+    return EMULATOR_TOKEN_PAGE if settings.is_emulator() else config.PUSH_TOKEN_PAGE
+
+
+def _row(snap) -> TokenRow:
+    data = snap.to_dict() or {}
+    return TokenRow(owner=snap.reference.parent.path, token=data.get("fcm_token"),
+                    device_type=data.get("device_type"), created_at=data.get("created_at"))
+
+
+def _paged(query, page: int) -> Iterator[TokenRow]:
+    """Every document of ``query`` in document-path order, ``page`` at a time (never all at once)."""
+    query = query.order_by("__name__").limit(page)
+    last = None
+    while True:
+        snaps = list((query if last is None else query.start_after({"__name__": last})).stream())
+        yield from (_row(snap) for snap in snaps)
+        if len(snaps) < page:
+            return
+        last = snaps[-1].reference
+
+
+def token_rows(db, uids: list[str], *, page: int) -> Iterator[TokenRow]:
+    """The named users' token documents, or every user's (a broadcast to everyone), in
+    document-path order, read a page at a time."""
     if uids:
-        snaps = [s for uid in uids for s in db.collection(USERS).document(uid).collection(TOKENS).stream()]
-    else:
-        snaps = list(db.collection_group(TOKENS).stream())
-    tokens = []
-    for snap in snaps:
-        data = snap.to_dict()
-        token, device = data.get("fcm_token"), data.get("device_type")
-        if isinstance(token, str) and token and audience_matches(target_audience, device if isinstance(device, str) else None):
-            tokens.append(token)
-    return list(dict.fromkeys(tokens))
+        for uid in uids:
+            yield from _paged(db.collection(USERS).document(uid).collection(TOKENS), page)
+        return
+    yield from _paged(db.collection_group(TOKENS), page)
+
+
+def recipient_batches(db, uids: list[str], target_audience: str | None, *,
+                      per_user: int = config.PUSH_TOKENS_PER_USER) -> Iterator[list[str]]:
+    """The push's devices, at most ``per_user`` a user, in batches FCM takes at once."""
+    rows = wanted(token_rows(db, uids, page=token_page()), target_audience)
+    return batches(newest_per_owner(rows, per_user), config.FCM_CHUNK)
+
+
+def send_in_batches(db, push: PushSender, ref, message: PushMessage, uids: list[str], target_audience: str | None,
+                    *, budget_seconds: float = config.PUSH_SEND_BUDGET_SECONDS) -> dict[str, Any]:
+    """Sends a batch as soon as it is read, prunes the tokens FCM says are dead, and writes the
+    devices reached so far on the push (``num_sent``, its status still empty) before each later
+    batch, so that a push whose instance dies shows how far it got. It stops before the
+    function's timeout (``stopped`` says why) rather than be killed with no status at all."""
+    started = time.monotonic()
+    total = PushResult()
+    stopped = None
+    for batch in recipient_batches(db, uids, target_audience):
+        if total.sent or total.failed:
+            elapsed = time.monotonic() - started
+            if elapsed > budget_seconds:
+                stopped = (f"stopped after {int(elapsed)} s, before the function's time ran out: "
+                           f"{total.sent} devices reached, the remaining recipients were not")
+                break
+            ref.update(FFPushDoc.fields({"num_sent": total.sent}))
+        result = push.send(batch, message)
+        prune_tokens(db, result.invalid_tokens)
+        total.add(result)
+    return {"sent": total.sent, "failed": total.failed, "errors": total.errors[:5],
+            "devices": total.sent + total.failed, "stopped": stopped}
 
 
 def sender_now(db, uid: str | None, *,
@@ -331,14 +501,27 @@ def sender_now(db, uid: str | None, *,
     return judge((snap.to_dict() or {}) if snap.exists else None)
 
 
+def auth_account(auth, uid: str) -> tuple[bool, bool]:
+    """(whether Firebase Auth holds the account, whether it is anonymous)."""
+    auth = auth or clients.auth()
+    try:
+        user = auth.get_user(uid)
+    except auth.UserNotFoundError:
+        return False, False
+    return True, anonymous_account(user)
+
+
 def admit(db, push_ref, uid: str | None, recipients: int, now: dt.datetime,
-          extra: dict[str, Any] | None = None) -> str | None:
+          extra: dict[str, Any] | None = None, auth=None) -> str | None:
     """The sender's cap and rate limit for a targeted push, charged once per document (the
     document is marked admitted in the same transaction). Returns the reason when refused: a
     sender whose profile is missing or not active is refused before anything is charged, so a
-    deleted account never re-creates its ``push_rate_limits`` document."""
+    deleted account never re-creates its ``push_rate_limits`` document; so is an anonymous
+    account (free to make in bulk, it would multiply the per-sender limits), which the rules
+    refuse already."""
     if uid is None:
         return "sender must be the sending user's reference"
+    exists, anonymous = auth_account(auth, uid)
     limits = Limits.now()
     profile_ref = db.collection(USERS).document(uid)
     limiter_ref = db.collection(RATE_LIMITS).document(uid)
@@ -350,8 +533,11 @@ def admit(db, push_ref, uid: str | None, recipients: int, now: dt.datetime,
         refusal = sender_refusal((profile.to_dict() or {}) if profile.exists else None)
         if refusal:
             return refusal
-        role = (profile.to_dict() or {}).get("role")
-        role = role if role in ROLES else "member"  # identity writes the role; the app cannot
+        if not exists:
+            return NO_AUTH_ACCOUNT
+        if anonymous:
+            return ANONYMOUS
+        role = role_of(profile.to_dict() or {})
         refusal, state = admission(role, recipients, limiter.to_dict() if limiter.exists else None, now, limits)
         if refusal:
             return refusal

@@ -5,13 +5,17 @@ emulator, so under the emulators ``RecordingSender`` writes what would have been
 sent to ``_push_outbox`` and answers as FCM would, with the SDK's own exception types:
 tokens that start with ``invalid`` or ``unregistered`` come back ``UnregisteredError``,
 ``sender-mismatch`` ``SenderIdMismatchError``, ``bad-argument`` FCM's ``InvalidArgumentError``
-(a message error: the token is fine) and ``unavailable`` ``UnavailableError`` (transient).
+(what FCM answers for a token that is not a registration token: malformed, truncated, made up)
+and ``unavailable`` ``UnavailableError`` (transient).
 ``clients.push_sender()`` picks one; nothing else knows the difference.
 
-Both read FCM's answer through ``account``: a token is dead only when FCM says it is
-unregistered or belongs to another sender; any other error is the message's or FCM's, and
-the token is kept. Both check the message first (``check``): FCM refuses payloads over
-4,096 bytes and data that is not strings, and that refusal must never look like dead tokens.
+Both read FCM's answers to one multicast batch through ``account_batch``: a token is dead when
+FCM says it is unregistered or belongs to another sender, or when FCM answers it
+``INVALID_ARGUMENT`` while it accepted the very same message for another token of the batch (the
+message is fine, so the token is not). An invalid argument for every token of a batch may be the
+message's fault, and any other error is FCM's (transient, quota, APNs credentials): the token is
+kept. Both check the message first (``check``): FCM refuses payloads over 4,096 bytes and data
+that is not strings, and that refusal must never look like dead tokens.
 """
 
 from __future__ import annotations
@@ -77,9 +81,11 @@ def check(message: PushMessage) -> None:
         raise PushMessageError(f"push message is {size} bytes; FCM accepts at most {FCM_MAX_PAYLOAD_BYTES}")
 
 
-def account(total: PushResult, token: str, exc: BaseException | None) -> None:
-    """Reads one token's answer from FCM (the SDK's exception types). Only unregistered and
-    another sender's tokens are dead; an invalid argument is the message's fault."""
+def account(total: PushResult, token: str, exc: BaseException | None, *, message_accepted: bool = False) -> None:
+    """Reads one token's answer from FCM (the SDK's exception types). Unregistered and another
+    sender's tokens are dead; an invalid argument is the token's fault only when
+    ``message_accepted`` (FCM took the same message for another token of the batch), else it
+    may be the message's and the token is kept. Pure but for the SDK's exception types."""
     from firebase_admin import exceptions, messaging  # noqa: PLC0415
 
     if exc is None:
@@ -89,10 +95,21 @@ def account(total: PushResult, token: str, exc: BaseException | None) -> None:
     if isinstance(exc, (messaging.UnregisteredError, messaging.SenderIdMismatchError)):
         total.invalid_tokens.append(token)
         return
+    if message_accepted and isinstance(exc, exceptions.InvalidArgumentError):
+        total.invalid_tokens.append(token)
+        return
     if isinstance(exc, (exceptions.UnavailableError, exceptions.InternalError, exceptions.DeadlineExceededError,
                         exceptions.ResourceExhaustedError)):
         total.transient += 1
     total.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+
+
+def account_batch(total: PushResult, answers: list[tuple[str, BaseException | None]]) -> None:
+    """Reads FCM's answers to one multicast batch, a (token, exception or None) per token: the
+    message was accepted when any token of the batch succeeded (see ``account``)."""
+    accepted = any(exc is None for _, exc in answers)
+    for token, exc in answers:
+        account(total, token, exc, message_accepted=accepted)
 
 
 class PushSender(Protocol):
@@ -124,8 +141,8 @@ class FcmSender:
                     sound=message.sound or "default")),
             )
             answer = messaging.send_each_for_multicast(multicast, app=self.app)
-            for token, response in zip(chunk, answer.responses, strict=True):
-                account(total, token, None if response.success else response.exception)
+            account_batch(total, [(token, None if response.success else response.exception)
+                                  for token, response in zip(chunk, answer.responses, strict=True)])
         return total
 
 
@@ -150,8 +167,7 @@ class RecordingSender:
             }
             with metering.paused():  # FCM's stand-in: production writes nothing here
                 self.db.collection(self.OUTBOX).add(record)
-            for token in chunk:
-                account(total, token, answers[token])
+            account_batch(total, [(token, answers[token]) for token in chunk])
         return total
 
 
@@ -164,7 +180,7 @@ def fcm_answer_for(token: str) -> Exception | None:
     if token.startswith("sender-mismatch"):
         return messaging.SenderIdMismatchError("SenderId mismatch")
     if token.startswith("bad-argument"):
-        return exceptions.InvalidArgumentError("Request contains an invalid argument.")
+        return exceptions.InvalidArgumentError("The registration token is not a valid FCM registration token")
     if token.startswith("unavailable"):
         return exceptions.UnavailableError("FCM is temporarily unavailable.")
     return None
