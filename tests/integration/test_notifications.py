@@ -10,7 +10,7 @@ from flowsuite.identity.events import UserCreated
 from flowsuite.orders.events import OrderCancelled, OrderPaid
 from flowsuite.payments.events import PaymentFailed, PaymentRefunded
 
-from testkit import harness
+from testkit import accounts, harness
 from testkit.harness import AppClient, CallableError, Denied, Ref, call, eventually
 from testkit.shop import publish
 
@@ -369,6 +369,78 @@ def test_a_broadcast_from_an_admin_demoted_since_their_token_was_issued_sends_no
                      and d.get("status") in ("succeeded", "failed") and d, timeout=90, what="refused at its time")
     assert (due["status"], due["num_sent"]) == ("failed", 0) and "no longer an admin (member)" in due["error"]
     assert harness.pushes_to(db, tok) == []
+
+
+def test_a_targeted_push_scheduled_by_an_admin_demoted_since_is_refused_at_its_time(db, admin):
+    """Admitted under the admin's cap (1,000 recipients) when it was written; due after its sender
+    was demoted to member (cap 10): refused at its time, nothing sent."""
+    demoted = harness.user_with_role("admin")  # a second admin: the last one cannot be demoted
+    receiver = harness.sign_up()
+    tok = token(receiver)
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)  # beyond the 10 s slack: scheduled, not sent
+    user_push(demoted, "later-to-eleven", [receiver.uid] + [f"nobody-{i}" for i in range(10)], scheduled_time=at)
+    eventually(lambda: harness.doc(db, "ff_user_push_notifications/later-to-eleven").get("scheduled_for"),
+               what="scheduled while the sender was an admin")
+    assert charged(db, demoted.uid) == 11  # admitted under the admin's cap
+
+    assert call("identity_set_role", {"uid": demoted.uid, "role": "member"}, user=admin)["changed"] is True
+    due = eventually(lambda: (d := harness.doc(db, "ff_user_push_notifications/later-to-eleven"))
+                     and d.get("status") in ("succeeded", "failed") and d, timeout=90, what="refused at its time")
+    assert (due["status"], due["num_sent"]) == ("failed", 0)
+    assert "at most 10 users (11 named)" in due["error"] and "role now (member)" in due["error"]
+    assert harness.pushes_to(db, tok) == []
+
+
+def test_an_anonymous_account_may_not_send_a_targeted_push(db):
+    """Anonymous accounts are free to make in bulk, each with its own per-sender limits: the rules
+    refuse their targeted pushes, and the function refuses one written past the rules."""
+    receiver = harness.sign_up()
+    tok = token(receiver)
+    anon = accounts.sign_up_anonymously()
+    assert anon.claims["firebase"]["sign_in_provider"] == "anonymous"
+    AppClient(anon).create("users", anon.uid, {"uid": anon.uid, "display_name": "", "photo_url": "",
+                                               "phone_number": "", "created_time": dt.datetime.now(dt.UTC)})
+    eventually(lambda: (harness.doc(db, f"users/{anon.uid}") or {}).get("status") == "active",
+               what="the anonymous profile completed by identity")
+    with pytest.raises(Denied):
+        user_push(anon, "from-anonymous", [receiver.uid])
+    assert harness.doc(db, "ff_user_push_notifications/from-anonymous") is None
+
+    db.document("ff_user_push_notifications/anonymous-past-the-rules").set({
+        "notification_title": "Hi", "notification_text": "ping", "user_refs": f"users/{receiver.uid}",
+        "sender": db.document(f"users/{anon.uid}"), "status": ""})
+    done = ff_push(db, "ff_user_push_notifications", "anonymous-past-the-rules")
+    assert (done["status"], done["num_sent"]) == ("failed", 0) and "signed in anonymously" in done["error"]
+    assert charged(db, anon.uid) == 0 and harness.pushes_to(db, tok) == []
+
+
+def test_a_user_with_many_tokens_gets_at_most_ten_devices_of_a_broadcast(db, admin, member):
+    """The rules refuse junk tokens now, but a user may still register many (and older ones were
+    written before): a push reaches each user's newest 10 devices, skips tokens that are not of
+    FCM's shape, and everybody else still gets theirs. The emulators read tokens 7 a page
+    (ffpush.EMULATOR_TOKEN_PAGE), so the member's 36 documents span pages."""
+    other = harness.sign_up()
+    theirs = token(other)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    junk = [f"junk-{i:02d}-{uuid.uuid4().hex}" for i in range(30)]
+    for i, value in enumerate(junk):  # the newest junk token has the highest index
+        db.document(f"users/{member.uid}/fcm_tokens/junk-{i:02d}").set(
+            {"fcm_token": value, "device_type": "iOS", "created_at": old + dt.timedelta(seconds=i)})
+    malformed = [("x " * 2048)[:4096], "a/b", "dot.token", "t" * 1025, ""]
+    for i, value in enumerate(malformed):  # written before the rules checked the shape: newest of all
+        db.document(f"users/{member.uid}/fcm_tokens/malformed-{i}").set(
+            {"fcm_token": value, "device_type": "iOS", "created_at": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)})
+    mine = token(member)  # the member's real device, registered last
+
+    AppClient(admin).create("ff_push_notifications", "to-all", {
+        "notification_title": "Sale", "notification_text": "for all", "user_refs": "", "status": "",
+        "sender": Ref.to(f"users/{admin.uid}")})
+    done = ff_push(db, "ff_push_notifications", "to-all")
+    assert (done["status"], done["num_sent"], done["error"]) == ("succeeded", 11, "")
+    pushed = [t for s in db.collection("_push_outbox").stream() for t in s.to_dict()["tokens"]]
+    assert sorted(t for t in pushed if t != theirs) == sorted([mine, *junk[21:]])  # the newest 10, each once
+    assert pushed.count(theirs) == 1
+    assert not set(malformed) & set(pushed)
 
 
 def test_a_broadcast_written_past_the_rules_is_sent_without_a_sender_and_checked_with_one(db, member):

@@ -127,19 +127,32 @@ def test_events_carry_a_ttl(admin, db):
 
 # ---- 2. outside errors read correctly -----------------------------------------------------
 
-def test_only_unregistered_and_mismatched_tokens_are_deleted(db, member):
-    """FCM's answers come back as the SDK's own exception types (push.fcm_answer_for)."""
+def test_only_dead_tokens_are_deleted(db, member):
+    """FCM's answers come back as the SDK's own exception types (push.fcm_answer_for). A token FCM
+    answers INVALID_ARGUMENT while it accepts the same message for another token of the batch is
+    not a registration token: deleted; a transient error deletes nothing."""
     good = add_token(member, f"tok-{uuid.uuid4().hex}")
-    message_error = add_token(member, "bad-argument-device")  # InvalidArgumentError: the message's fault
+    malformed = add_token(member, "bad-argument-device")  # InvalidArgumentError, the message accepted for `good`
     transient = add_token(member, "unavailable-device")  # UnavailableError
     dead = add_token(member, "unregistered-device")  # UnregisteredError
     foreign = add_token(member, "sender-mismatch-device")  # SenderIdMismatchError
     event_id = publish(db, OrderPaid(order_id="o-fcm-errors", uid=member.uid, total=100, currency="usd", payment_id="p"))
     processed(db, event_id, "notifications_on_order_paid")
-    eventually(lambda: tokens_of(db, member.uid) == {good, message_error, transient}, what="only dead tokens pruned")
-    assert not {dead, foreign} & tokens_of(db, member.uid)
+    eventually(lambda: tokens_of(db, member.uid) == {good, transient}, what="only dead tokens pruned")
+    assert not {malformed, dead, foreign} & tokens_of(db, member.uid)
     assert [p for p in harness.pushes_to(db, good) if p["data"].get("order_id") == "o-fcm-errors"]
     assert harness.doc(db, f"dead_letters/{event_id}:notifications_on_order_paid") is None
+
+
+def test_an_invalid_argument_for_every_token_of_a_push_deletes_none(db, member):
+    """No token of the batch took the message: FCM's INVALID_ARGUMENT may be the message's fault,
+    so the tokens are kept."""
+    first, second = add_token(member, "bad-argument-one"), add_token(member, "bad-argument-two")
+    event_id = publish(db, OrderPaid(order_id="o-all-invalid", uid=member.uid, total=100, currency="usd", payment_id="p"))
+    record = processed(db, event_id, "notifications_on_order_paid")
+    assert record["steps"]["push"] == {"sent": 0, "failed": 2, "pruned": 0}
+    assert tokens_of(db, member.uid) == {first, second}
+    assert [sorted(p["rejected_tokens"]) for p in harness.pushes_to(db, first)] == [sorted([first, second])]
 
 
 def test_a_push_too_large_for_fcm_fails_with_its_reason_and_keeps_every_token(db, admin, member):

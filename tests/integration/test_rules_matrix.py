@@ -142,6 +142,8 @@ def run(spec: Spec, actor: str, op: str, world) -> bool:
         db.document(path).set(for_admin(db, spec.stored(owner.uid)))
     else:
         db.document(path).delete()
+    if spec.name == "fcm_tokens" and op == "create":  # a token needs a live profile (an earlier case may have changed it)
+        db.document(f"users/{owner.uid}").set(for_admin(db, BY_NAME["users"].stored(owner.uid)))
     client = AppClient(user)
     actor_uid = user.uid if user else ""
     payload = spec.payload(owner.uid, actor_uid)
@@ -338,11 +340,39 @@ def test_notification_settings_of_every_type_are_allowed(world):
                          {kind: {"inbox": True, "push": False, "email": False} for kind in TEMPLATES})
 
 
+# What FCM issues: ~150-180 characters of letters, digits, '_', ':' and '-' (Android, APNs-derived, web)
+REAL_TOKEN = ("dQw4w9WgXcQ:APA91bHun4MxP5egoKMwt2KZFBaFUH-1RYqx_Q3wTbRnWJ9LtSq5hLzy8R8l6mNoPqRsTuVwXyZ"
+              "a0b1c2d3e4f5g6h7i8j9k0l1m2n3o4p5q6r7s8t9u0v1w2x3y4z5A6B7C8D9E0F1G2H3I4J5K6L7M8N9O0P1Q2R3S4T5")
+
+
 @pytest.mark.parametrize("token", [
-    {"fcm_token": "t" * 4097, "device_type": "iOS"}, {"fcm_token": 5, "device_type": "iOS"},
+    {"fcm_token": "t" * 4097, "device_type": "iOS"}, {"fcm_token": "t" * 1025, "device_type": "iOS"},
+    {"fcm_token": ("x " * 2048)[:4096], "device_type": "iOS"}, {"fcm_token": "junk token", "device_type": "iOS"},
+    {"fcm_token": "a/b.c", "device_type": "iOS"}, {"fcm_token": "", "device_type": "iOS"},
+    {"fcm_token": 5, "device_type": "iOS"},
     {"fcm_token": "t", "device_type": "Windows"}, {"fcm_token": "t", "device_type": "iOS", "created_at": "now"},
 ])
 def test_a_push_token_of_the_wrong_shape_is_refused(world, token):
     owner = world["owner"]
+    profile(world)  # active: only the shape is refused
     with pytest.raises(Denied):
         AppClient(owner).create(f"users/{owner.uid}/fcm_tokens", uuid.uuid4().hex, token)
+
+
+def test_a_real_shaped_push_token_is_allowed_while_the_profile_is_active(world):
+    owner, db = world["owner"], world["db"]
+    path = profile(world)
+    AppClient(owner).create(f"users/{owner.uid}/fcm_tokens", "real", {
+        "fcm_token": REAL_TOKEN, "device_type": "Android", "created_at": NOW})
+    AppClient(owner).create(f"users/{owner.uid}/fcm_tokens", "longest", {"fcm_token": "t" * 1024, "device_type": "iOS"})
+    assert db.document(f"users/{owner.uid}/fcm_tokens/real").get().get("fcm_token") == REAL_TOKEN
+    for status in ("disabled", "deleting"):  # an unexpired ID token of an account that is no longer live
+        db.document(path).update({"status": status})
+        with pytest.raises(Denied):
+            AppClient(owner).create(f"users/{owner.uid}/fcm_tokens", f"when-{status}", {
+                "fcm_token": REAL_TOKEN, "device_type": "Android"})
+    db.document(path).delete()  # deleted (erased), or never created
+    with pytest.raises(Denied):
+        AppClient(owner).create(f"users/{owner.uid}/fcm_tokens", "without-profile", {
+            "fcm_token": REAL_TOKEN, "device_type": "Android"})
+    profile(world)
