@@ -18,9 +18,11 @@ class InboxDoc(Document):
 
 
 @collection("users/{uid}/fcm_tokens/{token_id}", read="the owner",
-            write="addFcmToken; the owner creates and deletes their own")
+            write="addFcmToken; the owner creates (while their profile is active) and deletes their own")
 class FcmTokenDoc(Document):
-    """A device's push token (FlutterFlow's schema)."""
+    """A device's push token (FlutterFlow's schema). `fcm_token` has FCM's shape: at most 1024
+    characters of letters, digits, `_`, `:` and `-` (the rules and addFcmToken refuse anything
+    else). A push reaches at most 10 devices of one user, their newest by `created_at`."""
 
     fcm_token: str
     device_type: str
@@ -67,13 +69,15 @@ class FFPushDoc(Document):
 
 
 @collection("ff_user_push_notifications/{push_id}", read="the sender, admins",
-            write="a signed-in sender creates (sender = own reference, fields as for broadcasts); "
+            write="a signed-in sender, not anonymous, creates (sender = own reference, fields as for broadcasts); "
                   "notifications writes status, num_sent, error, and erases a deleted user from it")
 class FFUserPushDoc(FFPushDoc):
     """FlutterFlow targeted push request ("Trigger Push Notification"). It names at most
     `PUSH_MAX_RECIPIENTS` users (10; staff `PUSH_MAX_RECIPIENTS_STAFF`, admins
     `PUSH_MAX_RECIPIENTS_ADMIN`), and a sender reaches at most `PUSH_RATE_LIMIT` recipients
-    a minute; a refused push is `failed` with its reason and sends nothing."""
+    a minute; a scheduled one must still fit the cap of its sender's role when it comes due.
+    An anonymous account may not send one. A refused push is `failed` with its reason and
+    sends nothing."""
 
     admitted_recipients: int | None = None  # the recipients charged to the sender's rate limit
 
