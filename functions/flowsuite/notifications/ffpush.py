@@ -20,7 +20,18 @@ Tasks can hold (30 days) is refused at once.
 A broadcast that names its ``sender`` (the rules make an app-written one name the caller)
 is sent only while that sender's profile is ``active`` with the role ``admin``: checked when
 it is created and again when a scheduled one comes due, since a demoted, disabled or deleted
-admin's ID token still passes the rules for up to an hour.
+admin's ID token still passes the rules for up to an hour. A scheduled targeted push, due,
+must likewise fit the cap of its sender's role then (``due_sender_refusal``). An anonymous
+account may not send a targeted push (the rules refuse it; ``admit`` too).
+
+Devices: a push reaches at most ``config.PUSH_TOKENS_PER_USER`` (10) devices of one user,
+their newest, and only tokens of FCM's shape. Tokens are read a page at a time in document
+order (a user's arrive together) and sent batch by batch as they are read, so neither memory
+nor sends grow with what one user registers; a push stops before the function's timeout and
+ends ``failed`` with the devices it reached (``send_in_batches``). An instance that dies
+mid-way anyway (nothing re-runs a Firestore trigger, and no sweep picks the push up) leaves
+the status empty with ``num_sent`` as far as it got (written before each later batch); the
+devices after that point get nothing, and none gets it twice.
 """
 
 from __future__ import annotations
