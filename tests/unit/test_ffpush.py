@@ -202,18 +202,6 @@ def test_a_push_due_now_checks_the_account_before_the_cap():
 
 # ---- anonymous senders ------------------------------------------------------------------
 
-class _AuthUser:
-    def __init__(self, provider_data=(), email=None, phone_number=None):
-        self.provider_data, self.email, self.phone_number = list(provider_data), email, phone_number
-
-
-def test_an_account_without_a_provider_email_or_phone_is_anonymous():
-    assert ffpush.anonymous_account(_AuthUser()) is True
-    assert ffpush.anonymous_account(_AuthUser(provider_data=[object()], email="a@example.com")) is False
-    assert ffpush.anonymous_account(_AuthUser(email="a@example.com")) is False
-    assert ffpush.anonymous_account(_AuthUser(phone_number="+41790000000")) is False
-
-
 def test_the_rules_refuse_targeted_pushes_from_anonymous_accounts():
     block = re.search(r"match /ff_user_push_notifications/\{pushId\} \{(.*?)\n    \}", RULES, re.S).group(1)
     assert "request.auth.token.firebase.sign_in_provider != 'anonymous'" in block

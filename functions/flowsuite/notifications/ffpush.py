@@ -22,7 +22,7 @@ is sent only while that sender's profile is ``active`` with the role ``admin``: 
 it is created and again when a scheduled one comes due, since a demoted, disabled or deleted
 admin's ID token still passes the rules for up to an hour. A scheduled targeted push, due,
 must likewise fit the cap of its sender's role then (``due_sender_refusal``). An anonymous
-account may not send a targeted push (the rules refuse it; ``admit`` too).
+account may not send a targeted push (the rules refuse it).
 
 Devices: a push reaches at most ``config.PUSH_TOKENS_PER_USER`` (10) devices of one user,
 their newest, and only tokens of FCM's shape. Tokens are read a page at a time in document
@@ -251,19 +251,6 @@ def due_sender_refusal(profile: dict[str, Any] | None, recipients: int, limits: 
     return f"{refusal} for the sender's role now ({role})" if refusal else None
 
 
-ANONYMOUS = "the sender is signed in anonymously: an anonymous account may not send pushes (sign up first)"
-NO_AUTH_ACCOUNT = "the sender has no Firebase Auth account (deleted)"
-
-
-def anonymous_account(user: Any) -> bool:
-    """Whether a Firebase Auth record (``auth.get_user``) is an anonymous account: no sign-in
-    provider, no email, no phone number (what ``signInAnonymously`` makes; linking a credential
-    adds a provider). Auth cannot tell it from an account made with a custom token and nothing
-    else, which is refused too. Pure."""
-    return not (getattr(user, "provider_data", None) or getattr(user, "email", None)
-                or getattr(user, "phone_number", None))
-
-
 def admission(role: str, recipients: int, state: dict[str, Any] | None, now: dt.datetime,
               limits: Limits) -> tuple[str | None, dict[str, Any]]:
     """(refusal, the limiter's new state) for a push to ``recipients`` users. Pure.
@@ -294,11 +281,8 @@ def _finish(ref, status: str, num_sent: int, error: str | None, extra: dict[str,
     return status
 
 
-def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datetime | None = None,
-            auth=None) -> str:
-    """Processes one push document (see the module's docstring). ``auth`` is
-    ``firebase_admin.auth`` (``clients.auth()`` when None), asked whether a targeted push's
-    sender is anonymous when the push is admitted."""
+def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datetime | None = None) -> str:
+    """Processes one push document (see the module's docstring)."""
     now = now or clock.utcnow()
     ref = db.collection(collection).document(doc_id)
     snap = ref.get()
@@ -331,7 +315,7 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
         if not uids:
             return _finish(ref, "failed", 0, "user_refs is empty: a user push needs recipients")
         if doc.get("admitted_time") is None:  # charged once: at creation, even when scheduled
-            refused = admit(db, ref, sender_uid(request.sender), len(uids), now, extra=named, auth=auth)
+            refused = admit(db, ref, sender_uid(request.sender), len(uids), now, extra=named)
         else:  # a scheduled push, due now: its sender may have been disabled, deleted or demoted since
             limits = Limits.now()
             refused = sender_now(db, sender_uid(request.sender),
@@ -512,27 +496,15 @@ def sender_now(db, uid: str | None, *,
     return judge((snap.to_dict() or {}) if snap.exists else None)
 
 
-def auth_account(auth, uid: str) -> tuple[bool, bool]:
-    """(whether Firebase Auth holds the account, whether it is anonymous)."""
-    auth = auth or clients.auth()
-    try:
-        user = auth.get_user(uid)
-    except auth.UserNotFoundError:
-        return False, False
-    return True, anonymous_account(user)
-
-
 def admit(db, push_ref, uid: str | None, recipients: int, now: dt.datetime,
-          extra: dict[str, Any] | None = None, auth=None) -> str | None:
+          extra: dict[str, Any] | None = None) -> str | None:
     """The sender's cap and rate limit for a targeted push, charged once per document (the
     document is marked admitted in the same transaction). Returns the reason when refused: a
     sender whose profile is missing or not active is refused before anything is charged, so a
-    deleted account never re-creates its ``push_rate_limits`` document; so is an anonymous
-    account (free to make in bulk, it would multiply the per-sender limits), which the rules
-    refuse already."""
+    deleted account never re-creates its ``push_rate_limits`` document. (An anonymous account,
+    free to make in bulk, is refused by the rules: only its ID token says how it signed in.)"""
     if uid is None:
         return "sender must be the sending user's reference"
-    exists, anonymous = auth_account(auth, uid)
     limits = Limits.now()
     profile_ref = db.collection(USERS).document(uid)
     limiter_ref = db.collection(RATE_LIMITS).document(uid)
@@ -544,10 +516,6 @@ def admit(db, push_ref, uid: str | None, recipients: int, now: dt.datetime,
         refusal = sender_refusal((profile.to_dict() or {}) if profile.exists else None)
         if refusal:
             return refusal
-        if not exists:
-            return NO_AUTH_ACCOUNT
-        if anonymous:
-            return ANONYMOUS
         role = role_of(profile.to_dict() or {})
         refusal, state = admission(role, recipients, limiter.to_dict() if limiter.exists else None, now, limits)
         if refusal:
