@@ -366,7 +366,7 @@ def usable_token(value: Any) -> bool:
 class TokenRow:
     """One ``fcm_tokens`` document as a push reads it."""
 
-    owner: str  # the collection holding it (users/{uid}/fcm_tokens): one user's devices
+    owner: str  # the document holding its collection (users/{uid}): one user's devices
     token: Any
     device_type: Any = None
     created_at: Any = None
@@ -429,7 +429,7 @@ def token_page() -> int:
 
 def _row(snap) -> TokenRow:
     data = snap.to_dict() or {}
-    return TokenRow(owner=snap.reference.parent.path, token=data.get("fcm_token"),
+    return TokenRow(owner=snap.reference.path.rsplit("/", 2)[0], token=data.get("fcm_token"),
                     device_type=data.get("device_type"), created_at=data.get("created_at"))
 
 
