@@ -412,13 +412,34 @@ def test_only_an_admin_signs_someone_else_out(member, admin):
     assert refused_as(err.value, "id-token-revoked")
 
 
-def test_read_only_callables_do_not_look_the_token_up(admin):
+def test_only_read_only_callables_that_need_no_role_skip_the_token_look_up(admin):
     time.sleep(1.1)
     call("identity_sign_out_everywhere", {}, user=admin)
-    assert isinstance(call("ops_list_dead_letters", {"limit": 1}, user=admin)["dead_letters"], list)
+    assert call("ops_ping", {}, user=admin)["ok"] is True
+    for name, data in (("ops_run_sweep", {}), ("ops_list_dead_letters", {"limit": 1})):
+        with pytest.raises(CallableError) as err:
+            call(name, data, user=admin)
+        assert refused_as(err.value, "id-token-revoked"), (name, err.value)
+
+
+def test_a_demoted_admins_unexpired_token_reads_nothing_through_the_admin_callables(admin):
+    """The ID token keeps the admin claim for up to an hour after identity_set_role demotes its
+    holder: the read-only admin callables refuse it as the state-changing ones do."""
+    demoted = harness.user_with_role("admin")  # a second admin: the last one cannot be demoted
+    assert isinstance(call("ops_list_dead_letters", {"limit": 1}, user=demoted)["dead_letters"], list)
+    assert call("ops_get_metrics", {}, user=demoted)["window"] == "hour"
+    time.sleep(1.1)  # Auth stamps revocations to the second: the token must be older
+    assert call("identity_set_role", {"uid": demoted.uid, "role": "member"}, user=admin)["changed"] is True
+    assert demoted.claims["role"] == "admin" and harness.claims_of(demoted.uid)["role"] == "member"
+    for name, data in (("ops_list_dead_letters", {"limit": 1}), ("ops_get_metrics", {}),
+                       ("ops_run_sweep", {})):  # the state-changing one, for the same code
+        with pytest.raises(CallableError) as err:
+            call(name, data, user=demoted)
+        assert refused_as(err.value, "id-token-revoked"), (name, err.value)
+    fresh = harness.sign_in(demoted.email, demoted.password)
     with pytest.raises(CallableError) as err:
-        call("ops_run_sweep", {}, user=admin)
-    assert refused_as(err.value, "id-token-revoked")
+        call("ops_list_dead_letters", {"limit": 1}, user=fresh)
+    assert err.value.code == "permission-denied"
 
 
 def test_deleting_your_account_needs_a_recent_sign_in(member):
@@ -458,6 +479,63 @@ def test_a_profile_recreated_by_a_deleted_accounts_token_is_erased_by_reconcilia
     assert harness.doc(db, f"public_profiles/{member.uid}") is None
     assert len(list(db.collection("topics/identity.user_deleted/events").stream())) == 2
     assert call("identity_run_reconciliation", {}, user=admin)["erased"] == []
+
+
+# ---- orphans: per-user documents the app writes itself (push tokens, notification settings)
+# under a uid with neither a profile nor an Auth account. Queries never return a missing parent
+# document, so only the orphan scan of the collection groups finds them. ----------------------
+
+def test_reconciliation_erases_push_tokens_and_settings_under_a_uid_with_no_profile_nor_account(admin, db):
+    orphan, settings_only = f"orphan-{uuid.uuid4().hex[:8]}", f"orphan-{uuid.uuid4().hex[:8]}"
+    now = dt.datetime.now(dt.UTC)
+    db.document(f"users/{orphan}/fcm_tokens/t-orphan").set({"fcm_token": "tok-orphan", "device_type": "iOS",
+                                                            "created_at": now})
+    db.document(f"users/{orphan}/settings/notifications").set({"welcome": {"push": False}})
+    db.document(f"users/{settings_only}/settings/notifications").set({"welcome": {"email": False}})
+    call("addFcmToken", {"userDocPath": f"users/{admin.uid}", "fcmToken": "tok-live", "deviceType": "iOS"}, user=admin)
+    # an Auth account whose profile the app has not created yet: not an orphan
+    fresh = harness.create_account_without_blocking_functions(f"fresh-{uuid.uuid4().hex[:6]}@example.com")
+    db.document(f"users/{fresh.uid}/fcm_tokens/t-fresh").set({"fcm_token": "tok-fresh", "device_type": "Android",
+                                                              "created_at": now})
+    for uid in (orphan, settings_only):
+        assert harness.doc(db, f"users/{uid}") is None and not harness.account_exists(uid)
+    assert harness.doc(db, f"users/{fresh.uid}") is None
+
+    answer = call("identity_run_reconciliation", {}, user=admin)
+    assert sorted(answer["orphans_erased"]) == sorted([orphan, settings_only])
+    assert (answer["orphans_erased_count"], answer["orphans_checked"], answer["orphans_pass_complete"]) == (2, 5, True)
+    assert answer["erased"] == [] and answer["failed"] == 0
+    erased_paths = (f"users/{orphan}/fcm_tokens", f"users/{orphan}/settings", f"users/{settings_only}/settings")
+    eventually(lambda: not any(list(db.collection(path).stream()) for path in erased_paths), timeout=60,
+               what="the orphaned push token and settings erased")
+    assert [s.get("fcm_token") for s in db.collection(f"users/{admin.uid}/fcm_tokens").stream()] == ["tok-live"]
+    assert [s.id for s in db.collection(f"users/{fresh.uid}/fcm_tokens").stream()] == ["t-fresh"]
+    deleted = [s.to_dict() for s in db.collection("topics/identity.user_deleted/events").stream()]
+    assert len(deleted) == 2 and {e["data"]["reason"] for e in deleted} == {"reconciliation"}
+    again = call("identity_run_reconciliation", {}, user=admin)
+    assert (again["orphans_erased"], again["orphans_checked"]) == ([], 2)
+    assert harness.doc(db, "identity_state/reconciliation")["orphan_cursors"] == {"fcm_tokens": None, "settings": None}
+
+
+def test_a_push_token_written_after_an_accounts_erasure_is_erased_by_reconciliation(admin, member, db):
+    """The deleted account's ID token stays valid for up to an hour and the rules cannot tell it
+    from a live one: the token it writes after the erasure (written here with the admin client,
+    as that token could) is found by the orphan scan and erased under an event of its own."""
+    from flowsuite.core.ids import person_key
+
+    call("identity_delete_account", {}, user=member)
+    first = f"deliveries/{person_key(member.uid)}:ops_on_user_deleted"  # ops erases last
+    eventually(lambda: (harness.doc(db, first) or {}).get("status") == "processed", timeout=60, what="first erasure")
+    assert harness.doc(db, f"users/{member.uid}") is None
+    db.document(f"users/{member.uid}/fcm_tokens/late").set({"fcm_token": "tok-late", "device_type": "Android",
+                                                            "created_at": dt.datetime.now(dt.UTC)})
+
+    answer = call("identity_run_reconciliation", {}, user=admin)
+    assert answer["orphans_erased"] == [member.uid] and answer["erased"] == []
+    eventually(lambda: not list(db.collection(f"users/{member.uid}/fcm_tokens").stream()), timeout=60,
+               what="the late push token erased")
+    assert len(list(db.collection("topics/identity.user_deleted/events").stream())) == 2
+    assert call("identity_run_reconciliation", {}, user=admin)["orphans_erased"] == []
 
 
 def test_reconciliation_reports_a_role_typed_by_hand_and_changes_neither_side(admin, member, db):

@@ -345,9 +345,10 @@ def test_a_disabled_or_deleted_sender_is_refused_and_sends_nothing(db, admin):
 
 
 def test_a_broadcast_from_an_admin_demoted_since_their_token_was_issued_sends_nothing(db, admin, member):
-    """The demoted admin's ID token still carries the admin claim (for up to an hour), so the rules
-    let the broadcast in; the function refuses it from the sender's profile, where identity_set_role
-    wrote the new role. A broadcast scheduled while they were an admin is refused when it comes due."""
+    """The demoted admin's ID token still carries the admin claim (for up to an hour): the rules
+    refuse a new broadcast from it (they read the profile, where identity_set_role wrote the new
+    role), and one written past the rules naming them is refused by the function from the same
+    profile. A broadcast scheduled while they were an admin is refused when it comes due."""
     demoted = harness.user_with_role("admin")  # a second admin: the last one cannot be demoted
     tok = token(member)
     sender = Ref.to(f"users/{demoted.uid}")
@@ -360,8 +361,13 @@ def test_a_broadcast_from_an_admin_demoted_since_their_token_was_issued_sends_no
 
     assert call("identity_set_role", {"uid": demoted.uid, "role": "member"}, user=admin)["changed"] is True
     assert demoted.claims["role"] == "admin"  # the token issued before the demotion, still valid
-    AppClient(demoted).create("ff_push_notifications", "from-demoted", {
-        "notification_title": "Sale", "notification_text": "for all", "user_refs": "", "sender": sender})
+    with pytest.raises(Denied):
+        AppClient(demoted).create("ff_push_notifications", "refused", {
+            "notification_title": "Sale", "notification_text": "for all", "user_refs": "", "sender": sender})
+    assert harness.doc(db, "ff_push_notifications/refused") is None
+    db.document("ff_push_notifications/from-demoted").set({  # past the rules (the console, the Admin SDK)
+        "notification_title": "Sale", "notification_text": "for all", "user_refs": "", "status": "",
+        "sender": db.document(f"users/{demoted.uid}")})
     done = ff_push(db, "ff_push_notifications", "from-demoted")
     assert (done["status"], done["num_sent"]) == ("failed", 0) and "no longer an admin (member)" in done["error"]
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from testkit import harness
-from testkit.harness import AppClient, Denied, Ref
+from testkit.harness import AppClient, Denied, Ref, call, eventually
 
 SHARED_WORLD = True  # one reset for the module; every case makes its own target
 
@@ -42,6 +42,7 @@ class Spec:
     allowed: dict[str, set[str]]
     owner_filter: Callable[[str], list] | None = None  # the Backend Query an app runs to list
     update: dict[str, Any] | None = None              # what an update sends, when not the payload
+    needs_profile: bool = False                       # the owner's writes need an active profile
 
 
 def server_only(name: str, path: Callable[[str, str], str], stored: Callable[[str], dict], readers: set[str]) -> Spec:
@@ -90,7 +91,8 @@ SPECS: list[Spec] = [
          {"get": {"owner"}, "list": {"owner"}, "create": {"owner"}, "delete": {"owner"}}),
     Spec("settings", lambda o, c: f"users/{o}/settings/notifications", lambda o: {"welcome": {"email": True}},
          lambda o, a: {"welcome": {"email": False}},
-         {"get": {"owner"}, "list": {"owner"}, "create": {"owner"}, "update": {"owner"}, "delete": {"owner"}}),
+         {"get": {"owner"}, "list": {"owner"}, "create": {"owner"}, "update": {"owner"}, "delete": {"owner"}},
+         needs_profile=True),
     Spec("ff_push_notifications", lambda o, c: f"ff_push_notifications/b-{c}",
          lambda o: {"notification_title": "t", "notification_text": "x", "status": "succeeded", "num_sent": 1},
          lambda o, a: {"notification_title": "t", "notification_text": "x", "user_refs": "users/nobody",
@@ -138,6 +140,8 @@ def run(spec: Spec, actor: str, op: str, world) -> bool:
     db, owner, user = world["db"], world["owner"], world[actor]
     case = uuid.uuid4().hex[:10]
     path = spec.path(owner.uid, case)
+    if spec.needs_profile:  # other cases delete or replace the owner's profile
+        db.document(f"users/{owner.uid}").set(BY_NAME["users"].stored(owner.uid))
     if op != "create":
         db.document(path).set(for_admin(db, spec.stored(owner.uid)))
     else:
@@ -263,6 +267,7 @@ def test_unfiltered_lists_of_owned_collections_are_refused(world):
 
 def test_settings_other_than_notifications_are_refused(world):
     owner = world["owner"]
+    profile(world)
     with pytest.raises(Denied):
         AppClient(owner).set(f"users/{owner.uid}/settings/billing", {"plan": "free"})
 
@@ -328,6 +333,7 @@ def test_a_well_formed_profile_is_allowed(world):
 ])
 def test_notification_settings_of_the_wrong_shape_are_refused(world, preferences):
     owner = world["owner"]
+    profile(world)  # refused for the shape, not for a missing profile
     with pytest.raises(Denied):
         AppClient(owner).set(f"users/{owner.uid}/settings/notifications", preferences)
 
@@ -336,6 +342,7 @@ def test_notification_settings_of_every_type_are_allowed(world):
     from flowsuite.notifications.templates import TEMPLATES
 
     owner = world["owner"]
+    profile(world)
     AppClient(owner).set(f"users/{owner.uid}/settings/notifications",
                          {kind: {"inbox": True, "push": False, "email": False} for kind in TEMPLATES})
 
@@ -376,3 +383,118 @@ def test_a_real_shaped_push_token_is_allowed_while_the_profile_is_active(world):
         AppClient(owner).create(f"users/{owner.uid}/fcm_tokens", "without-profile", {
             "fcm_token": REAL_TOKEN, "device_type": "Android"})
     profile(world)
+
+
+# ---- admin and staff reads follow the profile as it is now, not only the token: an ID token keeps
+# its role claim for up to an hour after a demotion, a disabling or a deletion ------------------
+
+def privileged_reads(world, user) -> dict[str, bool]:
+    """Whether each admin or staff read is allowed for ``user``'s token, on documents made for it."""
+    db, owner = world["db"], world["owner"]
+    case = uuid.uuid4().hex[:10]
+    db.document(f"dead_letters/d-{case}").set({"x": 1})
+    db.document(f"orders/o-{case}").set(for_admin(db, BY_NAME["orders"].stored(owner.uid)))
+    db.document(f"payments/pay-{case}").set(for_admin(db, BY_NAME["payments"].stored(owner.uid)))
+    db.document(f"ff_push_notifications/b-{case}").set(BY_NAME["ff_push_notifications"].stored(owner.uid))
+    client = AppClient(user)
+    reads = {
+        "dead_letters get": lambda: client.get(f"dead_letters/d-{case}"),
+        "dead_letters list": lambda: client.query("dead_letters"),
+        "orders get": lambda: client.get(f"orders/o-{case}"),
+        "orders list": lambda: client.query("orders"),  # every order, unfiltered
+        "payments get": lambda: client.get(f"payments/pay-{case}"),
+        "ff_push_notifications get": lambda: client.get(f"ff_push_notifications/b-{case}"),
+        "ff_push_notifications list": lambda: client.query("ff_push_notifications"),
+    }
+    allowed = {}
+    for name, read in reads.items():
+        try:
+            read()
+            allowed[name] = True
+        except Denied:
+            allowed[name] = False
+    return allowed
+
+
+ADMIN_READS = {"dead_letters get": True, "dead_letters list": True, "orders get": True, "orders list": True,
+               "payments get": True, "ff_push_notifications get": True, "ff_push_notifications list": True}
+STAFF_READS = {**ADMIN_READS, "dead_letters get": False, "dead_letters list": False,
+               "ff_push_notifications get": False, "ff_push_notifications list": False}
+NO_READS = dict.fromkeys(ADMIN_READS, False)
+
+
+@pytest.mark.parametrize("how", ["identity_set_role", "profile_written_by_the_server"])
+def test_an_admin_demoted_since_their_token_was_issued_reads_nothing_an_admin_reads(world, how):
+    demoted = harness.user_with_role("admin")
+    assert privileged_reads(world, demoted) == ADMIN_READS
+    if how == "identity_set_role":
+        assert call("identity_set_role", {"uid": demoted.uid, "role": "member"}, user=world["admin"])["changed"]
+        assert harness.claims_of(demoted.uid)["role"] == "member"
+    else:
+        world["db"].document(f"users/{demoted.uid}").update({"role": "member"})
+    assert demoted.claims["role"] == "admin"  # the token issued before the demotion, still unexpired
+    assert privileged_reads(world, demoted) == NO_READS
+
+
+def test_an_admin_demoted_to_staff_keeps_the_staff_reads_only(world):
+    demoted = harness.user_with_role("admin")
+    world["db"].document(f"users/{demoted.uid}").update({"role": "staff"})
+    assert demoted.claims["role"] == "admin"
+    assert privileged_reads(world, demoted) == STAFF_READS
+
+
+def test_a_disabled_staff_reads_no_one_elses_orders(world):
+    staff = harness.user_with_role("staff")
+    assert privileged_reads(world, staff) == STAFF_READS
+    call("identity_disable_user", {"uid": staff.uid, "disabled": True}, user=world["admin"])
+    assert harness.doc(world["db"], f"users/{staff.uid}")["status"] == "disabled"
+    assert staff.claims["role"] == "staff"
+    assert privileged_reads(world, staff) == NO_READS
+
+
+def test_a_deleted_admin_reads_nothing_an_admin_reads(world):
+    gone = harness.user_with_role("admin")
+    assert privileged_reads(world, gone) == ADMIN_READS
+    call("identity_delete_account", {"uid": gone.uid}, user=world["admin"])
+    eventually(lambda: harness.doc(world["db"], f"users/{gone.uid}") is None, timeout=60, what="the profile erased")
+    assert gone.claims["role"] == "admin"
+    assert privileged_reads(world, gone) == NO_READS
+
+
+def test_a_broadcast_from_a_demoted_admins_token_is_refused_by_the_rules(world):
+    demoted = harness.user_with_role("admin")
+    world["db"].document(f"users/{demoted.uid}").update({"role": "member"})
+    with pytest.raises(Denied):
+        AppClient(demoted).create("ff_push_notifications", uuid.uuid4().hex, {
+            "notification_title": "t", "notification_text": "x", "user_refs": "users/nobody",
+            "sender": uid_ref(demoted.uid)})
+
+
+def test_a_deleted_accounts_token_writes_no_notification_settings(world):
+    """users/{uid}/settings/notifications needs the profile to exist and be active: after an
+    erasure no pass of reconciliation (which pages profiles) would find the document."""
+    db = world["db"]
+    leaving = harness.sign_up()
+    path = f"users/{leaving.uid}/settings/notifications"
+    AppClient(leaving).set(path, {"welcome": {"email": False}})  # allowed while the account is live
+    call("identity_delete_account", {}, user=leaving)
+    eventually(lambda: harness.doc(db, f"users/{leaving.uid}") is None and harness.doc(db, path) is None,
+               timeout=60, what="the profile and the settings erased")
+    for write in (lambda: AppClient(leaving).set(path, {"welcome": {"push": False}}),
+                  lambda: AppClient(leaving).create(f"users/{leaving.uid}/settings", "notifications",
+                                                    {"order_paid": {"email": False}})):
+        with pytest.raises(Denied):
+            write()
+    assert harness.doc(db, path) is None
+
+
+def test_a_disabled_accounts_token_writes_no_notification_settings(world):
+    db = world["db"]
+    user = harness.sign_up()
+    path = f"users/{user.uid}/settings/notifications"
+    db.document(f"users/{user.uid}").update({"status": "disabled"})
+    with pytest.raises(Denied):
+        AppClient(user).set(path, {"welcome": {"email": False}})
+    db.document(f"users/{user.uid}").update({"status": "active"})
+    AppClient(user).set(path, {"welcome": {"email": False}})
+    assert harness.doc(db, path) == {"welcome": {"email": False}}

@@ -24,11 +24,13 @@ def test_revocation_reasons(exists, disabled, valid_after_ms, iat, reason):
         assert REVOKED[reason]
 
 
-def test_every_callable_that_changes_something_checks_revocation():
+def test_every_callable_that_changes_something_or_needs_a_role_checks_revocation():
     import main  # noqa: F401 - registers every callable
 
-    read_only = {name for name, spec in CALLABLES.items() if not spec.checks_revocation}
-    assert read_only == {"ops_ping", "ops_list_dead_letters", "ops_diagnose", "ops_get_metrics"}
+    unchecked = {name for name, spec in CALLABLES.items() if not spec.checks_revocation}
+    assert unchecked == {"ops_ping"}
+    for name in ("ops_list_dead_letters", "ops_get_metrics", "ops_diagnose"):  # read-only, but admin only
+        assert CALLABLES[name].read_only and CALLABLES[name].checks_revocation, name
     for name in ("orders_place", "orders_cancel", "payments_create_intent", "addFcmToken", "identity_delete_account",
                  "identity_set_role", "identity_sign_out_everywhere"):
         assert CALLABLES[name].checks_revocation, name
@@ -51,3 +53,42 @@ def test_reconciliation_erases_at_most_a_share_of_the_profiles_it_checked(checke
 
 def test_reconciliation_limits_are_parameters():
     assert config.RECONCILE_MAX_ERASE_PERCENT.default == 10 and config.RECONCILE_ALWAYS_ERASE.default == 5
+
+
+# ---- the orphan scan: push tokens and settings written after an account's erasure -------------
+
+@pytest.mark.parametrize(("path", "uid"), [
+    ("users/u1/fcm_tokens/t1", "u1"),
+    ("users/u1/settings/notifications", "u1"),
+    ("bookings/b1/settings/x", None),  # a collection group of the same name elsewhere
+    ("users/u1/fcm_tokens/t1/more/x", None),
+    ("fcm_tokens/t1", None),
+])
+def test_the_owner_of_a_per_user_document(path, uid):
+    assert service.owner_of(path) == uid
+
+
+def test_orphans_are_grouped_by_uid_with_their_earliest_creation():
+    import datetime as dt
+
+    t = [dt.datetime(2030, 1, 1, 12, m, tzinfo=dt.UTC) for m in range(4)]
+    rows = [("users/a/fcm_tokens/1", t[2]), ("users/a/fcm_tokens/2", t[1]), ("users/b/settings/notifications", t[3]),
+            ("shops/s/settings/x", t[0])]
+    assert service.earliest_by_owner(rows) == {"a": t[1], "b": t[3]}
+    assert service.earliest_by_owner([]) == {}
+
+
+def test_an_erasure_covers_only_the_documents_that_existed_when_it_was_published():
+    import datetime as dt
+
+    published = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
+    assert service.erasure_covers(published, published - dt.timedelta(seconds=1))
+    assert service.erasure_covers(published, published)
+    assert not service.erasure_covers(published, published + dt.timedelta(seconds=1))  # written after it
+    assert not service.erasure_covers(None, published)
+
+
+def test_the_orphan_scan_covers_the_subcollections_the_app_writes_itself():
+    from flowsuite.notifications import service as notifications
+
+    assert service.ORPHAN_GROUPS == (notifications.TOKENS, notifications.SETTINGS)

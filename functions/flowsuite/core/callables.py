@@ -4,8 +4,9 @@
     def orders_place(ctx: CallContext, req: PlaceOrder) -> OrderPlacedAnswer: ...
 
 The wrapper checks the caller before any work (sign-in, role from the custom
-claim ``role``, and for a callable that changes anything, that the token was not
-revoked: the account deleted or disabled, or its sessions revoked since), parses ``data`` with the request model (bad input answers
+claim ``role``, and for a callable that changes anything or needs a role, that the
+token was not revoked: the account deleted or disabled, or its sessions revoked
+since, as a role change does), parses ``data`` with the request model (bad input answers
 ``invalid-argument`` with the failing fields), runs the handler under an
 idempotency record when asked, validates the answer with the response model,
 maps every error through the one error map and logs one structured line per
@@ -52,12 +53,20 @@ class CallableSpec:
     # The handler keeps the idempotency contract itself, inside its own transaction
     # (cheaper than a separate record: one transaction instead of three).
     own_idempotency: bool = False
-    # Changes nothing: the caller's token is not looked up for revocation (see check_not_revoked).
+    # Changes nothing: a caller with no role to prove is not looked up for revocation (see
+    # check_not_revoked and checks_revocation).
     read_only: bool = False
 
     @property
     def checks_revocation(self) -> bool:
-        return not self.read_only
+        """Whether a call looks the token up (``check_not_revoked``): every callable that changes
+        anything, and every role-gated one even when read-only. An admin's or staff's ID token keeps
+        its role claim for up to an hour after ``identity_set_role`` demotes them or the account is
+        disabled or deleted; those revoke the account's tokens, and the lookup is how a role-gated
+        state-changing callable refuses them, so a role-gated read (dead letters, metrics) does the
+        same. The cost, one Auth lookup and no Firestore read, is paid only by admin and staff calls
+        of role-gated reads (the console's); a member's read-only call still skips it."""
+        return not self.read_only or self.roles is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +144,8 @@ def check_not_revoked(uid: str, claims: dict[str, Any]) -> None:
     """Revoked means revoked: the account must still exist, be enabled, and not have
     revoked its sessions since the token was issued (``verify_id_token(check_revoked=True)``
     does the same lookup; the SDK has verified the token itself already). The cost is one
-    Auth lookup (no Firestore read) per state-changing call; read-only callables skip it."""
+    Auth lookup (no Firestore read) per state-changing or role-gated call; read-only callables
+    that need no role skip it."""
     auth = clients.auth()
     try:
         user = auth.get_user(uid, app=clients.app())

@@ -44,3 +44,6 @@ class IdentityStateDoc(Document):
     updated_time: Timestamp | None = None
     pass_finished_time: Timestamp | None = None
     last_counts: dict[str, int] | None = None
+    # Per collection group scanned for orphans (fcm_tokens, settings): the path of the last
+    # document the previous run checked; None: start from the first.
+    orphan_cursors: dict[str, str | None] | None = None

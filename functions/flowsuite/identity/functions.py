@@ -116,7 +116,8 @@ def identity_sync_profile(ctx: CallContext, req: models.SyncProfile) -> models.S
 def identity_run_reconciliation(ctx: CallContext, req: models.RunReconciliation) -> models.ReconciliationAnswer:
     """Erases profiles whose Auth account was deleted outside the suite (admin, on demand): one slice
     from the saved cursor (`pass_complete` says whether it reached the last profile). Beyond the
-    configured share of profiles it erases nothing and reports them, until called with `confirm`."""
+    configured share of profiles it erases nothing and reports them, until called with `confirm`. It also
+    erases push tokens and notification settings left under a uid with neither profile nor Auth account."""
     return models.ReconciliationAnswer(**service.reconcile(
         clients.firestore(), clients.auth(), confirm=req.confirm, max_pages=req.pages, page_size=req.page_size))
 

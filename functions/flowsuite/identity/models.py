@@ -77,6 +77,14 @@ class ReconciliationAnswer(Response):
         default_factory=list, description="Accounts whose profile role and role claim differ (a hand edit), the "
                                           "first 100: reported, not changed; identity_set_role sets both.")
     role_mismatch_count: int = 0
+    orphans_checked: int = Field(default=0, description="Push tokens and notification settings documents this run "
+                                                        "checked for an owner with neither profile nor Auth account.")
+    orphans_erased: list[str] = Field(
+        default_factory=list, description="Uids whose orphaned push tokens or settings (written after the account's "
+                                          "erasure) this run erased through identity.user_deleted (the first 100).")
+    orphans_erased_count: int = 0
+    orphans_pass_complete: bool = Field(default=True, description="The orphan scan reached the last document of "
+                                                                  "each collection group.")
 
 
 class SyncProfile(Request):

@@ -509,23 +509,32 @@ def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100, max_page
     Never skips such a uid (a profile re-created after its erasure is erased again), and
     never erases more than ``erase_limit`` profiles in one run unless ``confirm``: a wrong
     project or tenant must not wipe everyone (the cursor then stays, so the same slice
-    waits for the admin's confirmation). What it did not erase, it reports."""
+    waits for the admin's confirmation). What it did not erase, it reports.
+
+    Each run also goes on with the orphan scan (``reconcile_orphans``, its own cursors in the
+    same state document, as many pages per collection group): push tokens and notification
+    settings left under a uid with neither a profile nor an Auth account are erased through
+    ``identity.user_deleted`` like a deletion. While the pass over profiles pauses, a scan not
+    finished yet still runs."""
     from firebase_admin.auth import UidIdentifier  # noqa: PLC0415
 
     max_pages = max_pages or settings.int_value(config.RECONCILE_PAGES_PER_RUN)
     state_ref = db.document(RECONCILE_STATE)
     state = state_ref.get().to_dict() or {}
     cursor = state.get("cursor")
+    orphan_cursors = {group: (state.get("orphan_cursors") or {}).get(group) for group in ORPHAN_GROUPS}
+    profiles_paused = False
     if not force and cursor is None and state.get("pass_finished_time") is not None:
         age = clock.utcnow() - state["pass_finished_time"]
-        if age.total_seconds() < settings.int_value(config.RECONCILE_PASS_HOURS) * 3600:
+        profiles_paused = age.total_seconds() < settings.int_value(config.RECONCILE_PASS_HOURS) * 3600
+        if profiles_paused and not any(orphan_cursors.values()):  # the orphan scan's pass is over too
             return {"checked": 0, "erased": [], "in_progress": [], "skipped": [], "skipped_count": 0,
                     "limit": 0, "needs_confirmation": False, "failed": 0, "pass_complete": False,
                     "cursor": None, "synced": 0}
     checked, failed, synced, missing = 0, 0, 0, []
     mismatched: list[dict[str, str]] = []
     last, complete = cursor, False
-    for _ in range(max_pages):
+    for _ in range(0 if profiles_paused else max_pages):  # paused: only the orphan scan goes on
         query = db.collection(USERS).order_by("__name__").limit(page_size)
         if last is not None:
             query = query.start_after({"__name__": db.collection(USERS).document(last)})
@@ -578,7 +587,7 @@ def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100, max_page
                       pass_complete=False, cursor=cursor)
         log.warning("reconciliation refused: too many profiles without an Auth account; an admin must confirm",
                     checked=checked, missing=len(missing), limit=limit)
-        return report
+        missing = []  # the cursor stays: the same slice waits for the admin's confirmation
     for uid in missing:
         try:
             outcome = publish_deletion(db, uid=uid, reason="reconciliation")
@@ -590,15 +599,159 @@ def reconcile(db, auth, *, confirm: bool = False, page_size: int = 100, max_page
             report["erased"].append(uid)
         elif outcome == IN_PROGRESS:
             report["in_progress"].append(uid)
+    orphans = reconcile_orphans(db, auth, cursors=orphan_cursors, page_size=page_size, max_pages=max_pages)
+    report.update(orphans_checked=orphans["checked"], orphans_erased=orphans["erased"][:100],
+                  orphans_erased_count=len(orphans["erased"]), orphans_pass_complete=orphans["pass_complete"])
+    report["failed"] += orphans["failed"]
     now = clock.utcnow()
+    if profiles_paused:  # the profile pass stays finished (its pause runs from then)
+        profile_state: dict[str, Any] = {}
+    else:
+        profile_state = {"cursor": report["cursor"],
+                         **({"pass_finished_time": now} if report["pass_complete"] else {})}
     state_ref.set(IdentityStateDoc.fields({
-        "cursor": report["cursor"], "updated_time": now,
+        **profile_state, "orphan_cursors": orphans["cursors"], "updated_time": now,
         "last_counts": {"checked": checked, "erased": len(report["erased"]), "failed": report["failed"],
-                        "synced": synced},
-        **({"pass_finished_time": now} if complete else {})}), merge=True)
+                        "synced": synced, "orphans_checked": orphans["checked"],
+                        "orphans_erased": len(orphans["erased"])}}), merge=True)
     log.info("reconciliation finished", checked=checked, erased=len(report["erased"]), failed=report["failed"],
-             in_progress=len(report["in_progress"]), synced=synced, confirmed=confirm, pass_complete=complete)
+             in_progress=len(report["in_progress"]), synced=synced, confirmed=confirm,
+             pass_complete=report["pass_complete"], orphans_checked=orphans["checked"],
+             orphans_erased=len(orphans["erased"]))
     return report
+
+
+# Per-user subcollections the app writes itself (FlutterFlow's push tokens, the notification
+# settings), so a deleted account's unexpired ID token (up to an hour) can write them after its
+# erasure. Queries never return a missing parent document, so the pass over profiles cannot find
+# them; the orphan scan pages these collection groups instead. Named here, not imported: identity
+# imports no other domain (notifications owns them and erases them on identity.user_deleted).
+ORPHAN_GROUPS = ("fcm_tokens", "settings")
+
+
+def owner_of(path: str) -> str | None:
+    """The uid of a document at ``users/{uid}/<subcollection>/<id>``; None for one elsewhere (a
+    collection group of the same name under another collection). Pure."""
+    parts = path.split("/")
+    return parts[1] if len(parts) == 4 and parts[0] == USERS and parts[1] else None
+
+
+def earliest_by_owner(rows: list[tuple[str, Any]]) -> dict[str, Any]:
+    """{uid: the earliest create time of its documents} from (path, create time) rows, for the
+    documents under a profile path. Pure."""
+    out: dict[str, Any] = {}
+    for path, created in rows:
+        uid = owner_of(path)
+        if uid is not None and (uid not in out or created < out[uid]):
+            out[uid] = created
+    return out
+
+
+def erasure_covers(erasure_time: Any, created: Any) -> bool:
+    """Whether an erasure published at ``erasure_time`` covers a document created at ``created``:
+    its erasers ran after the document existed, so they deleted it (or are still to run, or wait
+    as a dead letter for an admin's replay). Pure."""
+    return erasure_time is not None and created is not None and created <= erasure_time
+
+
+KEPT = "kept"  # the uid has a profile again: the pass over profiles judges it
+
+
+def publish_orphan_deletion(db, *, uid: str, since: Any) -> str:
+    """Publishes ``identity.user_deleted`` (reason ``reconciliation``) for a uid whose documents
+    outlived its profile and its Auth account, so every domain's eraser runs again (notifications
+    deletes the push tokens and settings). ``since``: the earliest create time of the orphans.
+
+    ``published``; ``in_progress`` when the person's first erasure was published after ``since``
+    (it covers them) or this orphan's erasure was published already; ``kept`` when a profile
+    exists again. A uid never erased gets the person's key as its event id, as a first deletion;
+    a later one an id of its own, from ``since``."""
+    ref = db.collection(USERS).document(uid)
+    topic = db.collection(UserDeleted.event_type.collection)
+
+    @gcf.transactional
+    def publish(txn) -> str:
+        if ref.get(transaction=txn).exists:
+            return KEPT
+        first = topic.document(ids.person_key(uid)).get(transaction=txn)
+        event_id = ids.person_key(uid)
+        if first.exists:
+            if erasure_covers((first.to_dict() or {}).get("time"), since):
+                return IN_PROGRESS
+            event_id = ids.person_key(f"{uid}\norphaned\n{since.isoformat()}")
+            if topic.document(event_id).get(transaction=txn).exists:
+                return IN_PROGRESS
+        events.publish(txn, UserDeleted(uid=uid, reason="reconciliation"), subject=f"{USERS}/{uid}",
+                       event_id=event_id, db=db)
+        return PUBLISHED
+
+    return publish(db.transaction())
+
+
+def reconcile_orphans(db, auth, *, cursors: dict[str, str | None], page_size: int,
+                      max_pages: int) -> dict[str, Any]:
+    """The orphan scan: pages each of ``ORPHAN_GROUPS`` from its saved cursor (at most
+    ``max_pages`` pages of ``page_size`` documents each per run, like the pass over profiles),
+    finds the uids under ``users/`` that have neither a profile nor an Auth account, and
+    publishes their erasure (``publish_orphan_deletion``). A uid with an Auth account but no
+    profile yet is left alone (an account whose profile the app has not created). Nothing a
+    live user holds is touched, so no admin's confirmation is asked: a wrong project or tenant
+    leaves every profile in place. A page whose Auth lookup fails is logged, counted and skipped.
+    Returns {checked, erased (uids), failed, pass_complete, cursors}."""
+    from firebase_admin.auth import UidIdentifier  # noqa: PLC0415
+
+    checked, failed, erased = 0, 0, []
+    handled: set[str] = set()  # one erasure per uid and run, whichever group or page found it
+    new_cursors: dict[str, str | None] = {}
+    complete_all = True
+    for group in ORPHAN_GROUPS:
+        last, complete = cursors.get(group), False
+        for _ in range(max_pages):
+            query = db.collection_group(group).order_by("__name__").limit(page_size)
+            if last is not None:
+                query = query.start_after({"__name__": db.document(last)})
+            page = list(query.stream())
+            if not page:
+                complete = True
+                break
+            last = page[-1].reference.path
+            checked += len(page)
+            owners = earliest_by_owner([(snap.reference.path, snap.create_time) for snap in page])
+            profiles = {snap.id for snap in db.get_all([db.collection(USERS).document(u) for u in owners])
+                        if snap.exists} if owners else set()
+            candidates = [u for u in owners if u not in profiles and u not in handled]
+            lookup = [u for u in candidates if _is_auth_uid(u)]
+            try:
+                result = auth.get_users([UidIdentifier(u) for u in lookup]) if lookup else None
+            except Exception as exc:  # noqa: BLE001 - one failed page never stops the scan
+                failed += len(lookup)
+                log.error("reconciliation skipped orphans: Auth lookup failed", group=group, last=last,
+                          error=f"{type(exc).__name__}: {exc}"[:300])
+                candidates = [u for u in candidates if not _is_auth_uid(u)]
+                result = None
+            gone = {ident.uid for ident in result.not_found} if result else set()
+            for uid in candidates:
+                if _is_auth_uid(uid) and uid not in gone:
+                    continue  # an Auth account without a profile yet: not an orphan
+                handled.add(uid)
+                try:
+                    outcome = publish_orphan_deletion(db, uid=uid, since=owners[uid])
+                except Exception as exc:  # noqa: BLE001 - one bad uid never stops the others
+                    failed += 1
+                    log.error("reconciliation could not erase orphans", uid=uid,
+                              error=f"{type(exc).__name__}: {exc}"[:300])
+                    continue
+                if outcome == PUBLISHED:
+                    erased.append(uid)
+                    log.warning("reconciliation found documents of an erased account: erasing them", uid=uid,
+                                group=group)
+            if len(page) < page_size:
+                complete = True
+                break
+        new_cursors[group] = None if complete else last
+        complete_all = complete_all and complete
+    return {"checked": checked, "erased": erased, "failed": failed,
+            "pass_complete": complete_all, "cursors": new_cursors}
 
 
 def erase(db, uid: str) -> None:

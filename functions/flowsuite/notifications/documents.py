@@ -18,7 +18,10 @@ class InboxDoc(Document):
 
 
 @collection("users/{uid}/fcm_tokens/{token_id}", read="the owner",
-            write="addFcmToken; the owner creates (while their profile is active) and deletes their own")
+            write="addFcmToken; the owner creates (while their profile is active) and deletes their own",
+            read_by={"identity": "reconciliation pages the collection group for documents under a uid with neither "
+                               "a profile nor an Auth account (written by a deleted account's unexpired token "
+                               "after its erasure) and publishes identity.user_deleted for that uid"})
 class FcmTokenDoc(Document):
     """A device's push token (FlutterFlow's schema). `fcm_token` has FCM's shape: at most 1024
     characters of letters, digits, `_`, `:` and `-` (the rules and addFcmToken refuse anything
@@ -29,7 +32,11 @@ class FcmTokenDoc(Document):
     created_at: Timestamp
 
 
-@collection("users/{uid}/settings/notifications", read="the owner", write="the owner")
+@collection("users/{uid}/settings/notifications", read="the owner",
+            write="the owner, while the profile exists and is active",
+            read_by={"identity": "reconciliation pages the collection group for documents under a uid with neither "
+                               "a profile nor an Auth account (written by a deleted account's unexpired token "
+                               "after its erasure) and publishes identity.user_deleted for that uid"})
 class PreferencesDoc(Document):
     """Per notification type, channels turned off: {"order_paid": {"email": false}}."""
 

@@ -19,10 +19,12 @@ Tasks can hold (30 days) is refused at once.
 
 A broadcast that names its ``sender`` (the rules make an app-written one name the caller)
 is sent only while that sender's profile is ``active`` with the role ``admin``: checked when
-it is created and again when a scheduled one comes due, since a demoted, disabled or deleted
-admin's ID token still passes the rules for up to an hour. A scheduled targeted push, due,
-must likewise fit the cap of its sender's role then (``due_sender_refusal``). An anonymous
-account may not send a targeted push (the rules refuse it).
+it is created and again when a scheduled one comes due. The rules refuse a new broadcast from a
+demoted, disabled or deleted admin's still-valid ID token (they read the same profile), so this
+check catches a broadcast scheduled before the change, and one written past the rules. A
+scheduled targeted push, due, must likewise fit the cap of its sender's role then
+(``due_sender_refusal``). An anonymous account may not send a targeted push (the rules
+refuse it).
 
 Devices: a push reaches at most ``config.PUSH_TOKENS_PER_USER`` (10) devices of one user,
 their newest, and only tokens of FCM's shape. Tokens are read a page at a time in document
@@ -209,10 +211,11 @@ def _shown(value: Any, missing: str) -> str:
 def broadcast_sender_refusal(profile: dict[str, Any] | None) -> str | None:
     """Why a broadcast's sender may not send, or None. Pure.
 
-    ``sender_refusal``, and the profile's role must be ``admin`` now: the rules let only an
-    admin's ID token create a broadcast, but a token keeps the role it was issued with for up
-    to an hour after ``identity_set_role`` demotes its holder. The profile's ``role`` is
-    identity's (the app cannot write it)."""
+    ``sender_refusal``, and the profile's role must be ``admin`` now: a token keeps the role it
+    was issued with for up to an hour after ``identity_set_role`` demotes its holder. The rules
+    check the profile too when the broadcast is written; this check holds when a scheduled one
+    comes due, and for one written past the rules. The profile's ``role`` is identity's (the app
+    cannot write it)."""
     refusal = sender_refusal(profile)
     if refusal:
         return refusal
