@@ -195,6 +195,68 @@ def test_cancelling_a_paid_order_then_a_refund_makes_it_refunded(member, db):
     eventually(lambda: order(db, out["order_id"])["status"] == "refunded", what="refunded")
 
 
+def refund_waiting(db, event_id: str) -> dict:
+    """The refund's delivery to orders, failed with "retry later" (not dead, nothing applied)."""
+    record = harness.doc(db, f"deliveries/{event_id}:orders_on_payment_refunded") or {}
+    return record if record.get("status") == "failed" and "RetryLaterError" in (record.get("last_error") or "") else {}
+
+
+def test_a_full_refund_delivered_before_its_success_refunds_the_order_once_it_is_paid(member, db):
+    """Delivery is unordered: payment.refunded can reach orders before payment.succeeded (a
+    Dashboard refund while the success is being retried). The refund waits (retry later, no
+    attempt used up) until the success has paid the order, then refunds it: the end state is
+    the one in-order delivery reaches (paid, then refunded), never `paid`."""
+    item = product(db, stock=4)
+    out = place(member, [(item, 2)])
+    payment_id = "pay-" + out["order_id"]
+    refund = publish(db, PaymentRefunded(payment_id=payment_id, order_id=out["order_id"], uid=member.uid,
+                                         amount=out["total"], currency="usd", amount_refunded=out["total"], full=True,
+                                         reason="refunded_in_stripe"))
+    eventually(lambda: refund_waiting(db, refund), what="the refund waits for the success")
+    waiting = order(db, out["order_id"])
+    assert (waiting["status"], waiting["payment_id"], waiting["amount_refunded"]) == ("pending_payment", None, 0)
+    assert stock(db, item) == 2 and events_of(db, "order.refunded", order_id=out["order_id"]) == []
+
+    publish(db, PaymentSucceeded(payment_id=payment_id, order_id=out["order_id"], uid=member.uid,
+                                 amount=out["total"], currency="usd"))
+    eventually(lambda: order(db, out["order_id"])["status"] == "refunded", timeout=45, what="order refunded")
+    done = order(db, out["order_id"])
+    assert (done["payment_id"], done["amount_refunded"]) == (payment_id, out["total"])
+    assert [h["status"] for h in done["history"]] == ["pending_payment", "paid", "refunded"]
+    assert stock(db, item) == 4  # released once, by the refund
+    assert harness.doc(db, f"order_holds/{member.uid}")["orders"] == 0
+    assert harness.doc(db, f"deliveries/{refund}:orders_on_payment_refunded")["status"] == "processed"
+    assert len(events_of(db, "order.paid", order_id=out["order_id"])) == 1  # as in order: paid, then refunded
+    assert len(events_of(db, "order.refunded", order_id=out["order_id"])) == 1
+    assert list(db.collection("dead_letters").stream()) == []
+
+
+def test_a_partial_refund_delivered_before_its_success_is_recorded_once_the_order_is_paid(member, db):
+    out = place(member, [(product(db), 2)])
+    payment_id = "pay-" + out["order_id"]
+    refund = publish(db, PaymentRefunded(payment_id=payment_id, order_id=out["order_id"], uid=member.uid,
+                                         amount=500, currency="usd", amount_refunded=500, full=False))
+    eventually(lambda: refund_waiting(db, refund), what="the refund waits for the success")
+    assert order(db, out["order_id"])["amount_refunded"] == 0
+    publish(db, PaymentSucceeded(payment_id=payment_id, order_id=out["order_id"], uid=member.uid,
+                                 amount=out["total"], currency="usd"))
+    eventually(lambda: order(db, out["order_id"]).get("amount_refunded") == 500, timeout=45, what="partial recorded")
+    assert order(db, out["order_id"])["status"] == "paid"
+
+
+def test_a_refund_of_a_payment_the_order_rejected_leaves_it_as_it_is(member, db):
+    """A success for a cancelled order is rejected (payments refunds it): that refund has
+    nothing to undo and does not wait for anything."""
+    out = place(member, [(product(db), 1)])
+    db.document(f"orders/{out['order_id']}").update({"status": "cancelled"})
+    refund = publish(db, PaymentRefunded(payment_id="pay-" + out["order_id"], order_id=out["order_id"],
+                                         uid=member.uid, amount=out["total"], currency="usd",
+                                         reason="order_not_payable:order_cancelled"))
+    eventually(lambda: (harness.doc(db, f"deliveries/{refund}:orders_on_payment_refunded") or {}).get("status")
+               == "processed", what="the refund processed")
+    assert order(db, out["order_id"])["status"] == "cancelled"
+
+
 def test_staff_fulfil_paid_orders_only(member, staff, db):
     pending = place(member, [(product(db), 1)])
     with pytest.raises(CallableError) as err:

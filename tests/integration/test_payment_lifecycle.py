@@ -283,6 +283,22 @@ def test_events_out_of_order_never_overwrite_a_newer_state(member, db):
     assert post_webhook(*signed("charge.refunded", refund_first, now)).status_code == 503  # before its success
 
 
+def test_a_refund_of_a_closed_payment_waits_for_its_success(member, db):
+    """payment.succeeded always comes before payment.refunded (orders relies on it): a refund
+    of a payment we hold as canceled (only its success, still to come, can explain a charge)
+    is not applied before that success; Stripe retries it (503)."""
+    out, intent, pi = start_payment(db, member)
+    stripe_client().v1.payment_intents.cancel(pi, params={"cancellation_reason": "abandoned"})
+    eventually(lambda: payment(db, intent["payment_id"])["status"] == "canceled", what="payment canceled")
+    obj = json.loads(str(stripe_intent(pi)))
+    charge = {"id": "ch_closed", "object": "charge", "payment_intent": pi, "amount": obj["amount"],
+              "amount_refunded": obj["amount"], "refunded": True, "metadata": obj["metadata"]}
+    assert post_webhook(*signed("charge.refunded", charge, int(time.time()))).status_code == 503
+    closed = payment(db, intent["payment_id"])
+    assert (closed["status"], closed["amount_refunded"]) == ("canceled", 0)
+    assert events_of(db, "payment.refunded", order_id=out["order_id"]) == []
+
+
 def test_events_that_are_not_ours_answer_200_and_ours_not_yet_recorded_503(member, db):
     cases = {
         "no metadata": {"id": "pi_other_app", "object": "payment_intent", "metadata": {}},

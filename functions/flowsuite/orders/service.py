@@ -26,6 +26,7 @@ from flowsuite.core.errors import (
     NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
+    RetryLaterError,
     caused_by,
     is_contention,
 )
@@ -693,12 +694,31 @@ def on_payment_canceled(db, txn, data) -> None:
     cancel(db, txn, ref, order, by="payments", reason=reason or data.reason or "payment_canceled")
 
 
+def refund_awaits_success(order: dict[str, Any], data) -> bool:
+    """Whether a refund of the order's payment reached orders before that payment's success
+    did (delivery is unordered; payments publishes payment.succeeded before any
+    payment.refunded of a payment): the order has no payment yet and is still payable, and
+    the success, once it arrives, would pay it (not a payment it rejects: an anonymised order,
+    another currency, a full refund of another amount). The refund must then wait for the
+    success, or the success would make a refunded payment's order ``paid``. Pure."""
+    if order.get("payment_id") is not None or order.get("status") not in states.PAYABLE:
+        return False
+    if order.get("anonymised") or data.currency != order.get("currency"):
+        return False
+    return not data.full or int(data.amount_refunded or data.amount) == int(order.get("total") or 0)
+
+
 def on_payment_refunded(db, txn, data) -> None:
     """payment.refunded: a full refund of a paid order refunds it (a paid, unfulfilled order's
     stock goes back); a partial one is recorded; a refunded payment that never paid the order
-    (a late success) leaves it as it is."""
+    (a late success) leaves it as it is. A refund that arrives before its payment's success
+    waits for it (``RetryLaterError``: the bus retries it without counting a failure)."""
     ref = db.collection(ORDERS).document(data.order_id)
     order = _read_order(txn, ref)
+    if refund_awaits_success(order, data):
+        raise RetryLaterError(f"payment {data.payment_id} was refunded before its success reached order "
+                              f"{data.order_id}: the refund waits for it",
+                              details={"order_id": data.order_id, "payment_id": data.payment_id})
     if order.get("payment_id") != data.payment_id:
         return  # the payment never paid this order: nothing to undo here
     refunded = max(int(order.get("amount_refunded") or 0), int(data.amount_refunded or data.amount))

@@ -430,8 +430,11 @@ def _canceled(db, txn, ref, payment: dict, obj: dict, event_id: str, created: in
 
 def _charge_refunded(db, txn, ref, payment: dict, obj: dict, event_id: str, created: int) -> str:
     """A refund made anywhere (our own, or in the Stripe Dashboard): the charge's running total
-    decides, so a late or repeated event never lowers it, and a partial refund stays partial."""
-    if payment["status"] in PAYABLE:
+    decides, so a late or repeated event never lowers it, and a partial refund stays partial.
+    A refund is applied only after the payment's success (also to a payment we closed: its
+    success comes, and comes first), so payment.succeeded is always published before any
+    payment.refunded of a payment; orders relies on it."""
+    if payment["status"] not in PAID_STATES:
         raise UnknownPaymentError(f"a refund of {ref.id} arrived before its success")
     total = int(obj.get("amount_refunded") or 0)
     before = int(payment.get("amount_refunded") or 0)
