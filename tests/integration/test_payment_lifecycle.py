@@ -20,7 +20,7 @@ import stripe
 from testkit import harness
 from testkit.harness import CallableError, call, eventually
 from testkit.payments import confirm, post_webhook, sign, stripe_client
-from testkit.shop import events_of, order, place, product, stock
+from testkit.shop import events_of, order, place, product, publish, stock
 
 DECLINED = "4000000000000341"  # declined when charged
 DISPUTED = "4000000000000259"  # succeeds, then the customer's bank disputes it
@@ -247,6 +247,55 @@ def test_a_dispute_opened_and_closed_marks_payment_and_order_and_tells_admins(ad
     assert payment(db, intent["payment_id"])["dispute_status"] == "won"
     mine = [n.get("type") for n in db.collection(f"users/{member.uid}/notifications").stream()]
     assert "dispute_update" not in mine and "order_paid" in mine  # admins are told, not the customer
+
+
+def test_a_paid_order_under_an_open_dispute_cannot_be_cancelled_until_the_dispute_is_won(staff, member, db):
+    """Stripe refuses to refund a disputed charge: while the dispute is open, neither the
+    customer nor staff may cancel the order (nothing changes); once it is won, cancelling
+    refunds it."""
+    item = product(db, price=2000, stock=5)
+    out, intent, pi = paid_order(db, member, card=DISPUTED, item=item)
+    eventually(lambda: order(db, out["order_id"]).get("dispute_status") == "needs_response", what="order disputed")
+    before = order(db, out["order_id"])
+    for who in (member, staff):
+        with pytest.raises(CallableError) as err:
+            call("orders_cancel", {"order_id": out["order_id"]}, user=who)
+        assert err.value.code == "failed-precondition"
+        assert (err.value.details["reason"], err.value.details["dispute_id"], err.value.details["dispute_status"]) == (
+            "dispute_open", before["dispute_id"], "needs_response")
+        assert before["dispute_id"] in err.value.message
+    after = order(db, out["order_id"])
+    assert (after["status"], after["history"], after["cancel_reason"]) == ("paid", before["history"], None)
+    assert stock(db, item) == 4 and events_of(db, "order.cancelled", order_id=out["order_id"]) == []
+    assert payment(db, intent["payment_id"])["status"] == "succeeded" and charged(pi) == 2000
+
+    stripe_client().v1.disputes.update(before["dispute_id"],
+                                       params={"evidence": {"uncategorized_text": "winning_evidence"}})
+    eventually(lambda: order(db, out["order_id"]).get("dispute_closed") is True, what="dispute won")
+    assert call("orders_cancel", {"order_id": out["order_id"]}, user=member)["status"] == "cancelled"
+    eventually(lambda: order(db, out["order_id"])["status"] == "refunded", timeout=45, what="order refunded")
+    assert payment(db, intent["payment_id"])["status"] == "refunded" and charged(pi) == 0 and stock(db, item) == 5
+
+
+def test_a_refund_stripe_refuses_for_a_disputed_charge_is_flagged_not_retried(member, db):
+    """The order was cancelled just before its dispute reached orders (here: its order.cancelled
+    published directly): Stripe refuses the refund (charge_disputed). The payment is flagged for
+    staff and the delivery is a dead letter at its first attempt, not retried blindly."""
+    from flowsuite.orders.events import OrderCancelled
+
+    out, intent, pi = paid_order(db, member, card=DISPUTED)
+    eventually(lambda: payment(db, intent["payment_id"]).get("dispute_status") == "needs_response", what="disputed")
+    cancelled = publish(db, OrderCancelled(order_id=out["order_id"], uid=member.uid, reason="cancelled_by_customer",
+                                           was_paid=True, payment_id=intent["payment_id"], total=out["total"],
+                                           currency=out["currency"]))
+    letter = eventually(lambda: harness.doc(db, f"dead_letters/{cancelled}:payments_on_order_cancelled"),
+                        what="the refused refund is a dead letter")
+    assert letter["attempts"] == 1 and letter["dead_reason"] == "permanent" and "charge_disputed" in letter["error"]
+    refused = payment(db, intent["payment_id"])
+    assert (refused["status"], refused["refund_refused"], refused["amount_refunded"]) == (
+        "succeeded", "charge_disputed", 0)
+    assert refused["refund_refused_time"] is not None
+    assert charged(pi) == out["total"] and events_of(db, "payment.refunded", order_id=out["order_id"]) == []
 
 
 def signed(kind: str, obj: dict, created: int, event_id: str | None = None) -> tuple[str, str]:

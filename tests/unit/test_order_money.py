@@ -29,3 +29,29 @@ def refund(**fields) -> PaymentRefunded:
 ])
 def test_a_refund_waits_for_its_success_only_while_that_success_would_pay_the_order(order, data, waits):
     assert orders.refund_awaits_success(order, data) is waits
+
+
+# ---- disputes: no cancellation (no refund) while one is open ------------------------------
+
+@pytest.mark.parametrize(("dispute", "open_"), [
+    ({}, False),
+    ({"dispute_id": "dp_1", "dispute_status": "needs_response", "dispute_closed": False}, True),
+    ({"dispute_id": "dp_1", "dispute_status": "warning_needs_response", "dispute_closed": False}, True),
+    ({"dispute_id": "dp_1", "dispute_status": "under_review", "dispute_closed": False}, True),
+    ({"dispute_id": "dp_1", "dispute_status": "won", "dispute_closed": True}, False),
+    ({"dispute_id": "dp_1", "dispute_status": "lost", "dispute_closed": True}, False),
+    ({"dispute_id": "dp_1", "dispute_status": "warning_closed", "dispute_closed": True}, False),
+])
+def test_an_order_is_under_an_open_dispute_until_stripe_closes_it(dispute, open_):
+    assert orders.dispute_open({**ORDER, "status": "paid", **dispute}) is open_
+
+
+def test_only_a_disputed_charge_is_a_final_refund_refusal():
+    import stripe
+    from flowsuite.payments import service as payments
+
+    disputed = stripe.InvalidRequestError("The charge has been charged back.", None, code="charge_disputed")
+    assert payments.final_refund_refusal(disputed) == "charge_disputed"
+    for transient in (stripe.InvalidRequestError("No such payment_intent", "payment_intent", code="resource_missing"),
+                      stripe.APIConnectionError("connection reset"), RuntimeError("charge_disputed")):
+        assert payments.final_refund_refusal(transient) is None

@@ -610,6 +610,14 @@ def request_cancel(db, txn, ref, order: dict, *, by: str, reason: str, extra: di
                    subject=f"{ORDERS}/{ref.id}", db=db)
 
 
+def dispute_open(order: dict[str, Any]) -> bool:
+    """Whether the order's payment is under a dispute not closed yet (Stripe's
+    warning_needs_response, warning_under_review, needs_response, under_review; closed:
+    warning_closed, won, lost). Stripe refuses to refund a disputed charge
+    (``charge_disputed``), so such an order cannot be cancelled, by its owner or staff. Pure."""
+    return bool(order.get("dispute_id")) and not order.get("dispute_closed")
+
+
 def cancel_by_caller(db, *, order_id: str, uid: str, role: str) -> str:
     ref = db.collection(ORDERS).document(order_id)
 
@@ -625,6 +633,13 @@ def cancel_by_caller(db, *, order_id: str, uid: str, role: str) -> str:
             raise FailedPreconditionError(
                 f"Order {order_id} is {order['status']} and can no longer be cancelled.",
                 details={"order_id": order_id, "status": order["status"]},
+            )
+        if dispute_open(order):
+            raise FailedPreconditionError(
+                f"Order {order_id} has an open dispute ({order['dispute_id']}, {order.get('dispute_status')}): "
+                "it cannot be cancelled until the dispute is closed (Stripe refunds no disputed charge).",
+                details={"order_id": order_id, "status": order["status"], "reason": "dispute_open",
+                         "dispute_id": order["dispute_id"], "dispute_status": order.get("dispute_status")},
             )
         reason = "cancelled_by_staff" if staff and order["uid"] != uid else "cancelled_by_customer"
         if order["status"] == states.PENDING_PAYMENT:

@@ -38,6 +38,10 @@ class PaymentDoc(Document):
     refund_id: str | None = None  # our own refund
     refund_reason: str | None = None
     refunded_time: Timestamp | None = None
+    # Stripe refused our refund for good (its code: charge_disputed); staff act on it (the dead letter
+    # of the refund's delivery says why; replay it once the dispute is won).
+    refund_refused: str | None = None
+    refund_refused_time: Timestamp | None = None
     dispute_id: str | None = None
     dispute_status: str | None = None  # Stripe's: needs_response, under_review, won, lost, ...
     dispute_reason: str | None = None

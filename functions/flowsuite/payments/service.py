@@ -452,6 +452,8 @@ def _mark_refunded(db, txn, ref, payment: dict, total: int, *, full: bool, reaso
               "refund_reason": payment.get("refund_reason") or reason}
     if refund_id:
         fields["refund_id"] = refund_id
+    if payment.get("refund_refused"):
+        fields["refund_refused"] = None  # refunded after all (a dispute won, then replayed)
     txn.update(ref, _applied(event_id, **fields))
     _publish(db, txn, ref, payment, PaymentRefunded(
         **_ids(ref, payment), amount=total - before, currency=payment["currency"], amount_refunded=total,
@@ -617,11 +619,17 @@ def refund_in_full(db, stripe, *, payment_id: str, reason: str) -> str:
         return "already_refunded"
     if payment["status"] not in (SUCCEEDED, PARTIALLY_REFUNDED):
         raise FailedPreconditionError(f"Payment {ref.id} is {payment['status']}; nothing to refund.")
-    refund = effects.once(
-        f"stripe-refund-{ref.id}",
-        lambda: _create_refund(stripe, ref.id, payment["provider_ref"], reason),
-        meta={"kind": "stripe_refund", "payment_id": ref.id}, db=db,
-    )
+    try:
+        refund = effects.once(
+            f"stripe-refund-{ref.id}",
+            lambda: _create_refund(stripe, ref.id, payment["provider_ref"], reason),
+            meta={"kind": "stripe_refund", "payment_id": ref.id}, db=db,
+        )
+    except Exception as exc:
+        refused = final_refund_refusal(exc)
+        if refused is None:
+            raise
+        _refuse_refund(db, ref, payment, refused, reason)
     if refund.get("status") not in ("succeeded", "pending"):
         raise RetryLaterError(f"refund {refund.get('id')} is {refund.get('status')}")
 
@@ -634,6 +642,35 @@ def refund_in_full(db, stripe, *, payment_id: str, reason: str) -> str:
         return _mark_refunded(db, txn, ref, current, total, full=True, reason=reason, refund_id=refund["id"])
 
     return mark(db.transaction())
+
+
+# Stripe refusals of a refund that no retry heals: the charge was disputed (charged back).
+FINAL_REFUND_REFUSALS = frozenset({"charge_disputed"})
+
+
+def final_refund_refusal(exc: BaseException) -> str | None:
+    """Stripe's code when it refused a refund for good (``FINAL_REFUND_REFUSALS``), else None
+    (a transient failure, retried). Pure."""
+    import stripe as stripe_sdk  # noqa: PLC0415 - heavy; only payments pays for it
+
+    if isinstance(exc, stripe_sdk.InvalidRequestError) and getattr(exc, "code", None) in FINAL_REFUND_REFUSALS:
+        return str(exc.code)
+    return None
+
+
+def _refuse_refund(db, ref, payment: dict[str, Any], code: str, reason: str) -> NoReturn:
+    """Stripe will not refund this payment (``code``): the payment is flagged for staff
+    (``refund_refused``) and the delivery ends at once as a dead letter (a domain error is
+    never retried blindly), which alerts admins; once the dispute is won, replaying it refunds."""
+    ref.update(PaymentDoc.fields(refund_refused=code, refund_refused_time=clock.utcnow(),
+                                 updated_time=clock.utcnow()))
+    log.error("Stripe refused a refund for good: flagged for staff", payment_id=ref.id, code=code,
+              refund_reason=reason, dispute_id=payment.get("dispute_id"))
+    raise FailedPreconditionError(
+        f"Stripe refused to refund payment {ref.id} ({code}: the charge is disputed). Replay this delivery "
+        "once the dispute is won; a lost dispute has given the customer the money back already.",
+        details={"payment_id": ref.id, "order_id": payment.get("order_id"), "reason": code,
+                 "dispute_id": payment.get("dispute_id")})
 
 
 def _create_refund(stripe, payment_id: str, intent_id: str, reason: str) -> dict[str, str]:
