@@ -7,7 +7,13 @@ import datetime as dt
 import uuid
 
 import pytest
-from flowsuite.payments.events import PaymentCanceled, PaymentFailed, PaymentRefunded, PaymentSucceeded
+from flowsuite.payments.events import (
+    PaymentCanceled,
+    PaymentDisputed,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentSucceeded,
+)
 
 from testkit import harness
 from testkit.harness import AppClient, CallableError, Denied, Ref, call, eventually
@@ -255,6 +261,36 @@ def test_a_refund_of_a_payment_the_order_rejected_leaves_it_as_it_is(member, db)
     eventually(lambda: (harness.doc(db, f"deliveries/{refund}:orders_on_payment_refunded") or {}).get("status")
                == "processed", what="the refund processed")
     assert order(db, out["order_id"])["status"] == "cancelled"
+
+
+def test_dispute_updates_delivered_out_of_order_never_step_the_order_back(member, db):
+    """payment.disputed reaches orders in any order: the newest (Stripe's `created`) stays."""
+    out = paid(db, member)
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+
+    def disputed(status: str, created: int) -> str:
+        return publish(db, PaymentDisputed(payment_id="pay-" + out["order_id"], order_id=out["order_id"],
+                                           uid=member.uid, dispute_id="dp_late", status=status, reason="fraudulent",
+                                           amount=out["total"], currency="usd", closed=status == "won",
+                                           created=created))
+
+    def processed(event_id: str) -> bool:
+        record = harness.doc(db, f"deliveries/{event_id}:orders_on_payment_disputed") or {}
+        return record.get("status") == "processed"
+
+    newer = disputed("under_review", now)
+    eventually(lambda: processed(newer), what="the update applied")
+    older = disputed("needs_response", now - 60)
+    eventually(lambda: processed(older), what="the late created processed")
+    stored = order(db, out["order_id"])
+    assert (stored["dispute_id"], stored["dispute_status"], stored["dispute_closed"], stored["dispute_event_time"]) == (
+        "dp_late", "under_review", False, now)
+    won = disputed("won", now + 60)
+    eventually(lambda: processed(won), what="the close applied")
+    late = disputed("under_review", now + 30)
+    eventually(lambda: processed(late), what="the late update processed")
+    stored = order(db, out["order_id"])
+    assert (stored["dispute_status"], stored["dispute_closed"], stored["dispute_event_time"]) == ("won", True, now + 60)
 
 
 def test_staff_fulfil_paid_orders_only(member, staff, db):

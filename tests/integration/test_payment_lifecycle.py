@@ -348,6 +348,40 @@ def test_a_refund_of_a_closed_payment_waits_for_its_success(member, db):
     assert events_of(db, "payment.refunded", order_id=out["order_id"]) == []
 
 
+def test_dispute_events_out_of_order_never_step_the_status_back(admin, member, db):
+    """Stripe sends a dispute's events out of order: a late charge.dispute.created
+    (needs_response) after charge.dispute.updated (under_review) changes nothing and alerts
+    no admin: payment.disputed is published once per step applied, never for needs_response."""
+    out, intent, pi = paid_order(db, member)
+    now = int(time.time())
+    dispute = {"id": f"dp_{uuid.uuid4().hex[:14]}", "object": "dispute", "charge": "ch_disputed",
+               "payment_intent": pi, "reason": "fraudulent", "amount": 2000, "currency": "usd"}
+    r = post_webhook(*signed("charge.dispute.updated", {**dispute, "status": "under_review"}, now))
+    assert (r.status_code, r.json()["outcome"]) == (200, "dispute_under_review"), r.text
+    r = post_webhook(*signed("charge.dispute.created", {**dispute, "status": "needs_response"}, now - 60))
+    assert (r.status_code, r.json()["outcome"]) == (200, "stale_dispute"), r.text
+    stored = payment(db, intent["payment_id"])
+    assert (stored["dispute_id"], stored["dispute_status"], stored["dispute_event_time"]) == (
+        dispute["id"], "under_review", now)
+    eventually(lambda: order(db, out["order_id"]).get("dispute_status") == "under_review", what="order disputed")
+    published = events_of(db, "payment.disputed", order_id=out["order_id"])
+    assert [(e["data"]["status"], e["data"]["created"]) for e in published] == [("under_review", now)]
+
+    r = post_webhook(*signed("charge.dispute.closed", {**dispute, "status": "won"}, now + 60))
+    assert (r.status_code, r.json()["outcome"]) == (200, "dispute_won"), r.text
+    r = post_webhook(*signed("charge.dispute.updated", {**dispute, "status": "under_review"}, now + 30))
+    assert (r.status_code, r.json()["outcome"]) == (200, "stale_dispute"), r.text
+    eventually(lambda: order(db, out["order_id"]).get("dispute_status") == "won", what="dispute won")
+    assert order(db, out["order_id"])["dispute_closed"] is True and order(db, out["order_id"])["status"] == "paid"
+    assert order(db, out["order_id"])["dispute_event_time"] == now + 60
+    assert sorted(e["data"]["status"] for e in events_of(db, "payment.disputed", order_id=out["order_id"])) == [
+        "under_review", "won"]
+    settled(db)
+    titles = [n.get("title") for n in db.collection(f"users/{admin.uid}/notifications").stream()
+              if n.get("type") == "dispute_update"]
+    assert len(titles) == 2 and not any("needs response" in t for t in titles), titles
+
+
 def test_events_that_are_not_ours_answer_200_and_ours_not_yet_recorded_503(member, db):
     cases = {
         "no metadata": {"id": "pi_other_app", "object": "payment_intent", "metadata": {}},

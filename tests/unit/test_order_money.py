@@ -55,3 +55,32 @@ def test_only_a_disputed_charge_is_a_final_refund_refusal():
     for transient in (stripe.InvalidRequestError("No such payment_intent", "payment_intent", code="resource_missing"),
                       stripe.APIConnectionError("connection reset"), RuntimeError("charge_disputed")):
         assert payments.final_refund_refusal(transient) is None
+
+
+# ---- dispute events out of order ------------------------------------------------------------
+
+T = 1_700_000_000
+
+
+@pytest.mark.parametrize(("known", "event", "applies"), [
+    ((None, None, 0), ("dp_1", "needs_response", T), True),  # the first one
+    (("dp_1", "under_review", T), ("dp_1", "needs_response", T - 60), False),  # a late created after an update
+    (("dp_1", "needs_response", T), ("dp_1", "under_review", T + 60), True),
+    (("dp_1", "under_review", T), ("dp_1", "won", T + 60), True),
+    (("dp_1", "won", T), ("dp_1", "under_review", T + 60), False),  # a closed dispute never reopens
+    (("dp_1", "lost", T), ("dp_1", "won", T + 60), True),  # a newer close wins
+    (("dp_1", "under_review", T), ("dp_1", "needs_response", T), False),  # the same second: by the stages
+    (("dp_1", "needs_response", T), ("dp_1", "under_review", T), True),
+    (("dp_1", "under_review", T), ("dp_1", "under_review", T), True),  # a repeat: unchanged, applied
+    (("dp_1", "warning_under_review", T), ("dp_1", "needs_response", T), True),  # an inquiry became a chargeback
+    (("dp_1", "under_review", T), ("dp_2", "needs_response", T - 60), False),  # another dispute, older
+    (("dp_1", "under_review", T), ("dp_2", "needs_response", T + 60), True),
+    (("dp_1", "under_review", T), ("dp_1", "needs_response", 0), True),  # no time (an older publisher): applied
+    (("dp_1", "won", T), ("dp_1", "needs_response", 0), False),  # ... but never reopens a closed one
+])
+def test_an_older_dispute_event_never_steps_the_status_back(known, event, applies):
+    from flowsuite.contracts.payments import dispute_step_applies
+
+    (known_id, known_status, known_time), (dispute_id, status, created) = known, event
+    assert dispute_step_applies(known_id=known_id, known_status=known_status, known_time=known_time,
+                                dispute_id=dispute_id, status=status, created=created) is applies

@@ -18,6 +18,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from flowsuite.contracts.payments import dispute_step_applies
 from flowsuite.core import clock, events, idempotency, log, money, settings
 from flowsuite.core.errors import (
     AbortedError,
@@ -755,13 +756,19 @@ def on_payment_refunded(db, txn, data) -> None:
 
 
 def on_payment_disputed(db, txn, data) -> None:
-    """payment.disputed: the order shows the dispute and its state (staff act on it in Stripe)."""
+    """payment.disputed: the order shows the dispute and its state (staff act on it in Stripe).
+    Delivery is unordered: an update older (Stripe's ``created``) than the newest applied is
+    ignored, and a closed dispute never reopens."""
     ref = db.collection(ORDERS).document(data.order_id)
     order = _read_order(txn, ref)
-    if order.get("dispute_id") == data.dispute_id and order.get("dispute_closed") and not data.closed:
-        return  # an older update of a dispute already closed
+    known_time = int(order.get("dispute_event_time") or 0)
+    if not dispute_step_applies(known_id=order.get("dispute_id"), known_status=order.get("dispute_status"),
+                                known_time=known_time, dispute_id=data.dispute_id, status=data.status,
+                                created=data.created):
+        return  # an older update (of a dispute already closed, or stepped past it)
+    newest = max(data.created, known_time) if order.get("dispute_id") == data.dispute_id else data.created
     txn.update(ref, OrderDoc.fields(dispute_id=data.dispute_id, dispute_status=data.status, dispute_closed=data.closed,
-                                    updated_time=clock.utcnow()))
+                                    dispute_event_time=newest, updated_time=clock.utcnow()))
 
 
 def expire_unpaid(db, *, now: dt.datetime | None = None, limit: int = 200) -> list[str]:

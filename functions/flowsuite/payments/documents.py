@@ -46,6 +46,7 @@ class PaymentDoc(Document):
     dispute_status: str | None = None  # Stripe's: needs_response, under_review, won, lost, ...
     dispute_reason: str | None = None
     dispute_amount: int | None = None
+    dispute_event_time: int = 0  # `created` of the newest dispute event applied: an older one never overwrites it
     anonymised: bool = False  # the account was deleted; kept for accounting
     created_time: Timestamp
     updated_time: Timestamp

@@ -16,6 +16,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from flowsuite.contracts.payments import DISPUTE_CLOSED, dispute_step_applies
 from flowsuite.core import clock, effects, events, faults, ids, log, tracing
 from flowsuite.core.errors import (
     FailedPreconditionError,
@@ -245,7 +246,6 @@ INTENT_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed", "p
                  "payment_intent.requires_action", "payment_intent.canceled")
 DISPUTE_EVENTS = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
 HANDLED = (*INTENT_EVENTS, "charge.refunded", *DISPUTE_EVENTS)
-DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
 
 
 class UnknownPaymentError(RetryLaterError):
@@ -462,18 +462,26 @@ def _mark_refunded(db, txn, ref, payment: dict, total: int, *, full: bool, reaso
 
 
 def _dispute(db, txn, ref, payment: dict, obj: dict, event_id: str, created: int) -> str:
+    """A dispute event, applied only when newer than the newest applied (its Stripe ``created``,
+    kept as ``dispute_event_time``): a late older one never steps the status back nor alerts
+    admins again."""
     status = str(obj.get("status") or "needs_response")
     closed = status in DISPUTE_CLOSED
-    if payment.get("dispute_id") == obj.get("id") and payment.get("dispute_status") in DISPUTE_CLOSED and not closed:
+    known_time = int(payment.get("dispute_event_time") or 0)
+    if not dispute_step_applies(known_id=payment.get("dispute_id"), known_status=payment.get("dispute_status"),
+                                known_time=known_time, dispute_id=str(obj.get("id")), status=status,
+                                created=created):
         return "stale_dispute"
+    newest = max(created, known_time) if payment.get("dispute_id") == obj.get("id") else created
     if payment.get("dispute_id") == obj.get("id") and payment.get("dispute_status") == status:
-        txn.update(ref, _applied(event_id))
+        txn.update(ref, _applied(event_id, dispute_event_time=newest))
         return "dispute_unchanged"
-    txn.update(ref, _applied(event_id, dispute_id=obj.get("id"), dispute_status=status,
+    txn.update(ref, _applied(event_id, dispute_id=obj.get("id"), dispute_status=status, dispute_event_time=newest,
                              dispute_reason=obj.get("reason"), dispute_amount=obj.get("amount")))
     _publish(db, txn, ref, payment, PaymentDisputed(
         **_ids(ref, payment), dispute_id=str(obj.get("id")), status=status, reason=str(obj.get("reason") or ""),
-        amount=int(obj.get("amount") or 0), currency=str(obj.get("currency") or payment["currency"]), closed=closed))
+        amount=int(obj.get("amount") or 0), currency=str(obj.get("currency") or payment["currency"]), closed=closed,
+        created=created))
     return f"dispute_{status}"
 
 
