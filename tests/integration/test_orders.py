@@ -360,6 +360,29 @@ def test_deleting_the_account_keeps_orders_without_the_person(member, db):
     assert member.uid not in repr(closed)
 
 
+def test_an_account_being_deleted_cannot_place_an_order(member, db):
+    """orders_place reads the profile in the order's transaction: once identity has marked it
+    `deleting` (in the transaction that publishes identity.user_deleted; here set as that
+    transaction leaves it, while the Auth account still exists, i.e. mid-deletion), the order
+    is refused as payments refuses an intent, and nothing is written."""
+    item = product(db, stock=5)
+    db.document(f"users/{member.uid}").update({"status": "deleting"})
+    with pytest.raises(CallableError) as err:
+        place(member, [(item, 2)])
+    assert (err.value.code, err.value.details["reason"]) == ("permission-denied", "account_deleted")
+    assert list(db.collection("orders").stream()) == []
+    assert list(db.collection("topics/order.placed/events").stream()) == []
+    assert harness.doc(db, f"order_holds/{member.uid}") is None and stock(db, item) == 5
+
+
+def test_a_live_account_without_a_profile_still_places_orders(db):
+    """A missing profile alone is not a deleted account (the app's own sign-up, the console):
+    only with its identity.user_deleted published is it refused (as payments judges it)."""
+    user = harness.create_account_without_blocking_functions(f"no-profile-{uuid.uuid4().hex[:8]}@example.com")
+    assert harness.doc(db, f"users/{user.uid}") is None
+    assert place(user, [(product(db), 1)])["status"] == "pending_payment"
+
+
 # ---- no stock hoarding (issue 16) ---------------------------------------------------
 # The defaults: ORDER_MAX_UNPAID_ORDERS=3, ORDER_MAX_UNPAID_UNITS=50 (functions/.env.local sets neither).
 

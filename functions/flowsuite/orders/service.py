@@ -20,6 +20,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from flowsuite.contracts.payments import dispute_step_applies
 from flowsuite.core import clock, events, idempotency, log, money, settings
+from flowsuite.core.accounts import DELETED_USER, account_gone_in
 from flowsuite.core.errors import (
     AbortedError,
     FailedPreconditionError,
@@ -49,7 +50,6 @@ PRODUCTS = "products"
 ORDERS = "orders"
 HOLDS = "order_holds"  # order_holds/{uid}: what the user's unpaid orders hold (no hoarding)
 SHARDS = "stock_shards"  # products/{id}/stock_shards/{k}: a hot product's stock, split (flash sales)
-DELETED_USER = "deleted-user"
 
 
 def user_ref(db, uid: str):
@@ -409,6 +409,10 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
     of a double tap, never wait on each other's locks. A commit that finds any of them
     changed writes nothing, and the order is placed again from fresh reads.
 
+    The user's profile (identity's ``users/{uid}``, read only) is read in the transaction: an
+    account being deleted, or deleted, is refused (``permission-denied``, ``account_deleted``)
+    and nothing is written, as payments refuses it (``flowsuite.core.accounts``).
+
     Idempotent on its own: the order is its own idempotency record
     (``idempotency.replay_in_transaction`` reads it) and its id derives from (uid, key), so a
     repeat finds the order and answers it (also when it loses the race to create it: it
@@ -426,6 +430,11 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
 
     @gcf.transactional
     def place(txn, hold, products: dict[str, Any]) -> dict[str, Any]:
+        # The account must live: its profile is read here (identity marks it `deleting` in the
+        # transaction that publishes identity.user_deleted), so an order naming the user is
+        # committed before that event, and orders' eraser finds it, or is not placed at all.
+        if account_gone_in(txn, db, uid):
+            raise PermissionDeniedError("This account was deleted.", details={"reason": "account_deleted"})
         read = _reread_hot(txn, products)
         snaps = {pid: (snap.to_dict() if snap.exists else None) for pid, snap in read.items()}
         hot: dict[str, tuple[int, ShardReservation]] = {}  # product -> (shards, reservation)

@@ -18,6 +18,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from flowsuite.contracts.payments import DISPUTE_CLOSED, dispute_step_applies
 from flowsuite.core import clock, effects, events, faults, ids, log, tracing
+from flowsuite.core.accounts import DELETED_USER, USERS, account_gone_in
 from flowsuite.core.errors import (
     FailedPreconditionError,
     NotFoundError,
@@ -38,8 +39,6 @@ from flowsuite.payments.events import (
 PAYMENTS = "payments"
 CUSTOMERS = "stripe_customers"
 ORDERS = "orders"  # read only, as docs/collections.md allows
-USERS = "users"  # identity's profiles, read only: whether an account lives (docs/collections.md)
-DELETED_USER = "deleted-user"
 
 REQUIRES_PAYMENT, REQUIRES_ACTION, PROCESSING = "requires_payment", "requires_action", "processing"
 SUCCEEDED, PARTIALLY_REFUNDED, REFUNDED, CANCELED = "succeeded", "partially_refunded", "refunded", "canceled"
@@ -506,36 +505,6 @@ def intent_event(intent: dict[str, Any], kind: str, source: str) -> dict[str, An
 # ---- closing an unpaid order's intent ------------------------------------------------
 
 STRIPE_CANCELLATION_REASONS = {"payment_timeout": "abandoned"}
-
-
-def account_gone(uid: str, profile: dict[str, Any] | None, *, deletion_published: bool = False) -> bool:
-    """Whether a payment recorded now must not name ``uid``: it is already the deleted-user
-    placeholder, or the account is being deleted (its profile is ``deleting``, which identity
-    sets in the transaction that publishes identity.user_deleted) or was (its profile is gone
-    and that event exists), so payments' eraser may have run already and would never see the
-    record. A profile missing without that event is a live account whose profile was never
-    made or was removed by hand (the app's own sign-up, the console): it keeps its payments.
-    Pure."""
-    if uid == DELETED_USER:
-        return True
-    if profile is not None:
-        return profile.get("status") == "deleting"
-    return deletion_published
-
-
-def account_gone_in(txn, db, uid: str) -> bool:
-    """``account_gone``, read in the caller's transaction (before any of its writes): the
-    profile, and only when it is missing, the person's identity.user_deleted event (its id is
-    the person's key)."""
-    from flowsuite.contracts.identity import UserDeleted  # noqa: PLC0415 - not on the webhook's import path
-
-    if uid == DELETED_USER:
-        return True
-    profile = db.collection(USERS).document(uid).get(transaction=txn)
-    if profile.exists:
-        return account_gone(uid, profile.to_dict())
-    deletion = db.collection(UserDeleted.event_type.collection).document(ids.person_key(uid)).get(transaction=txn)
-    return account_gone(uid, None, deletion_published=deletion.exists)
 
 
 def close_for_cancel(db, stripe, *, order_id: str, uid: str, reason: str, correlation_id: str | None) -> str:
