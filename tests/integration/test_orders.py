@@ -7,7 +7,13 @@ import datetime as dt
 import uuid
 
 import pytest
-from flowsuite.payments.events import PaymentCanceled, PaymentFailed, PaymentRefunded, PaymentSucceeded
+from flowsuite.payments.events import (
+    PaymentCanceled,
+    PaymentDisputed,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentSucceeded,
+)
 
 from testkit import harness
 from testkit.harness import AppClient, CallableError, Denied, Ref, call, eventually
@@ -195,6 +201,98 @@ def test_cancelling_a_paid_order_then_a_refund_makes_it_refunded(member, db):
     eventually(lambda: order(db, out["order_id"])["status"] == "refunded", what="refunded")
 
 
+def refund_waiting(db, event_id: str) -> dict:
+    """The refund's delivery to orders, failed with "retry later" (not dead, nothing applied)."""
+    record = harness.doc(db, f"deliveries/{event_id}:orders_on_payment_refunded") or {}
+    return record if record.get("status") == "failed" and "RetryLaterError" in (record.get("last_error") or "") else {}
+
+
+def test_a_full_refund_delivered_before_its_success_refunds_the_order_once_it_is_paid(member, db):
+    """Delivery is unordered: payment.refunded can reach orders before payment.succeeded (a
+    Dashboard refund while the success is being retried). The refund waits (retry later, no
+    attempt used up) until the success has paid the order, then refunds it: the end state is
+    the one in-order delivery reaches (paid, then refunded), never `paid`."""
+    item = product(db, stock=4)
+    out = place(member, [(item, 2)])
+    payment_id = "pay-" + out["order_id"]
+    refund = publish(db, PaymentRefunded(payment_id=payment_id, order_id=out["order_id"], uid=member.uid,
+                                         amount=out["total"], currency="usd", amount_refunded=out["total"], full=True,
+                                         reason="refunded_in_stripe"))
+    eventually(lambda: refund_waiting(db, refund), what="the refund waits for the success")
+    waiting = order(db, out["order_id"])
+    assert (waiting["status"], waiting["payment_id"], waiting["amount_refunded"]) == ("pending_payment", None, 0)
+    assert stock(db, item) == 2 and events_of(db, "order.refunded", order_id=out["order_id"]) == []
+
+    publish(db, PaymentSucceeded(payment_id=payment_id, order_id=out["order_id"], uid=member.uid,
+                                 amount=out["total"], currency="usd"))
+    eventually(lambda: order(db, out["order_id"])["status"] == "refunded", timeout=45, what="order refunded")
+    done = order(db, out["order_id"])
+    assert (done["payment_id"], done["amount_refunded"]) == (payment_id, out["total"])
+    assert [h["status"] for h in done["history"]] == ["pending_payment", "paid", "refunded"]
+    assert stock(db, item) == 4  # released once, by the refund
+    assert harness.doc(db, f"order_holds/{member.uid}")["orders"] == 0
+    assert harness.doc(db, f"deliveries/{refund}:orders_on_payment_refunded")["status"] == "processed"
+    assert len(events_of(db, "order.paid", order_id=out["order_id"])) == 1  # as in order: paid, then refunded
+    assert len(events_of(db, "order.refunded", order_id=out["order_id"])) == 1
+    assert list(db.collection("dead_letters").stream()) == []
+
+
+def test_a_partial_refund_delivered_before_its_success_is_recorded_once_the_order_is_paid(member, db):
+    out = place(member, [(product(db), 2)])
+    payment_id = "pay-" + out["order_id"]
+    refund = publish(db, PaymentRefunded(payment_id=payment_id, order_id=out["order_id"], uid=member.uid,
+                                         amount=500, currency="usd", amount_refunded=500, full=False))
+    eventually(lambda: refund_waiting(db, refund), what="the refund waits for the success")
+    assert order(db, out["order_id"])["amount_refunded"] == 0
+    publish(db, PaymentSucceeded(payment_id=payment_id, order_id=out["order_id"], uid=member.uid,
+                                 amount=out["total"], currency="usd"))
+    eventually(lambda: order(db, out["order_id"]).get("amount_refunded") == 500, timeout=45, what="partial recorded")
+    assert order(db, out["order_id"])["status"] == "paid"
+
+
+def test_a_refund_of_a_payment_the_order_rejected_leaves_it_as_it_is(member, db):
+    """A success for a cancelled order is rejected (payments refunds it): that refund has
+    nothing to undo and does not wait for anything."""
+    out = place(member, [(product(db), 1)])
+    db.document(f"orders/{out['order_id']}").update({"status": "cancelled"})
+    refund = publish(db, PaymentRefunded(payment_id="pay-" + out["order_id"], order_id=out["order_id"],
+                                         uid=member.uid, amount=out["total"], currency="usd",
+                                         reason="order_not_payable:order_cancelled"))
+    eventually(lambda: (harness.doc(db, f"deliveries/{refund}:orders_on_payment_refunded") or {}).get("status")
+               == "processed", what="the refund processed")
+    assert order(db, out["order_id"])["status"] == "cancelled"
+
+
+def test_dispute_updates_delivered_out_of_order_never_step_the_order_back(member, db):
+    """payment.disputed reaches orders in any order: the newest (Stripe's `created`) stays."""
+    out = paid(db, member)
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+
+    def disputed(status: str, created: int) -> str:
+        return publish(db, PaymentDisputed(payment_id="pay-" + out["order_id"], order_id=out["order_id"],
+                                           uid=member.uid, dispute_id="dp_late", status=status, reason="fraudulent",
+                                           amount=out["total"], currency="usd", closed=status == "won",
+                                           created=created))
+
+    def processed(event_id: str) -> bool:
+        record = harness.doc(db, f"deliveries/{event_id}:orders_on_payment_disputed") or {}
+        return record.get("status") == "processed"
+
+    newer = disputed("under_review", now)
+    eventually(lambda: processed(newer), what="the update applied")
+    older = disputed("needs_response", now - 60)
+    eventually(lambda: processed(older), what="the late created processed")
+    stored = order(db, out["order_id"])
+    assert (stored["dispute_id"], stored["dispute_status"], stored["dispute_closed"], stored["dispute_event_time"]) == (
+        "dp_late", "under_review", False, now)
+    won = disputed("won", now + 60)
+    eventually(lambda: processed(won), what="the close applied")
+    late = disputed("under_review", now + 30)
+    eventually(lambda: processed(late), what="the late update processed")
+    stored = order(db, out["order_id"])
+    assert (stored["dispute_status"], stored["dispute_closed"], stored["dispute_event_time"]) == ("won", True, now + 60)
+
+
 def test_staff_fulfil_paid_orders_only(member, staff, db):
     pending = place(member, [(product(db), 1)])
     with pytest.raises(CallableError) as err:
@@ -260,6 +358,29 @@ def test_deleting_the_account_keeps_orders_without_the_person(member, db):
     closed = harness.doc(db, f"payments/pay_{pending['order_id']}")  # no intent: a closed payment recorded
     assert (closed["status"], closed["uid"], closed["user_ref"]) == ("canceled", "deleted-user", None)
     assert member.uid not in repr(closed)
+
+
+def test_an_account_being_deleted_cannot_place_an_order(member, db):
+    """orders_place reads the profile in the order's transaction: once identity has marked it
+    `deleting` (in the transaction that publishes identity.user_deleted; here set as that
+    transaction leaves it, while the Auth account still exists, i.e. mid-deletion), the order
+    is refused as payments refuses an intent, and nothing is written."""
+    item = product(db, stock=5)
+    db.document(f"users/{member.uid}").update({"status": "deleting"})
+    with pytest.raises(CallableError) as err:
+        place(member, [(item, 2)])
+    assert (err.value.code, err.value.details["reason"]) == ("permission-denied", "account_deleted")
+    assert list(db.collection("orders").stream()) == []
+    assert list(db.collection("topics/order.placed/events").stream()) == []
+    assert harness.doc(db, f"order_holds/{member.uid}") is None and stock(db, item) == 5
+
+
+def test_a_live_account_without_a_profile_still_places_orders(db):
+    """A missing profile alone is not a deleted account (the app's own sign-up, the console):
+    only with its identity.user_deleted published is it refused (as payments judges it)."""
+    user = harness.create_account_without_blocking_functions(f"no-profile-{uuid.uuid4().hex[:8]}@example.com")
+    assert harness.doc(db, f"users/{user.uid}") is None
+    assert place(user, [(product(db), 1)])["status"] == "pending_payment"
 
 
 # ---- no stock hoarding (issue 16) ---------------------------------------------------

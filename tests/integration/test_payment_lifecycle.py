@@ -20,7 +20,7 @@ import stripe
 from testkit import harness
 from testkit.harness import CallableError, call, eventually
 from testkit.payments import confirm, post_webhook, sign, stripe_client
-from testkit.shop import events_of, order, place, product, stock
+from testkit.shop import events_of, order, place, product, publish, stock
 
 DECLINED = "4000000000000341"  # declined when charged
 DISPUTED = "4000000000000259"  # succeeds, then the customer's bank disputes it
@@ -249,6 +249,55 @@ def test_a_dispute_opened_and_closed_marks_payment_and_order_and_tells_admins(ad
     assert "dispute_update" not in mine and "order_paid" in mine  # admins are told, not the customer
 
 
+def test_a_paid_order_under_an_open_dispute_cannot_be_cancelled_until_the_dispute_is_won(staff, member, db):
+    """Stripe refuses to refund a disputed charge: while the dispute is open, neither the
+    customer nor staff may cancel the order (nothing changes); once it is won, cancelling
+    refunds it."""
+    item = product(db, price=2000, stock=5)
+    out, intent, pi = paid_order(db, member, card=DISPUTED, item=item)
+    eventually(lambda: order(db, out["order_id"]).get("dispute_status") == "needs_response", what="order disputed")
+    before = order(db, out["order_id"])
+    for who in (member, staff):
+        with pytest.raises(CallableError) as err:
+            call("orders_cancel", {"order_id": out["order_id"]}, user=who)
+        assert err.value.code == "failed-precondition"
+        assert (err.value.details["reason"], err.value.details["dispute_id"], err.value.details["dispute_status"]) == (
+            "dispute_open", before["dispute_id"], "needs_response")
+        assert before["dispute_id"] in err.value.message
+    after = order(db, out["order_id"])
+    assert (after["status"], after["history"], after["cancel_reason"]) == ("paid", before["history"], None)
+    assert stock(db, item) == 4 and events_of(db, "order.cancelled", order_id=out["order_id"]) == []
+    assert payment(db, intent["payment_id"])["status"] == "succeeded" and charged(pi) == 2000
+
+    stripe_client().v1.disputes.update(before["dispute_id"],
+                                       params={"evidence": {"uncategorized_text": "winning_evidence"}})
+    eventually(lambda: order(db, out["order_id"]).get("dispute_closed") is True, what="dispute won")
+    assert call("orders_cancel", {"order_id": out["order_id"]}, user=member)["status"] == "cancelled"
+    eventually(lambda: order(db, out["order_id"])["status"] == "refunded", timeout=45, what="order refunded")
+    assert payment(db, intent["payment_id"])["status"] == "refunded" and charged(pi) == 0 and stock(db, item) == 5
+
+
+def test_a_refund_stripe_refuses_for_a_disputed_charge_is_flagged_not_retried(member, db):
+    """The order was cancelled just before its dispute reached orders (here: its order.cancelled
+    published directly): Stripe refuses the refund (charge_disputed). The payment is flagged for
+    staff and the delivery is a dead letter at its first attempt, not retried blindly."""
+    from flowsuite.orders.events import OrderCancelled
+
+    out, intent, pi = paid_order(db, member, card=DISPUTED)
+    eventually(lambda: payment(db, intent["payment_id"]).get("dispute_status") == "needs_response", what="disputed")
+    cancelled = publish(db, OrderCancelled(order_id=out["order_id"], uid=member.uid, reason="cancelled_by_customer",
+                                           was_paid=True, payment_id=intent["payment_id"], total=out["total"],
+                                           currency=out["currency"]))
+    letter = eventually(lambda: harness.doc(db, f"dead_letters/{cancelled}:payments_on_order_cancelled"),
+                        what="the refused refund is a dead letter")
+    assert letter["attempts"] == 1 and letter["dead_reason"] == "permanent" and "charge_disputed" in letter["error"]
+    refused = payment(db, intent["payment_id"])
+    assert (refused["status"], refused["refund_refused"], refused["amount_refunded"]) == (
+        "succeeded", "charge_disputed", 0)
+    assert refused["refund_refused_time"] is not None
+    assert charged(pi) == out["total"] and events_of(db, "payment.refunded", order_id=out["order_id"]) == []
+
+
 def signed(kind: str, obj: dict, created: int, event_id: str | None = None) -> tuple[str, str]:
     payload = json.dumps({"id": event_id or f"evt_{uuid.uuid4().hex[:16]}", "object": "event", "type": kind,
                           "created": created, "data": {"object": obj}})
@@ -281,6 +330,56 @@ def test_events_out_of_order_never_overwrite_a_newer_state(member, db):
     refund_first = {"id": "ch_x", "object": "charge", "payment_intent": fresh_pi, "amount": fresh["amount"],
                     "amount_refunded": fresh["amount"], "refunded": True, "metadata": fresh["metadata"]}
     assert post_webhook(*signed("charge.refunded", refund_first, now)).status_code == 503  # before its success
+
+
+def test_a_refund_of_a_closed_payment_waits_for_its_success(member, db):
+    """payment.succeeded always comes before payment.refunded (orders relies on it): a refund
+    of a payment we hold as canceled (only its success, still to come, can explain a charge)
+    is not applied before that success; Stripe retries it (503)."""
+    out, intent, pi = start_payment(db, member)
+    stripe_client().v1.payment_intents.cancel(pi, params={"cancellation_reason": "abandoned"})
+    eventually(lambda: payment(db, intent["payment_id"])["status"] == "canceled", what="payment canceled")
+    obj = json.loads(str(stripe_intent(pi)))
+    charge = {"id": "ch_closed", "object": "charge", "payment_intent": pi, "amount": obj["amount"],
+              "amount_refunded": obj["amount"], "refunded": True, "metadata": obj["metadata"]}
+    assert post_webhook(*signed("charge.refunded", charge, int(time.time()))).status_code == 503
+    closed = payment(db, intent["payment_id"])
+    assert (closed["status"], closed["amount_refunded"]) == ("canceled", 0)
+    assert events_of(db, "payment.refunded", order_id=out["order_id"]) == []
+
+
+def test_dispute_events_out_of_order_never_step_the_status_back(admin, member, db):
+    """Stripe sends a dispute's events out of order: a late charge.dispute.created
+    (needs_response) after charge.dispute.updated (under_review) changes nothing and alerts
+    no admin: payment.disputed is published once per step applied, never for needs_response."""
+    out, intent, pi = paid_order(db, member)
+    now = int(time.time())
+    dispute = {"id": f"dp_{uuid.uuid4().hex[:14]}", "object": "dispute", "charge": "ch_disputed",
+               "payment_intent": pi, "reason": "fraudulent", "amount": 2000, "currency": "usd"}
+    r = post_webhook(*signed("charge.dispute.updated", {**dispute, "status": "under_review"}, now))
+    assert (r.status_code, r.json()["outcome"]) == (200, "dispute_under_review"), r.text
+    r = post_webhook(*signed("charge.dispute.created", {**dispute, "status": "needs_response"}, now - 60))
+    assert (r.status_code, r.json()["outcome"]) == (200, "stale_dispute"), r.text
+    stored = payment(db, intent["payment_id"])
+    assert (stored["dispute_id"], stored["dispute_status"], stored["dispute_event_time"]) == (
+        dispute["id"], "under_review", now)
+    eventually(lambda: order(db, out["order_id"]).get("dispute_status") == "under_review", what="order disputed")
+    published = events_of(db, "payment.disputed", order_id=out["order_id"])
+    assert [(e["data"]["status"], e["data"]["created"]) for e in published] == [("under_review", now)]
+
+    r = post_webhook(*signed("charge.dispute.closed", {**dispute, "status": "won"}, now + 60))
+    assert (r.status_code, r.json()["outcome"]) == (200, "dispute_won"), r.text
+    r = post_webhook(*signed("charge.dispute.updated", {**dispute, "status": "under_review"}, now + 30))
+    assert (r.status_code, r.json()["outcome"]) == (200, "stale_dispute"), r.text
+    eventually(lambda: order(db, out["order_id"]).get("dispute_status") == "won", what="dispute won")
+    assert order(db, out["order_id"])["dispute_closed"] is True and order(db, out["order_id"])["status"] == "paid"
+    assert order(db, out["order_id"])["dispute_event_time"] == now + 60
+    assert sorted(e["data"]["status"] for e in events_of(db, "payment.disputed", order_id=out["order_id"])) == [
+        "under_review", "won"]
+    settled(db)
+    titles = [n.get("title") for n in db.collection(f"users/{admin.uid}/notifications").stream()
+              if n.get("type") == "dispute_update"]
+    assert len(titles) == 2 and not any("needs response" in t for t in titles), titles
 
 
 def test_events_that_are_not_ours_answer_200_and_ours_not_yet_recorded_503(member, db):

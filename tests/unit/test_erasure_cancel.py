@@ -8,6 +8,7 @@ test_orders.py::test_deleting_the_account_keeps_orders_without_the_person)."""
 from __future__ import annotations
 
 import pytest
+from flowsuite.core import accounts
 from flowsuite.payments import service as payments
 
 UID = "u-leaving-1"
@@ -20,10 +21,10 @@ UID = "u-leaving-1"
     (UID, None, True, True),  # erased: the profile went after identity.user_deleted
     (UID, None, False, False),  # a live account without a profile (never made, removed by hand)
     (UID, {"status": "active"}, True, False),  # a profile back after its erasure: its next erasure covers it
-    (payments.DELETED_USER, None, False, True),
+    (accounts.DELETED_USER, None, False, True),
 ])
 def test_which_accounts_a_payment_record_may_name(uid, profile, published, gone):
-    assert payments.account_gone(uid, profile, deletion_published=published) is gone
+    assert accounts.account_gone(uid, profile, deletion_published=published) is gone
 
 
 # ---- an intent created while its account was being deleted (payments_create_intent) --------

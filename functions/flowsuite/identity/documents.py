@@ -9,7 +9,9 @@ from flowsuite.core.documents import Document, Timestamp, collection
             write="the owner creates it with FlutterFlow's fields and updates profile fields; identity writes role, "
                   "status, and keeps email and status in step with Firebase Auth",
             read_by={"payments": "whether the account lives (the profile exists and is not deleting) before a "
-                                 "payment record names it, so that none is written after its erasure"})
+                                 "payment record names it, so that none is written after its erasure",
+                     "orders": "whether the account lives (the profile exists and is not deleting) before an "
+                               "order names it (orders_place), so that none is placed after its erasure"})
 class UserDoc(Document):
     """A user's profile, FlutterFlow's schema plus server-owned fields."""
 

@@ -82,6 +82,7 @@ class OrderDoc(Document):
     dispute_id: str | None = None
     dispute_status: str | None = None  # Stripe's: needs_response, under_review, won, lost, ...
     dispute_closed: bool = False
+    dispute_event_time: int = 0  # Stripe's `created` of the newest dispute update applied: an older one is ignored
     anonymised: bool = False  # the account was deleted; kept for accounting
     # Staff must act: a paid order whose customer deleted their account (review_reason
     # "account_deleted"). Fulfilling or cancelling it (which refunds it) clears the flag.

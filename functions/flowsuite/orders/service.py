@@ -18,7 +18,9 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from flowsuite.contracts.payments import dispute_step_applies
 from flowsuite.core import clock, events, idempotency, log, money, settings
+from flowsuite.core.accounts import DELETED_USER, account_gone_in
 from flowsuite.core.errors import (
     AbortedError,
     FailedPreconditionError,
@@ -26,6 +28,7 @@ from flowsuite.core.errors import (
     NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
+    RetryLaterError,
     caused_by,
     is_contention,
 )
@@ -47,7 +50,6 @@ PRODUCTS = "products"
 ORDERS = "orders"
 HOLDS = "order_holds"  # order_holds/{uid}: what the user's unpaid orders hold (no hoarding)
 SHARDS = "stock_shards"  # products/{id}/stock_shards/{k}: a hot product's stock, split (flash sales)
-DELETED_USER = "deleted-user"
 
 
 def user_ref(db, uid: str):
@@ -407,6 +409,10 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
     of a double tap, never wait on each other's locks. A commit that finds any of them
     changed writes nothing, and the order is placed again from fresh reads.
 
+    The user's profile (identity's ``users/{uid}``, read only) is read in the transaction: an
+    account being deleted, or deleted, is refused (``permission-denied``, ``account_deleted``)
+    and nothing is written, as payments refuses it (``flowsuite.core.accounts``).
+
     Idempotent on its own: the order is its own idempotency record
     (``idempotency.replay_in_transaction`` reads it) and its id derives from (uid, key), so a
     repeat finds the order and answers it (also when it loses the race to create it: it
@@ -424,6 +430,11 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
 
     @gcf.transactional
     def place(txn, hold, products: dict[str, Any]) -> dict[str, Any]:
+        # The account must live: its profile is read here (identity marks it `deleting` in the
+        # transaction that publishes identity.user_deleted), so an order naming the user is
+        # committed before that event, and orders' eraser finds it, or is not placed at all.
+        if account_gone_in(txn, db, uid):
+            raise PermissionDeniedError("This account was deleted.", details={"reason": "account_deleted"})
         read = _reread_hot(txn, products)
         snaps = {pid: (snap.to_dict() if snap.exists else None) for pid, snap in read.items()}
         hot: dict[str, tuple[int, ShardReservation]] = {}  # product -> (shards, reservation)
@@ -609,6 +620,14 @@ def request_cancel(db, txn, ref, order: dict, *, by: str, reason: str, extra: di
                    subject=f"{ORDERS}/{ref.id}", db=db)
 
 
+def dispute_open(order: dict[str, Any]) -> bool:
+    """Whether the order's payment is under a dispute not closed yet (Stripe's
+    warning_needs_response, warning_under_review, needs_response, under_review; closed:
+    warning_closed, won, lost). Stripe refuses to refund a disputed charge
+    (``charge_disputed``), so such an order cannot be cancelled, by its owner or staff. Pure."""
+    return bool(order.get("dispute_id")) and not order.get("dispute_closed")
+
+
 def cancel_by_caller(db, *, order_id: str, uid: str, role: str) -> str:
     ref = db.collection(ORDERS).document(order_id)
 
@@ -624,6 +643,13 @@ def cancel_by_caller(db, *, order_id: str, uid: str, role: str) -> str:
             raise FailedPreconditionError(
                 f"Order {order_id} is {order['status']} and can no longer be cancelled.",
                 details={"order_id": order_id, "status": order["status"]},
+            )
+        if dispute_open(order):
+            raise FailedPreconditionError(
+                f"Order {order_id} has an open dispute ({order['dispute_id']}, {order.get('dispute_status')}): "
+                "it cannot be cancelled until the dispute is closed (Stripe refunds no disputed charge).",
+                details={"order_id": order_id, "status": order["status"], "reason": "dispute_open",
+                         "dispute_id": order["dispute_id"], "dispute_status": order.get("dispute_status")},
             )
         reason = "cancelled_by_staff" if staff and order["uid"] != uid else "cancelled_by_customer"
         if order["status"] == states.PENDING_PAYMENT:
@@ -693,12 +719,31 @@ def on_payment_canceled(db, txn, data) -> None:
     cancel(db, txn, ref, order, by="payments", reason=reason or data.reason or "payment_canceled")
 
 
+def refund_awaits_success(order: dict[str, Any], data) -> bool:
+    """Whether a refund of the order's payment reached orders before that payment's success
+    did (delivery is unordered; payments publishes payment.succeeded before any
+    payment.refunded of a payment): the order has no payment yet and is still payable, and
+    the success, once it arrives, would pay it (not a payment it rejects: an anonymised order,
+    another currency, a full refund of another amount). The refund must then wait for the
+    success, or the success would make a refunded payment's order ``paid``. Pure."""
+    if order.get("payment_id") is not None or order.get("status") not in states.PAYABLE:
+        return False
+    if order.get("anonymised") or data.currency != order.get("currency"):
+        return False
+    return not data.full or int(data.amount_refunded or data.amount) == int(order.get("total") or 0)
+
+
 def on_payment_refunded(db, txn, data) -> None:
     """payment.refunded: a full refund of a paid order refunds it (a paid, unfulfilled order's
     stock goes back); a partial one is recorded; a refunded payment that never paid the order
-    (a late success) leaves it as it is."""
+    (a late success) leaves it as it is. A refund that arrives before its payment's success
+    waits for it (``RetryLaterError``: the bus retries it without counting a failure)."""
     ref = db.collection(ORDERS).document(data.order_id)
     order = _read_order(txn, ref)
+    if refund_awaits_success(order, data):
+        raise RetryLaterError(f"payment {data.payment_id} was refunded before its success reached order "
+                              f"{data.order_id}: the refund waits for it",
+                              details={"order_id": data.order_id, "payment_id": data.payment_id})
     if order.get("payment_id") != data.payment_id:
         return  # the payment never paid this order: nothing to undo here
     refunded = max(int(order.get("amount_refunded") or 0), int(data.amount_refunded or data.amount))
@@ -720,13 +765,19 @@ def on_payment_refunded(db, txn, data) -> None:
 
 
 def on_payment_disputed(db, txn, data) -> None:
-    """payment.disputed: the order shows the dispute and its state (staff act on it in Stripe)."""
+    """payment.disputed: the order shows the dispute and its state (staff act on it in Stripe).
+    Delivery is unordered: an update older (Stripe's ``created``) than the newest applied is
+    ignored, and a closed dispute never reopens."""
     ref = db.collection(ORDERS).document(data.order_id)
     order = _read_order(txn, ref)
-    if order.get("dispute_id") == data.dispute_id and order.get("dispute_closed") and not data.closed:
-        return  # an older update of a dispute already closed
+    known_time = int(order.get("dispute_event_time") or 0)
+    if not dispute_step_applies(known_id=order.get("dispute_id"), known_status=order.get("dispute_status"),
+                                known_time=known_time, dispute_id=data.dispute_id, status=data.status,
+                                created=data.created):
+        return  # an older update (of a dispute already closed, or stepped past it)
+    newest = max(data.created, known_time) if order.get("dispute_id") == data.dispute_id else data.created
     txn.update(ref, OrderDoc.fields(dispute_id=data.dispute_id, dispute_status=data.status, dispute_closed=data.closed,
-                                    updated_time=clock.utcnow()))
+                                    dispute_event_time=newest, updated_time=clock.utcnow()))
 
 
 def expire_unpaid(db, *, now: dt.datetime | None = None, limit: int = 200) -> list[str]:

@@ -38,10 +38,15 @@ class PaymentDoc(Document):
     refund_id: str | None = None  # our own refund
     refund_reason: str | None = None
     refunded_time: Timestamp | None = None
+    # Stripe refused our refund for good (its code: charge_disputed); staff act on it (the dead letter
+    # of the refund's delivery says why; replay it once the dispute is won).
+    refund_refused: str | None = None
+    refund_refused_time: Timestamp | None = None
     dispute_id: str | None = None
     dispute_status: str | None = None  # Stripe's: needs_response, under_review, won, lost, ...
     dispute_reason: str | None = None
     dispute_amount: int | None = None
+    dispute_event_time: int = 0  # `created` of the newest dispute event applied: an older one never overwrites it
     anonymised: bool = False  # the account was deleted; kept for accounting
     created_time: Timestamp
     updated_time: Timestamp

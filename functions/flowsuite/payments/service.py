@@ -16,7 +16,9 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from flowsuite.contracts.payments import DISPUTE_CLOSED, dispute_step_applies
 from flowsuite.core import clock, effects, events, faults, ids, log, tracing
+from flowsuite.core.accounts import DELETED_USER, USERS, account_gone_in
 from flowsuite.core.errors import (
     FailedPreconditionError,
     NotFoundError,
@@ -37,8 +39,6 @@ from flowsuite.payments.events import (
 PAYMENTS = "payments"
 CUSTOMERS = "stripe_customers"
 ORDERS = "orders"  # read only, as docs/collections.md allows
-USERS = "users"  # identity's profiles, read only: whether an account lives (docs/collections.md)
-DELETED_USER = "deleted-user"
 
 REQUIRES_PAYMENT, REQUIRES_ACTION, PROCESSING = "requires_payment", "requires_action", "processing"
 SUCCEEDED, PARTIALLY_REFUNDED, REFUNDED, CANCELED = "succeeded", "partially_refunded", "refunded", "canceled"
@@ -245,7 +245,6 @@ INTENT_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed", "p
                  "payment_intent.requires_action", "payment_intent.canceled")
 DISPUTE_EVENTS = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
 HANDLED = (*INTENT_EVENTS, "charge.refunded", *DISPUTE_EVENTS)
-DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
 
 
 class UnknownPaymentError(RetryLaterError):
@@ -430,8 +429,11 @@ def _canceled(db, txn, ref, payment: dict, obj: dict, event_id: str, created: in
 
 def _charge_refunded(db, txn, ref, payment: dict, obj: dict, event_id: str, created: int) -> str:
     """A refund made anywhere (our own, or in the Stripe Dashboard): the charge's running total
-    decides, so a late or repeated event never lowers it, and a partial refund stays partial."""
-    if payment["status"] in PAYABLE:
+    decides, so a late or repeated event never lowers it, and a partial refund stays partial.
+    A refund is applied only after the payment's success (also to a payment we closed: its
+    success comes, and comes first), so payment.succeeded is always published before any
+    payment.refunded of a payment; orders relies on it."""
+    if payment["status"] not in PAID_STATES:
         raise UnknownPaymentError(f"a refund of {ref.id} arrived before its success")
     total = int(obj.get("amount_refunded") or 0)
     before = int(payment.get("amount_refunded") or 0)
@@ -449,6 +451,8 @@ def _mark_refunded(db, txn, ref, payment: dict, total: int, *, full: bool, reaso
               "refund_reason": payment.get("refund_reason") or reason}
     if refund_id:
         fields["refund_id"] = refund_id
+    if payment.get("refund_refused"):
+        fields["refund_refused"] = None  # refunded after all (a dispute won, then replayed)
     txn.update(ref, _applied(event_id, **fields))
     _publish(db, txn, ref, payment, PaymentRefunded(
         **_ids(ref, payment), amount=total - before, currency=payment["currency"], amount_refunded=total,
@@ -457,18 +461,26 @@ def _mark_refunded(db, txn, ref, payment: dict, total: int, *, full: bool, reaso
 
 
 def _dispute(db, txn, ref, payment: dict, obj: dict, event_id: str, created: int) -> str:
+    """A dispute event, applied only when newer than the newest applied (its Stripe ``created``,
+    kept as ``dispute_event_time``): a late older one never steps the status back nor alerts
+    admins again."""
     status = str(obj.get("status") or "needs_response")
     closed = status in DISPUTE_CLOSED
-    if payment.get("dispute_id") == obj.get("id") and payment.get("dispute_status") in DISPUTE_CLOSED and not closed:
+    known_time = int(payment.get("dispute_event_time") or 0)
+    if not dispute_step_applies(known_id=payment.get("dispute_id"), known_status=payment.get("dispute_status"),
+                                known_time=known_time, dispute_id=str(obj.get("id")), status=status,
+                                created=created):
         return "stale_dispute"
+    newest = max(created, known_time) if payment.get("dispute_id") == obj.get("id") else created
     if payment.get("dispute_id") == obj.get("id") and payment.get("dispute_status") == status:
-        txn.update(ref, _applied(event_id))
+        txn.update(ref, _applied(event_id, dispute_event_time=newest))
         return "dispute_unchanged"
-    txn.update(ref, _applied(event_id, dispute_id=obj.get("id"), dispute_status=status,
+    txn.update(ref, _applied(event_id, dispute_id=obj.get("id"), dispute_status=status, dispute_event_time=newest,
                              dispute_reason=obj.get("reason"), dispute_amount=obj.get("amount")))
     _publish(db, txn, ref, payment, PaymentDisputed(
         **_ids(ref, payment), dispute_id=str(obj.get("id")), status=status, reason=str(obj.get("reason") or ""),
-        amount=int(obj.get("amount") or 0), currency=str(obj.get("currency") or payment["currency"]), closed=closed))
+        amount=int(obj.get("amount") or 0), currency=str(obj.get("currency") or payment["currency"]), closed=closed,
+        created=created))
     return f"dispute_{status}"
 
 
@@ -493,36 +505,6 @@ def intent_event(intent: dict[str, Any], kind: str, source: str) -> dict[str, An
 # ---- closing an unpaid order's intent ------------------------------------------------
 
 STRIPE_CANCELLATION_REASONS = {"payment_timeout": "abandoned"}
-
-
-def account_gone(uid: str, profile: dict[str, Any] | None, *, deletion_published: bool = False) -> bool:
-    """Whether a payment recorded now must not name ``uid``: it is already the deleted-user
-    placeholder, or the account is being deleted (its profile is ``deleting``, which identity
-    sets in the transaction that publishes identity.user_deleted) or was (its profile is gone
-    and that event exists), so payments' eraser may have run already and would never see the
-    record. A profile missing without that event is a live account whose profile was never
-    made or was removed by hand (the app's own sign-up, the console): it keeps its payments.
-    Pure."""
-    if uid == DELETED_USER:
-        return True
-    if profile is not None:
-        return profile.get("status") == "deleting"
-    return deletion_published
-
-
-def account_gone_in(txn, db, uid: str) -> bool:
-    """``account_gone``, read in the caller's transaction (before any of its writes): the
-    profile, and only when it is missing, the person's identity.user_deleted event (its id is
-    the person's key)."""
-    from flowsuite.contracts.identity import UserDeleted  # noqa: PLC0415 - not on the webhook's import path
-
-    if uid == DELETED_USER:
-        return True
-    profile = db.collection(USERS).document(uid).get(transaction=txn)
-    if profile.exists:
-        return account_gone(uid, profile.to_dict())
-    deletion = db.collection(UserDeleted.event_type.collection).document(ids.person_key(uid)).get(transaction=txn)
-    return account_gone(uid, None, deletion_published=deletion.exists)
 
 
 def close_for_cancel(db, stripe, *, order_id: str, uid: str, reason: str, correlation_id: str | None) -> str:
@@ -614,11 +596,17 @@ def refund_in_full(db, stripe, *, payment_id: str, reason: str) -> str:
         return "already_refunded"
     if payment["status"] not in (SUCCEEDED, PARTIALLY_REFUNDED):
         raise FailedPreconditionError(f"Payment {ref.id} is {payment['status']}; nothing to refund.")
-    refund = effects.once(
-        f"stripe-refund-{ref.id}",
-        lambda: _create_refund(stripe, ref.id, payment["provider_ref"], reason),
-        meta={"kind": "stripe_refund", "payment_id": ref.id}, db=db,
-    )
+    try:
+        refund = effects.once(
+            f"stripe-refund-{ref.id}",
+            lambda: _create_refund(stripe, ref.id, payment["provider_ref"], reason),
+            meta={"kind": "stripe_refund", "payment_id": ref.id}, db=db,
+        )
+    except Exception as exc:
+        refused = final_refund_refusal(exc)
+        if refused is None:
+            raise
+        _refuse_refund(db, ref, payment, refused, reason)
     if refund.get("status") not in ("succeeded", "pending"):
         raise RetryLaterError(f"refund {refund.get('id')} is {refund.get('status')}")
 
@@ -631,6 +619,35 @@ def refund_in_full(db, stripe, *, payment_id: str, reason: str) -> str:
         return _mark_refunded(db, txn, ref, current, total, full=True, reason=reason, refund_id=refund["id"])
 
     return mark(db.transaction())
+
+
+# Stripe refusals of a refund that no retry heals: the charge was disputed (charged back).
+FINAL_REFUND_REFUSALS = frozenset({"charge_disputed"})
+
+
+def final_refund_refusal(exc: BaseException) -> str | None:
+    """Stripe's code when it refused a refund for good (``FINAL_REFUND_REFUSALS``), else None
+    (a transient failure, retried). Pure."""
+    import stripe as stripe_sdk  # noqa: PLC0415 - heavy; only payments pays for it
+
+    if isinstance(exc, stripe_sdk.InvalidRequestError) and getattr(exc, "code", None) in FINAL_REFUND_REFUSALS:
+        return str(exc.code)
+    return None
+
+
+def _refuse_refund(db, ref, payment: dict[str, Any], code: str, reason: str) -> NoReturn:
+    """Stripe will not refund this payment (``code``): the payment is flagged for staff
+    (``refund_refused``) and the delivery ends at once as a dead letter (a domain error is
+    never retried blindly), which alerts admins; once the dispute is won, replaying it refunds."""
+    ref.update(PaymentDoc.fields(refund_refused=code, refund_refused_time=clock.utcnow(),
+                                 updated_time=clock.utcnow()))
+    log.error("Stripe refused a refund for good: flagged for staff", payment_id=ref.id, code=code,
+              refund_reason=reason, dispute_id=payment.get("dispute_id"))
+    raise FailedPreconditionError(
+        f"Stripe refused to refund payment {ref.id} ({code}: the charge is disputed). Replay this delivery "
+        "once the dispute is won; a lost dispute has given the customer the money back already.",
+        details={"payment_id": ref.id, "order_id": payment.get("order_id"), "reason": code,
+                 "dispute_id": payment.get("dispute_id")})
 
 
 def _create_refund(stripe, payment_id: str, intent_id: str, reason: str) -> dict[str, str]:
