@@ -231,7 +231,7 @@ def test_the_rules_and_addfcmtoken_check_the_same_token_shape():
     block = re.search(r"match /fcm_tokens/\{tokenId\} \{(.*?)\n      \}", RULES, re.S).group(1)
     assert f"fcm_token.size() <= {config.FCM_TOKEN_MAX}" in block
     assert "fcm_token.matches('[A-Za-z0-9_:-]+')" in block
-    assert "get(userRef(uid)).data.get('status', '') == 'active'" in block
+    assert "activeProfile(uid)" in block
     ok = {"userDocPath": "users/u1", "deviceType": "iOS"}
     assert AddFcmToken.model_validate({**ok, "fcmToken": REAL_TOKEN}).fcmToken == REAL_TOKEN
     for bad in ("x" * (config.FCM_TOKEN_MAX + 1), "junk token", "a/b", "dot.x"):
