@@ -707,9 +707,15 @@ def on_payment_refunded(db, txn, data) -> None:
             txn.update(ref, OrderDoc.fields(amount_refunded=refunded, updated_time=clock.utcnow()))
         return
     if order["status"] == states.REFUNDED:
+        if refund_failure_resolved(order, refunded):  # refunded again after a refund failed
+            txn.update(ref, OrderDoc.fields(amount_refunded=refunded, needs_review=False, updated_time=clock.utcnow()))
         return
     existing = _existing_products(txn, db, order) if order["status"] in states.HOLDS_STOCK else {}
-    _transition(db, txn, ref, order, states.REFUNDED, "payments", {"amount_refunded": refunded})
+    # A refund failure flagged before this refund's event arrived (deliveries are unordered)
+    # stays flagged: staff check it against Stripe.
+    keep = {"needs_review": True} if order.get("needs_review") and order.get("review_reason") == REVIEW_REFUND_FAILED \
+        else {}
+    _transition(db, txn, ref, order, states.REFUNDED, "payments", {"amount_refunded": refunded, **keep})
     if order["status"] in states.HOLDS_STOCK:
         _release_stock(txn, db, order, existing)
     events.publish(
@@ -717,6 +723,40 @@ def on_payment_refunded(db, txn, data) -> None:
         OrderRefunded(order_id=data.order_id, uid=order["uid"], total=order["total"], currency=order["currency"]),
         subject=f"{ORDERS}/{data.order_id}", db=db,
     )
+
+
+REVIEW_REFUND_FAILED = "refund_failed"
+
+
+def refund_failure_resolved(order: dict[str, Any], refunded: int) -> bool:
+    """Whether a full refund of ``refunded`` clears an order's refund-failure flag: it is flagged
+    so and the refund covers more than the order counted after the failure. Pure."""
+    return (bool(order.get("needs_review")) and order.get("review_reason") == REVIEW_REFUND_FAILED
+            and refunded > int(order.get("amount_refunded") or 0))
+
+
+def refund_failure_fields(order: dict[str, Any], data, now: dt.datetime) -> dict[str, Any]:
+    """What an order records of a refund that failed at Stripe: flagged for staff, with Stripe's
+    reason; the refunded amount goes down to the payment's (only for the payment that paid it,
+    never up). Pure."""
+    fields: dict[str, Any] = {"needs_review": True, "review_reason": REVIEW_REFUND_FAILED,
+                              "refund_failure_reason": data.reason or data.status, "refund_failed_time": now,
+                              "updated_time": now}
+    if order.get("payment_id") == data.payment_id:
+        fields["amount_refunded"] = max(0, min(int(order.get("amount_refunded") or 0), int(data.amount_refunded)))
+    return OrderDoc.fields(fields)
+
+
+def on_payment_refund_failed(db, txn, data) -> None:
+    """payment.refund_failed: the customer has not got the money back. The order keeps its status
+    (the refund's effects on stock stand) and is flagged for staff (``needs_review``,
+    ``review_reason: refund_failed``), showing what is refunded of it now; admins are alerted by
+    notifications. A later full refund clears the flag."""
+    ref = db.collection(ORDERS).document(data.order_id)
+    order = _read_order(txn, ref)
+    txn.update(ref, refund_failure_fields(order, data, clock.utcnow()))
+    log.warning("a refund of the order failed at Stripe: flagged to staff", order_id=ref.id,
+                payment_id=data.payment_id, refund_status=data.status, failure_reason=data.reason)
 
 
 def on_payment_disputed(db, txn, data) -> None:
