@@ -711,10 +711,11 @@ def on_payment_refunded(db, txn, data) -> None:
             txn.update(ref, OrderDoc.fields(amount_refunded=refunded, needs_review=False, updated_time=clock.utcnow()))
         return
     existing = _existing_products(txn, db, order) if order["status"] in states.HOLDS_STOCK else {}
-    # A refund failure flagged before this refund's event arrived (deliveries are unordered)
-    # stays flagged: staff check it against Stripe.
-    keep = {"needs_review": True} if order.get("needs_review") and order.get("review_reason") == REVIEW_REFUND_FAILED \
-        else {}
+    # A refund failure recorded before this refund's event arrived (deliveries are unordered):
+    # the event may be of the refund that failed, so the order stays flagged and keeps the lower
+    # amount; staff check it against Stripe.
+    keep = {"needs_review": True, "amount_refunded": int(order.get("amount_refunded") or 0)} \
+        if order.get("needs_review") and order.get("review_reason") == REVIEW_REFUND_FAILED else {}
     _transition(db, txn, ref, order, states.REFUNDED, "payments", {"amount_refunded": refunded, **keep})
     if order["status"] in states.HOLDS_STOCK:
         _release_stock(txn, db, order, existing)
