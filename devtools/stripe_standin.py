@@ -30,6 +30,8 @@ Test controls (NOT part of Stripe's API; under ``/_config/`` like localstripe's 
     POST   /_config/payment_intents/{id}/settle       outcome=succeeded|failed
                                                       [failure_code, failure_message, decline_code]
     POST   /_config/refunds/{id}/fail                 [failure_reason]: a refund fails now (any card)
+    POST   /_config/charges/{id}/next_refund          status=failed|canceled [failure_reason]: the charge's
+                                                      next refund is answered with that status
     POST   /_config/webhooks/drop                     count=N [type=event.type]  (count=0: drop no more)
     GET    /_config/webhooks/drop                     the drop rules still pending
     DELETE /_config/webhooks/drop                     forget every drop rule
@@ -810,6 +812,9 @@ def _fail_refund(refund_id: str, failure_reason: str = REFUND_FAILS_REASON) -> R
     return refund
 
 
+_next_refunds: dict[str, list[tuple[str, str | None]]] = {}  # charge id -> statuses its next refunds get
+
+
 def _fail_refund_later(refund_id: str) -> None:
     with contextlib.suppress(UserError):  # failed meanwhile through the test control
         _fail_refund(refund_id)
@@ -853,6 +858,13 @@ def _refund_api_create(cls, charge=None, payment_intent=None, amount=None, metad
                               f"on charge ({_money(remaining, ch.currency)})", code="amount_too_large", param="amount")
     refund = Refund(charge=ch.id, amount=amount or remaining, metadata=metadata)
     refund.reason = reason
+    queued = _next_refunds.get(ch.id)
+    if queued:  # a test control: Stripe answers this refund failed or canceled
+        refund.status, refund.failure_reason = queued.pop(0)
+        if not queued:
+            del _next_refunds[ch.id]
+        _emit("refund.created", refund)
+        return refund
     _emit("refund.created", refund)
     _emit("charge.refunded", ch)
     if _card_number(ch.payment_method) == REFUND_FAILS_CARD:  # starts succeeded, fails shortly after
@@ -1070,6 +1082,20 @@ def _ctl_fail_refund(id, failure_reason=None, **kwargs):
     return _fail_refund(id, failure_reason or REFUND_FAILS_REASON)
 
 
+def _ctl_next_refund(id, status=None, failure_reason=None, **kwargs):
+    """The charge's next refund is created with ``status`` (failed or canceled): not counted in
+    its ``amount_refunded``, no ``charge.refunded``."""
+    _reject_unknown(kwargs)
+    charge = Charge._api_retrieve(id)
+    if status not in REFUND_RETURNED:
+        raise _error(400, "status must be failed or canceled", param="status")
+    if failure_reason is not None and failure_reason not in REFUND_FAILURE_REASONS:
+        raise _error(400, f"failure_reason must be one of {', '.join(REFUND_FAILURE_REASONS)}", param="failure_reason")
+    reason = (failure_reason or "declined") if status == "failed" else None
+    _next_refunds.setdefault(charge.id, []).append((status, reason))
+    return _Json({"charge": charge.id, "next_refunds": [s for s, _ in _next_refunds[charge.id]]})
+
+
 def _ctl_settle(id, outcome=None, failure_code=None, failure_message=None, decline_code=None, **kwargs):
     """Settles a `processing` intent: succeeded, or failed (back to requires_payment_method)."""
     _reject_unknown(kwargs)
@@ -1242,6 +1268,7 @@ def build_app() -> web.Application:
         ("POST", "/_config/payment_intents/{id}/processing", server.api_extra(_ctl_processing, None)),
         ("POST", "/_config/payment_intents/{id}/settle", server.api_extra(_ctl_settle, None)),
         ("POST", "/_config/refunds/{id}/fail", server.api_extra(_ctl_fail_refund, None)),
+        ("POST", "/_config/charges/{id}/next_refund", server.api_extra(_ctl_next_refund, None)),
         ("POST", "/_config/webhooks/drop", server.api_extra(_ctl_drop, None)),
         ("GET", "/_config/webhooks/drop", server.api_extra(_ctl_drop_get, None)),
         ("DELETE", "/_config/webhooks/drop", server.api_extra(_ctl_drop_clear, None)),

@@ -467,3 +467,33 @@ def test_a_new_refund_after_a_failure_refunds_again_and_clears_the_flags(admin, 
     done = payment(db, pid)
     assert (done["amount_refunded"], done["needs_review"], done["refund_failures"]) == (2000, False, 1)
     assert charged(pi) == 0
+
+
+def test_a_refund_stripe_answers_failed_is_tried_again_with_new_keys_and_refunds_once(admin, member, db):
+    """Stripe answers the cancelled order's refund ``failed``: that answer is not kept as the
+    refund's outcome. The failure is recorded (flagged, admins alerted), the bus retries the
+    delivery, and the retry refunds under new keys (Stripe would replay the failed refund for the
+    old one). One refund reaches the customer."""
+    out, intent, pi = paid_order(db, member)
+    pid, oid = intent["payment_id"], out["order_id"]
+    standin(f"charges/{stripe_intent(pi).latest_charge}/next_refund", status="failed", failure_reason="declined")
+    assert call("orders_cancel", {"order_id": oid}, user=member)["status"] == "cancelled"
+    eventually(lambda: payment(db, pid)["status"] == "refunded", timeout=60, what="refunded by the retry")
+    refunds = {r.status: r for r in stripe_client().v1.refunds.list(params={"payment_intent": pi}).data}
+    assert sorted(refunds) == ["failed", "succeeded"] and refunds["failed"].failure_reason == "declined"
+    assert charged(pi) == 0  # one refund counted: never two
+    done = payment(db, pid)
+    assert done["refund_statuses"] == {refunds["failed"].id: "failed", refunds["succeeded"].id: "succeeded"}
+    assert (done["refund_id"], done["refund_failures"], done["amount_refunded"]) == (refunds["succeeded"].id, 1, 2000)
+    assert done["needs_review"] is False and done["refund_failure_reason"] == "declined"
+    first, retry = harness.doc(db, f"effects/stripe-refund-{pid}"), harness.doc(db, f"effects/stripe-refund-{pid}-retry1")
+    assert first["state"] == "FAILED" and refunds["failed"].id in first["error"]
+    assert retry["state"] == "SUCCEEDED" and retry["result"]["id"] == refunds["succeeded"].id
+    eventually(lambda: alerts_of(db, admin.uid, "refund_failed"), what="the admins alerted")
+    eventually(lambda: order(db, oid)["status"] == "refunded" and order(db, oid).get("needs_review") is False,
+               what="the order refunded, its flag cleared")
+    settled(db)
+    assert order(db, oid)["amount_refunded"] == 2000
+    assert [e["data"]["refund_id"] for e in events_of(db, "payment.refund_failed", order_id=oid)] == [refunds["failed"].id]
+    assert len(events_of(db, "payment.refunded", order_id=oid)) == 1
+    assert list(db.collection("dead_letters").stream()) == []

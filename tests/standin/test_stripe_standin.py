@@ -448,6 +448,20 @@ def test_the_test_control_fails_any_refund_now_once(client, hooks):
     assert "charge.refund.updated" not in hooks.types_for(kept.id)
 
 
+def test_the_test_control_makes_the_next_refund_of_a_charge_fail_when_created(client, hooks):
+    pi = paid(client, 1000)
+    r = control(f"charges/{pi.latest_charge}/next_refund", status="failed", failure_reason="insufficient_funds")
+    assert r.status_code == 200 and r.json()["next_refunds"] == ["failed"]
+    failed = client.v1.refunds.create(params={"payment_intent": pi.id}, options={"idempotency_key": "k1"})
+    assert (failed.status, failed.failure_reason, failed.amount) == ("failed", "insufficient_funds", 1000)
+    assert client.v1.charges.retrieve(pi.latest_charge).amount_refunded == 0
+    assert hooks.event("refund.created", failed.id)["data"]["object"]["status"] == "failed"
+    ok = client.v1.refunds.create(params={"payment_intent": pi.id}, options={"idempotency_key": "k2"})
+    assert ok.status == "succeeded" and client.v1.charges.retrieve(pi.latest_charge).amount_refunded == 1000
+    assert control(f"charges/{pi.latest_charge}/next_refund", status="succeeded").status_code == 400
+    assert control("charges/ch_nope/next_refund", status="failed").status_code == 404
+
+
 # ---- 4. ephemeral keys ----------------------------------------------------------------
 
 def test_ephemeral_keys_for_a_customer(client, hooks):

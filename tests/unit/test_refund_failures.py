@@ -98,33 +98,47 @@ def failure(**fields):
 
 
 NOW = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+FAILED_AT = NOW - dt.timedelta(seconds=3)
 
 
 def test_an_order_whose_refund_failed_is_flagged_and_shows_what_is_refunded_now():
     fields = orders.refund_failure_fields({"payment_id": "pay_o1", "amount_refunded": 2000, "status": "refunded"},
-                                          failure(), NOW)
+                                          failure(), FAILED_AT, NOW)
     assert (fields["needs_review"], fields["review_reason"]) == (True, "refund_failed")
     assert fields["amount_refunded"] == 0 and fields["refund_failure_reason"] == "expired_or_canceled_card"
+    assert fields["refund_failed_time"] == FAILED_AT  # when the failure was published, to order later refunds
     assert "status" not in fields  # the order keeps its status; the flag says what is wrong
 
 
 def test_an_order_never_takes_a_higher_total_nor_another_payments_from_a_failure():
     assert orders.refund_failure_fields({"payment_id": "pay_o1", "amount_refunded": 500}, failure(amount_refunded=900),
-                                        NOW)["amount_refunded"] == 500
-    other = orders.refund_failure_fields({"payment_id": "pay_other", "amount_refunded": 0}, failure(), NOW)
+                                        FAILED_AT, NOW)["amount_refunded"] == 500
+    other = orders.refund_failure_fields({"payment_id": "pay_other", "amount_refunded": 0}, failure(), FAILED_AT, NOW)
     assert "amount_refunded" not in other and other["needs_review"] is True  # a rejected payment's refund
-    canceled = orders.refund_failure_fields({"payment_id": "pay_o1"}, failure(status="canceled", reason=""), NOW)
+    canceled = orders.refund_failure_fields({"payment_id": "pay_o1"}, failure(status="canceled", reason=""),
+                                            FAILED_AT, NOW)
     assert canceled["refund_failure_reason"] == "canceled"
 
 
-@pytest.mark.parametrize(("order", "refunded", "clears"), [
-    ({"needs_review": True, "review_reason": "refund_failed", "amount_refunded": 0}, 2000, True),
-    ({"needs_review": True, "review_reason": "refund_failed", "amount_refunded": 2000}, 2000, False),  # the same one
-    ({"needs_review": True, "review_reason": "account_deleted", "amount_refunded": 0}, 2000, False),
-    ({"needs_review": False, "review_reason": None, "amount_refunded": 0}, 2000, False),
+@pytest.mark.parametrize(("published", "clears"), [
+    (FAILED_AT + dt.timedelta(seconds=1), True),  # a refund made after the failure
+    (FAILED_AT, False),
+    (FAILED_AT - dt.timedelta(seconds=1), False),  # a late payment.refunded, perhaps of the refund that failed
+    (None, False),
 ])
-def test_only_a_new_refund_clears_a_refund_failure(order, refunded, clears):
-    assert orders.refund_failure_resolved(order, refunded) is clears
+def test_only_a_refund_published_after_the_failure_clears_it(published, clears):
+    flagged = {"needs_review": True, "review_reason": "refund_failed", "refund_failed_time": FAILED_AT}
+    assert orders.refund_failure_resolved(flagged, published) is clears
+
+
+@pytest.mark.parametrize(("latest", "superseded"), [
+    (None, False),
+    (FAILED_AT - dt.timedelta(seconds=1), False),  # the refund that failed, refunded before the failure
+    (FAILED_AT, False),
+    (FAILED_AT + dt.timedelta(seconds=1), True),  # a new full refund published after it: delivered first
+])
+def test_a_failure_behind_a_later_full_refund_flags_nothing(latest, superseded):
+    assert orders.refund_failure_superseded({"full_refund_published_time": latest}, FAILED_AT) is superseded
 
 
 def test_admins_are_told_what_failed_and_what_to_do():

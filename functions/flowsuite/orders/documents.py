@@ -90,7 +90,8 @@ class OrderDoc(Document):
     needs_review: bool = False
     review_reason: str | None = None
     refund_failure_reason: str | None = None  # Stripe's failure_reason of the last failed refund
-    refund_failed_time: Timestamp | None = None
+    refund_failed_time: Timestamp | None = None  # when payment.refund_failed was published
+    full_refund_published_time: Timestamp | None = None  # when the latest full payment.refunded applied was published
     quota_held: bool = False  # counted in order_holds/{uid} (while pending_payment or cancelling)
 
 

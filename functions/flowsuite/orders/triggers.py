@@ -39,7 +39,7 @@ def orders_on_payment_canceled(event, txn) -> None:
 @bus.subscriber(PaymentRefunded)
 def orders_on_payment_refunded(event, txn) -> None:
     """payment.refunded -> a full refund refunds the order (order.refunded); a partial one is recorded."""
-    service.on_payment_refunded(clients.firestore(), txn, event.data)
+    service.on_payment_refunded(clients.firestore(), txn, event.data, event.envelope.time)
 
 
 @bus.subscriber(PaymentDisputed)
@@ -52,7 +52,7 @@ def orders_on_payment_disputed(event, txn) -> None:
 def orders_on_payment_refund_failed(event, txn) -> None:
     """payment.refund_failed -> the order is flagged for staff (needs_review: refund_failed) and shows
     what is refunded of it now."""
-    service.on_payment_refund_failed(clients.firestore(), txn, event.data)
+    service.on_payment_refund_failed(clients.firestore(), txn, event.data, event.envelope.time)
 
 
 @eraser(collections=(service.ORDERS, service.HOLDS))
