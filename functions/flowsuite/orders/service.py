@@ -713,11 +713,10 @@ def on_payment_refunded(db, txn, data, published: dt.datetime | None = None) -> 
     latest = order.get("full_refund_published_time")
     stamp = {"full_refund_published_time": published} if published and (latest is None or published > latest) else {}
     if order["status"] == states.REFUNDED:
-        fields = dict(stamp)
-        if flagged and refund_failure_resolved(order, published):  # refunded again after a refund failed
-            fields.update(amount_refunded=refunded, needs_review=False)
-        if fields:
-            txn.update(ref, OrderDoc.fields(fields, updated_time=clock.utcnow()))
+        resolved = {"amount_refunded": refunded, "needs_review": False} \
+            if flagged and refund_failure_resolved(order, published) else {}  # refunded again after a failure
+        if stamp or resolved:
+            txn.update(ref, OrderDoc.fields(stamp, resolved, updated_time=clock.utcnow()))
         return
     existing = _existing_products(txn, db, order) if order["status"] in states.HOLDS_STOCK else {}
     keep = {"needs_review": True, "amount_refunded": int(order.get("amount_refunded") or 0)} \

@@ -428,7 +428,7 @@ def apply_event(db, ref, event: dict[str, Any], *, charge: dict[str, Any] | None
     created = int(event.get("created") or 0)
 
     @gcf.transactional
-    def apply(txn) -> Applied | None:
+    def apply(txn) -> Applied | _NeedsCharge | None:
         snap = ref.get(transaction=txn)
         payment = snap.to_dict() if snap.exists else None
         if payment is None or (intent_id and payment.get("provider_ref") != intent_id):
@@ -437,17 +437,22 @@ def apply_event(db, ref, event: dict[str, Any], *, charge: dict[str, Any] | None
         if event_id in (payment.get("stripe_event_ids") or []):
             return Applied("duplicate", ref.id, payment.get("correlation_id"))
         step = _STEPS[kind.rsplit(".", 1)[-1] if kind.startswith("payment_intent.") else kind]
-        if kind in REFUND_STEPS:
-            outcome = step(db, txn, ref, payment, obj, event_id, created, charge=charge)
-        else:
-            outcome = step(db, txn, ref, payment, obj, event_id, created)
+        try:
+            if kind in REFUND_STEPS:
+                outcome = step(db, txn, ref, payment, obj, event_id, created, charge=charge)
+            else:
+                outcome = step(db, txn, ref, payment, obj, event_id, created)
+        except _NeedsCharge as need:  # raised before any write: the transaction commits nothing
+            return need
         return Applied(outcome, ref.id, payment.get("correlation_id"))
 
     with tracing.span("payments.apply_stripe_event", stripe_event_type=kind) as span:
         applied = apply(db.transaction())
-        if applied is not None:  # the span line names its checkout, as the log lines do
+        if isinstance(applied, Applied):  # the span line names its checkout, as the log lines do
             span.attributes["correlation_id"] = applied.correlation_id
-        return applied
+    if isinstance(applied, _NeedsCharge):
+        raise applied
+    return applied
 
 
 def _applied(event_id: str | None, **fields: Any) -> dict[str, Any]:
@@ -870,9 +875,10 @@ def _refund_drift_events(db, stripe, intent: dict[str, Any], project: str | None
     snap = db.collection(PAYMENTS).document(_names_ours(intent.get("metadata") or {}, project) or "-").get()
     payment = snap.to_dict() if snap.exists else {}
     drift = refund_drift(int(payment.get("amount_refunded") or 0), at_stripe)
-    if drift == "up":
+    if drift == "up":  # the id names the failures before it: a total refunded again after one is new
+        failures = int(payment.get("refund_failures") or 0)
         return [{**intent_event(charge, "charge.refunded", "reconcile"),
-                 "id": f"reconcile:{charge['id']}:refunded:{at_stripe}"}]
+                 "id": f"reconcile:{charge['id']}:refunded:{at_stripe}" + (f":after{failures}" if failures else "")}]
     if drift == "same":
         return []
     recorded = payment.get("refund_statuses") or {}
