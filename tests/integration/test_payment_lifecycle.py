@@ -394,12 +394,19 @@ def test_a_refund_that_fails_at_stripe_is_undone_flagged_and_alerted(admin, memb
     assert [e["data"]["refund_id"] for e in events_of(db, "payment.refund_failed", order_id=oid)] == [refund.id]
     assert "refund_failed" not in [n.get("type") for n in db.collection(f"users/{member.uid}/notifications").stream()]
 
-    # Stripe sent refund.updated and refund.failed too (the suite's endpoint takes every event):
-    # the same status, applied once. Now a redelivery, an older status and a late charge total.
+    # Stripe sent charge.refund.updated, refund.updated and refund.failed at once (the suite's
+    # endpoint takes every event): the first applied, the others found the status recorded.
+    # Each delivered again, then an older status and a late copy of the charge's total.
     before = payment(db, pid)
-    sent = stripe_event("charge.refund.updated", refund.id)
-    payload = json.dumps(sent)
-    assert post_webhook(payload, sign(payload)).json()["outcome"] == "duplicate"
+    kinds = ("charge.refund.updated", "refund.updated", "refund.failed")
+    delivered = {kind: stripe_event(kind, refund.id) for kind in kinds}
+    first = [kind for kind, e in delivered.items() if e["id"] in before["stripe_event_ids"]]
+    assert len(first) == 1, first
+    for kind, e in delivered.items():
+        payload = json.dumps(e)
+        r = post_webhook(payload, sign(payload))
+        assert (r.status_code, r.json()["outcome"]) == (200, "duplicate" if kind in first else "already_refund_failed")
+    sent = delivered["charge.refund.updated"]
     older = {**sent["data"]["object"], "status": "succeeded", "failure_reason": None}
     r = post_webhook(*signed("charge.refund.updated", older, sent["created"] - 5))
     assert (r.status_code, r.json()["outcome"]) == (200, "stale_refund_failed")
@@ -490,10 +497,10 @@ def test_a_refund_stripe_answers_failed_is_tried_again_with_new_keys_and_refunds
     assert first["state"] == "FAILED" and refunds["failed"].id in first["error"]
     assert retry["state"] == "SUCCEEDED" and retry["result"]["id"] == refunds["succeeded"].id
     eventually(lambda: alerts_of(db, admin.uid, "refund_failed"), what="the admins alerted")
-    eventually(lambda: order(db, oid)["status"] == "refunded" and order(db, oid).get("needs_review") is False,
-               what="the order refunded, its flag cleared")
+    eventually(lambda: order(db, oid)["status"] == "refunded" and not order(db, oid).get("needs_review"),
+               what="the order refunded and not flagged")  # flagged, then cleared; or the failure came second
     settled(db)
-    assert order(db, oid)["amount_refunded"] == 2000
+    assert order(db, oid)["amount_refunded"] == 2000 and not order(db, oid).get("needs_review")
     assert [e["data"]["refund_id"] for e in events_of(db, "payment.refund_failed", order_id=oid)] == [refunds["failed"].id]
     assert len(events_of(db, "payment.refunded", order_id=oid)) == 1
     assert list(db.collection("dead_letters").stream()) == []
