@@ -13,6 +13,9 @@ aiohttp app and serves that. Every change models a documented Stripe behaviour
   statuses with ``payment_intent_unexpected_state`` and the intent in the error;
 - partial and full refunds (``charge_already_refunded``, ``amount_too_large``,
   ``charge_disputed``), each with ``charge.refunded`` and ``refund.created``;
+- refunds that fail after the fact (Stripe's test card 4000000000005126: the refund starts
+  ``succeeded``, then becomes ``failed``): the charge's ``amount_refunded`` goes down, with
+  ``charge.refund.updated``, ``refund.updated`` and ``refund.failed``;
 - ephemeral keys (``POST /v1/ephemeral_keys`` needs a ``Stripe-Version`` header);
 - lists filtered by ``created`` (gt/gte/lt/lte), newest first, with pagination;
 - test-mode disputes (cards 4000000000000259 and 4000000000002685, evidence
@@ -26,6 +29,9 @@ Test controls (NOT part of Stripe's API; under ``/_config/`` like localstripe's 
     POST   /_config/payment_intents/{id}/processing   [cancelable=true]
     POST   /_config/payment_intents/{id}/settle       outcome=succeeded|failed
                                                       [failure_code, failure_message, decline_code]
+    POST   /_config/refunds/{id}/fail                 [failure_reason]: a refund fails now (any card)
+    POST   /_config/charges/{id}/next_refund          status=failed|canceled [failure_reason]: the charge's
+                                                      next refund is answered with that status
     POST   /_config/webhooks/drop                     count=N [type=event.type]  (count=0: drop no more)
     GET    /_config/webhooks/drop                     the drop rules still pending
     DELETE /_config/webhooks/drop                     forget every drop rule
@@ -39,7 +45,8 @@ Environment (all optional):
     FLOWSUITE_STRIPE_WEBHOOK_DELAY           seconds before the first attempt (1, as localstripe)
     FLOWSUITE_STRIPE_WEBHOOK_RETRY_SCHEDULE  waits before each retry, seconds ("1,2,4,8,16";
                                              "" = no retries). Stripe retries for up to 3 days.
-    FLOWSUITE_STRIPE_ASYNC_DELAY             seconds before a test-mode dispute opens or closes (1)
+    FLOWSUITE_STRIPE_ASYNC_DELAY             seconds before a test-mode dispute opens or closes, or a
+                                             refund of the refund-failure card fails (1)
     FLOWSUITE_STRIPE_API_VERSION             events' api_version (default: the installed stripe
                                              SDK's pinned version)
     FLOWSUITE_STRIPE_STATE                   where the store is saved after each change (default
@@ -128,6 +135,13 @@ REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 DISPUTE_CARDS = {"4000000000000259": "fraudulent", "4000000000002685": "product_not_received"}
 DISPUTE_TEST_PMS = {"pm_card_createDispute": "4000000000000259",
                     "pm_card_createDisputeProductNotReceived": "4000000000002685"}
+# Stripe's test card whose payment succeeds and whose refunds start succeeded, then fail
+# asynchronously with charge.refund.updated (docs.stripe.com/testing#refunds).
+REFUND_FAILS_CARD = "4000000000005126"
+REFUND_FAILS_REASON = "expired_or_canceled_card"  # the stand-in's choice: Stripe's docs name none for the card
+REFUND_FAILURE_REASONS = ("charge_for_pending_refund_disputed", "declined", "expired_or_canceled_card",
+                          "insufficient_funds", "lost_or_stolen_card", "merchant_request", "unknown")
+REFUND_RETURNED = ("failed", "canceled")  # the money went back to the merchant: not counted as refunded
 EVIDENCE_FIELDS = (
     "access_activity_log", "billing_address", "cancellation_policy", "cancellation_policy_disclosure",
     "cancellation_rebuttal", "customer_communication", "customer_email_address", "customer_name",
@@ -462,6 +476,12 @@ def _charge_raise_failure(self):
                  decline_code=getattr(self, "_decline_code", None), charge=self.id)
 
 
+def _charge_amount_refunded(self):
+    """Stripe counts pending and succeeded refunds; a failed or canceled one is given back."""
+    return sum(refund.amount for refund in self.refunds._list
+               if getattr(refund, "status", "succeeded") not in REFUND_RETURNED)
+
+
 def _charge_amount_captured(self):
     return self.amount if self.captured and self.status == "succeeded" else 0
 
@@ -756,8 +776,48 @@ _orig_refund_init = Refund.__init__
 def _refund_init(self, *args, **kwargs):
     _orig_refund_init(self, *args, **kwargs)
     self.reason = None
+    self.failure_reason = None
+    self.failure_balance_transaction = None
     if self.payment_intent is None:  # Stripe names the intent of a charge's refund
         self.payment_intent = Charge._api_retrieve(self.charge).payment_intent
+
+
+def _card_number(pm_id: str | None) -> str | None:
+    if not pm_id:
+        return None
+    try:
+        return getattr(PaymentMethod._api_retrieve(pm_id), "_card_number", None)
+    except UserError:
+        return None
+
+
+def _fail_refund(refund_id: str, failure_reason: str = REFUND_FAILS_REASON) -> Refund:
+    """A refund fails as Stripe's do after the fact: ``failed`` with a ``failure_reason``, the
+    money back on the merchant's balance (a ``refund_failure`` balance transaction), the charge's
+    ``amount_refunded`` lowered (``refunded`` false again), then ``charge.refund.updated``,
+    ``refund.updated`` and ``refund.failed`` (each endpoint gets those it is set up for)."""
+    refund = Refund._api_retrieve(refund_id)
+    if refund.status in REFUND_RETURNED:
+        raise _error(400, f"This refund is already {refund.status}.", code="refund_unexpected_state")
+    previous = {"status": refund.status, "failure_reason": None}
+    txn = BalanceTransaction(amount=refund.amount, currency=refund.currency, description="REFUND FAILURE",
+                             exchange_rate=1.0, reporting_category="refund", source=refund.id, type="refund")
+    txn.type = txn.reporting_category = "refund_failure"  # localstripe knows only charge and refund
+    refund.status = "failed"
+    refund.failure_reason = failure_reason
+    refund.failure_balance_transaction = txn.id
+    _emit("charge.refund.updated", refund, previous)
+    _emit("refund.updated", refund, previous)
+    _emit("refund.failed", refund)
+    return refund
+
+
+_next_refunds: dict[str, list[tuple[str, str | None]]] = {}  # charge id -> statuses its next refunds get
+
+
+def _fail_refund_later(refund_id: str) -> None:
+    with contextlib.suppress(UserError):  # failed meanwhile through the test control
+        _fail_refund(refund_id)
 
 
 def _blocking_dispute(charge) -> Dispute | None:
@@ -798,8 +858,17 @@ def _refund_api_create(cls, charge=None, payment_intent=None, amount=None, metad
                               f"on charge ({_money(remaining, ch.currency)})", code="amount_too_large", param="amount")
     refund = Refund(charge=ch.id, amount=amount or remaining, metadata=metadata)
     refund.reason = reason
+    queued = _next_refunds.get(ch.id)
+    if queued:  # a test control: Stripe answers this refund failed or canceled
+        refund.status, refund.failure_reason = queued.pop(0)
+        if not queued:
+            del _next_refunds[ch.id]
+        _emit("refund.created", refund)
+        return refund
     _emit("refund.created", refund)
     _emit("charge.refunded", ch)
+    if _card_number(ch.payment_method) == REFUND_FAILS_CARD:  # starts succeeded, fails shortly after
+        _later(ASYNC_DELAY, _fail_refund_later, refund.id)
     return refund
 
 
@@ -1005,6 +1074,28 @@ def _ctl_processing(id, cancelable=None, **kwargs):
     return pi
 
 
+def _ctl_fail_refund(id, failure_reason=None, **kwargs):
+    """Fails a refund now (any card), as the refund-failure test card does on its own."""
+    _reject_unknown(kwargs)
+    if failure_reason is not None and failure_reason not in REFUND_FAILURE_REASONS:
+        raise _error(400, f"failure_reason must be one of {', '.join(REFUND_FAILURE_REASONS)}", param="failure_reason")
+    return _fail_refund(id, failure_reason or REFUND_FAILS_REASON)
+
+
+def _ctl_next_refund(id, status=None, failure_reason=None, **kwargs):
+    """The charge's next refund is created with ``status`` (failed or canceled): not counted in
+    its ``amount_refunded``, no ``charge.refunded``."""
+    _reject_unknown(kwargs)
+    charge = Charge._api_retrieve(id)
+    if status not in REFUND_RETURNED:
+        raise _error(400, "status must be failed or canceled", param="status")
+    if failure_reason is not None and failure_reason not in REFUND_FAILURE_REASONS:
+        raise _error(400, f"failure_reason must be one of {', '.join(REFUND_FAILURE_REASONS)}", param="failure_reason")
+    reason = (failure_reason or "declined") if status == "failed" else None
+    _next_refunds.setdefault(charge.id, []).append((status, reason))
+    return _Json({"charge": charge.id, "next_refunds": [s for s, _ in _next_refunds[charge.id]]})
+
+
 def _ctl_settle(id, outcome=None, failure_code=None, failure_message=None, decline_code=None, **kwargs):
     """Settles a `processing` intent: succeeded, or failed (back to requires_payment_method)."""
     _reject_unknown(kwargs)
@@ -1113,6 +1204,7 @@ def install() -> None:
     Charge._set_auth_failure = _charge_set_auth_failure
     Charge._raise_failure = _charge_raise_failure
     Charge.amount_captured = property(_charge_amount_captured)
+    Charge.amount_refunded = property(_charge_amount_refunded)
     Charge.payment_method_details = property(_charge_pm_details)
     Charge._api_list_all = classmethod(_charge_list)
 
@@ -1175,6 +1267,8 @@ def build_app() -> web.Application:
         ("POST", "/v1/disputes/{id}/close", server.api_extra(Dispute._api_close, None)),
         ("POST", "/_config/payment_intents/{id}/processing", server.api_extra(_ctl_processing, None)),
         ("POST", "/_config/payment_intents/{id}/settle", server.api_extra(_ctl_settle, None)),
+        ("POST", "/_config/refunds/{id}/fail", server.api_extra(_ctl_fail_refund, None)),
+        ("POST", "/_config/charges/{id}/next_refund", server.api_extra(_ctl_next_refund, None)),
         ("POST", "/_config/webhooks/drop", server.api_extra(_ctl_drop, None)),
         ("GET", "/_config/webhooks/drop", server.api_extra(_ctl_drop_get, None)),
         ("DELETE", "/_config/webhooks/drop", server.api_extra(_ctl_drop_clear, None)),

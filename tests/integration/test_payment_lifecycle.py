@@ -24,6 +24,7 @@ from testkit.shop import events_of, order, place, product, publish, stock
 
 DECLINED = "4000000000000341"  # declined when charged
 DISPUTED = "4000000000000259"  # succeeds, then the customer's bank disputes it
+REFUND_FAILS = "4000000000005126"  # succeeds; a refund of it starts succeeded, then fails at Stripe
 
 
 def start_payment(db, member, item=None, qty: int = 1) -> tuple[dict, dict, str]:
@@ -441,3 +442,164 @@ def test_the_payment_sheet_gets_customer_and_ephemeral_key(member, db):
     out, intent, pi = start_payment(db, member)
     assert intent["customer"].startswith("cus_") and intent["ephemeral_key"].startswith("ek_")
     assert stripe_intent(pi).customer == intent["customer"]
+
+
+def refund_of(pi: str):
+    """The intent's one refund at Stripe."""
+    refunds = stripe_client().v1.refunds.list(params={"payment_intent": pi}).data
+    assert len(refunds) == 1, [r.id for r in refunds]
+    return refunds[0]
+
+
+def stripe_event(kind: str, object_id: str) -> dict:
+    """The event Stripe (the stand-in) sent about an object, as it was sent."""
+    events = stripe_client().v1.events.list(params={"type": kind, "limit": 100}).data
+    found = [json.loads(str(e)) for e in events if e.data.object.id == object_id]
+    assert len(found) == 1, (kind, object_id, len(found))
+    return found[0]
+
+
+def alerts_of(db, uid: str, kind: str) -> list[dict]:
+    return [n.to_dict() for n in db.collection(f"users/{uid}/notifications").stream() if n.get("type") == kind]
+
+
+def test_a_refund_that_fails_at_stripe_is_undone_flagged_and_alerted(admin, member, db):
+    """Stripe's "Refund failures": the refund of a cancelled paid order starts succeeded, then
+    fails (test card 4000000000005126) and Stripe gives the money back to the merchant. The
+    payment's refunded amount returns to Stripe's (0), payment and order are flagged, every admin
+    is alerted once, and late, repeated or older events change nothing more."""
+    item = product(db, price=2000, stock=5)
+    out, intent, pi = paid_order(db, member, card=REFUND_FAILS, item=item)
+    pid, oid = intent["payment_id"], out["order_id"]
+    assert call("orders_cancel", {"order_id": oid}, user=member)["status"] == "cancelled"
+    eventually(lambda: payment(db, pid).get("refund_failures") == 1, timeout=45, what="the refund failure recorded")
+    refund = refund_of(pi)
+    assert (refund.status, refund.failure_reason) == ("failed", "expired_or_canceled_card")
+    failed = payment(db, pid)
+    assert (failed["amount_refunded"], failed["status"]) == (0, "succeeded")
+    assert failed["refund_statuses"] == {refund.id: "failed"}
+    assert (failed["needs_review"], failed["review_reason"]) == (True, "refund_failed")
+    assert failed["refund_failure_reason"] == "expired_or_canceled_card" and failed["refund_failed_time"]
+    flagged = eventually(lambda: order(db, oid).get("needs_review") and order(db, oid), what="the order flagged")
+    assert (flagged["review_reason"], flagged["refund_failure_reason"]) == ("refund_failed", "expired_or_canceled_card")
+    alerts = eventually(lambda: alerts_of(db, admin.uid, "refund_failed"), what="the admins alerted")
+    assert oid in alerts[0]["title"] and refund.id in alerts[0]["body"]
+    assert "Refunded of the payment now: 0.00 USD" in alerts[0]["body"]
+    settled(db)
+    flagged = order(db, oid)
+    assert (flagged["status"], flagged["amount_refunded"], flagged["needs_review"]) == ("refunded", 0, True)
+    assert stock(db, item) == 5  # the cancellation released it; a failed refund does not take it back
+    assert charged(pi) == out["total"] == 2000  # what Stripe holds: the customer still paid, as the payment says
+    assert [e["data"]["refund_id"] for e in events_of(db, "payment.refund_failed", order_id=oid)] == [refund.id]
+    assert "refund_failed" not in [n.get("type") for n in db.collection(f"users/{member.uid}/notifications").stream()]
+
+    # Stripe sent charge.refund.updated, refund.updated and refund.failed at once (the suite's
+    # endpoint takes every event): the first applied, the others found the status recorded.
+    # Each delivered again, then an older status and a late copy of the charge's total.
+    before = payment(db, pid)
+    kinds = ("charge.refund.updated", "refund.updated", "refund.failed")
+    delivered = {kind: stripe_event(kind, refund.id) for kind in kinds}
+    first = [kind for kind, e in delivered.items() if e["id"] in before["stripe_event_ids"]]
+    assert len(first) == 1, first
+    for kind, e in delivered.items():
+        payload = json.dumps(e)
+        r = post_webhook(payload, sign(payload))
+        assert (r.status_code, r.json()["outcome"]) == (200, "duplicate" if kind in first else "already_refund_failed")
+    sent = delivered["charge.refund.updated"]
+    older = {**sent["data"]["object"], "status": "succeeded", "failure_reason": None}
+    r = post_webhook(*signed("charge.refund.updated", older, sent["created"] - 5))
+    assert (r.status_code, r.json()["outcome"]) == (200, "stale_refund_failed")
+    again = {**sent["data"]["object"]}
+    assert post_webhook(*signed("refund.failed", again, sent["created"] + 5)).json()["outcome"] == "already_refund_failed"
+    late_total = json.loads(str(stripe_client().v1.charges.retrieve(refund.charge)))
+    late_total.update(amount_refunded=2000, refunded=True)  # a copy of the charge from before the failure
+    r = post_webhook(*signed("charge.refunded", late_total, sent["created"]))
+    assert (r.status_code, r.json()["outcome"]) == (200, "already_succeeded")  # Stripe's charge now says 0
+    after = payment(db, pid)
+    assert {k: v for k, v in after.items() if k != "stripe_event_ids"} == \
+        {k: v for k, v in before.items() if k != "stripe_event_ids"}
+    settled(db)
+    assert len(events_of(db, "payment.refund_failed", order_id=oid)) == 1
+    assert len(alerts_of(db, admin.uid, "refund_failed")) == 1
+    assert len(events_of(db, "payment.refunded", order_id=oid)) == 1
+    assert order(db, oid)["amount_refunded"] == 0
+    answer = call("payments_run_reconciliation", {"minutes": 5}, user=admin)
+    assert answer["applied"] == 0 and answer["errors"] == 0  # Stripe and the payment agree
+
+
+def test_reconciliation_finds_a_refund_failure_whose_webhooks_were_lost(admin, member, db):
+    out, intent, pi = paid_order(db, member)
+    pid, oid = intent["payment_id"], out["order_id"]
+    lost = {kind: dropped(kind) for kind in ("charge.refund.updated", "refund.updated", "refund.failed")}
+    for kind in lost:
+        standin("webhooks/drop", count=5, type=kind)
+    assert call("orders_cancel", {"order_id": oid}, user=member)["status"] == "cancelled"
+    eventually(lambda: order(db, oid)["status"] == "refunded", what="order refunded")
+    refund = refund_of(pi)
+    standin(f"refunds/{refund.id}/fail", failure_reason="lost_or_stolen_card")  # at the card network, days later
+    eventually(lambda: all(dropped(kind) > n for kind, n in lost.items()), what="the failure's webhooks lost")
+    assert payment(db, pid)["amount_refunded"] == 2000 and charged(pi) == 2000  # we do not know yet
+    answer = call("payments_run_reconciliation", {"minutes": 5}, user=admin)
+    assert answer["applied"] == 1 and answer["errors"] == 0
+    repaired = payment(db, pid)
+    assert (repaired["amount_refunded"], repaired["status"], repaired["needs_review"]) == (0, "succeeded", True)
+    assert repaired["refund_statuses"][refund.id] == "failed"
+    assert repaired["refund_failure_reason"] == "lost_or_stolen_card"
+    eventually(lambda: order(db, oid).get("review_reason") == "refund_failed", what="the order flagged")
+    eventually(lambda: alerts_of(db, admin.uid, "refund_failed"), what="the admins alerted")
+    again = call("payments_run_reconciliation", {"minutes": 5}, user=admin)
+    assert again["applied"] == 0 and again["errors"] == 0
+    settled(db)
+    assert len(events_of(db, "payment.refund_failed", order_id=oid)) == 1
+    assert order(db, oid)["amount_refunded"] == 0
+
+
+def test_a_new_refund_after_a_failure_refunds_again_and_clears_the_flags(admin, member, db):
+    """Staff refund again in the Stripe Dashboard once the customer has a working card: the
+    payment and the order are refunded in full again and no longer flagged."""
+    out, intent, pi = paid_order(db, member)
+    pid, oid = intent["payment_id"], out["order_id"]
+    assert call("orders_cancel", {"order_id": oid}, user=member)["status"] == "cancelled"
+    eventually(lambda: order(db, oid)["status"] == "refunded", what="order refunded")
+    first = refund_of(pi)
+    standin(f"refunds/{first.id}/fail")
+    eventually(lambda: order(db, oid).get("needs_review") and order(db, oid)["amount_refunded"] == 0,
+               what="the order flagged")
+    second = stripe_client().v1.refunds.create(params={"payment_intent": pi})  # an operator in the Dashboard
+    assert (second.amount, second.status) == (2000, "succeeded")
+    eventually(lambda: payment(db, pid)["status"] == "refunded", what="payment refunded again")
+    eventually(lambda: order(db, oid).get("needs_review") is False, what="the order's flag cleared")
+    assert order(db, oid)["amount_refunded"] == 2000 and order(db, oid)["status"] == "refunded"
+    done = payment(db, pid)
+    assert (done["amount_refunded"], done["needs_review"], done["refund_failures"]) == (2000, False, 1)
+    assert charged(pi) == 0
+
+
+def test_a_refund_stripe_answers_failed_is_tried_again_with_new_keys_and_refunds_once(admin, member, db):
+    """Stripe answers the cancelled order's refund ``failed``: that answer is not kept as the
+    refund's outcome. The failure is recorded (flagged, admins alerted), the bus retries the
+    delivery, and the retry refunds under new keys (Stripe would replay the failed refund for the
+    old one). One refund reaches the customer."""
+    out, intent, pi = paid_order(db, member)
+    pid, oid = intent["payment_id"], out["order_id"]
+    standin(f"charges/{stripe_intent(pi).latest_charge}/next_refund", status="failed", failure_reason="declined")
+    assert call("orders_cancel", {"order_id": oid}, user=member)["status"] == "cancelled"
+    eventually(lambda: payment(db, pid)["status"] == "refunded", timeout=60, what="refunded by the retry")
+    refunds = {r.status: r for r in stripe_client().v1.refunds.list(params={"payment_intent": pi}).data}
+    assert sorted(refunds) == ["failed", "succeeded"] and refunds["failed"].failure_reason == "declined"
+    assert charged(pi) == 0  # one refund counted: never two
+    done = payment(db, pid)
+    assert done["refund_statuses"] == {refunds["failed"].id: "failed", refunds["succeeded"].id: "succeeded"}
+    assert (done["refund_id"], done["refund_failures"], done["amount_refunded"]) == (refunds["succeeded"].id, 1, 2000)
+    assert done["needs_review"] is False and done["refund_failure_reason"] == "declined"
+    first, retry = harness.doc(db, f"effects/stripe-refund-{pid}"), harness.doc(db, f"effects/stripe-refund-{pid}-retry1")
+    assert first["state"] == "FAILED" and refunds["failed"].id in first["error"]
+    assert retry["state"] == "SUCCEEDED" and retry["result"]["id"] == refunds["succeeded"].id
+    eventually(lambda: alerts_of(db, admin.uid, "refund_failed"), what="the admins alerted")
+    eventually(lambda: order(db, oid)["status"] == "refunded" and not order(db, oid).get("needs_review"),
+               what="the order refunded and not flagged")  # flagged, then cleared; or the failure came second
+    settled(db)
+    assert order(db, oid)["amount_refunded"] == 2000 and not order(db, oid).get("needs_review")
+    assert [e["data"]["refund_id"] for e in events_of(db, "payment.refund_failed", order_id=oid)] == [refunds["failed"].id]
+    assert len(events_of(db, "payment.refunded", order_id=oid)) == 1
+    assert list(db.collection("dead_letters").stream()) == []

@@ -43,6 +43,7 @@ DECLINED = "4000000000000341"  # attaches, then is declined when charged
 THREE_DS = "4000002500003155"  # requires authentication
 DISPUTED = "4000000000000259"  # succeeds, then disputed as fraudulent
 NOT_RECEIVED = "4000000000002685"  # succeeds, then disputed as product_not_received
+REFUND_FAILS = "4000000000005126"  # succeeds; a refund starts succeeded, then fails asynchronously
 
 
 # ---- the webhook receiver -------------------------------------------------------------
@@ -391,6 +392,74 @@ def test_a_refund_of_an_unpaid_or_canceled_intent_is_refused(client, hooks):
         assert "does not have a successful charge to refund" in err.error.message
     missing = stripe_error(lambda: client.v1.refunds.create(params={"payment_intent": "pi_nope"}))
     assert missing.http_status == 404 and missing.code == "resource_missing"
+
+
+def test_a_refund_of_the_refund_failure_card_succeeds_then_fails_and_gives_the_money_back(client, hooks):
+    """docs.stripe.com/testing#refunds: with 4000000000005126 the charge succeeds; a refund starts
+    succeeded, then becomes failed and Stripe sends charge.refund.updated; the charge's
+    amount_refunded goes back down (Stripe returns the money to the merchant's balance)."""
+    pi = paid(client, 2000, REFUND_FAILS, metadata={"flowsuite_payment_id": "pay_rf"})
+    refund = client.v1.refunds.create(params={"payment_intent": pi.id, "metadata": {"flowsuite_payment_id": "pay_rf"}})
+    assert (refund.status, refund.amount, refund.failure_reason) == ("succeeded", 2000, None)
+    charge = client.v1.charges.retrieve(pi.latest_charge)
+    assert (charge.amount_refunded, charge.refunded) == (2000, True)  # counted while it has not failed
+    assert hooks.event("charge.refunded", charge.id)["data"]["object"]["amount_refunded"] == 2000
+
+    updated = hooks.event("charge.refund.updated", refund.id)
+    obj = updated["data"]["object"]
+    assert (obj["status"], obj["failure_reason"], obj["amount"]) == ("failed", "expired_or_canceled_card", 2000)
+    assert obj["charge"] == charge.id and obj["payment_intent"] == pi.id
+    assert obj["metadata"] == {"flowsuite_payment_id": "pay_rf"}
+    assert updated["data"]["previous_attributes"]["status"] == "succeeded"
+    assert hooks.event("refund.updated", refund.id)["data"]["object"]["status"] == "failed"
+    assert hooks.event("refund.failed", refund.id)["data"]["object"]["status"] == "failed"
+
+    failed = client.v1.refunds.retrieve(refund.id)
+    assert (failed.status, failed.failure_reason) == ("failed", "expired_or_canceled_card")
+    assert failed.failure_balance_transaction.startswith("txn_")
+    charge = client.v1.charges.retrieve(pi.latest_charge)
+    assert (charge.amount_refunded, charge.refunded) == (0, False)
+    assert client.v1.payment_intents.retrieve(pi.id).status == "succeeded"
+    listed = client.v1.events.list(params={"type": "charge.refund.updated"})
+    assert refund.id in [e.data.object.id for e in listed.data]
+
+    # The money is back with the merchant, so it can be refunded again (on this card, that one fails too).
+    again = client.v1.refunds.create(params={"payment_intent": pi.id})
+    assert (again.amount, again.status) == (2000, "succeeded")
+    assert hooks.event("charge.refund.updated", again.id)["data"]["object"]["status"] == "failed"
+    assert client.v1.charges.retrieve(pi.latest_charge).amount_refunded == 0
+
+
+def test_the_test_control_fails_any_refund_now_once(client, hooks):
+    pi = paid(client, 1500)
+    partial = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 500})
+    kept = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 300})
+    r = control(f"refunds/{partial.id}/fail", failure_reason="lost_or_stolen_card")
+    assert r.status_code == 200 and (r.json()["status"], r.json()["failure_reason"]) == ("failed", "lost_or_stolen_card")
+    assert hooks.event("charge.refund.updated", partial.id)["data"]["object"]["failure_reason"] == "lost_or_stolen_card"
+    assert client.v1.charges.retrieve(pi.latest_charge).amount_refunded == 300  # the other refund still counts
+    assert client.v1.refunds.retrieve(kept.id).status == "succeeded"
+    again = control(f"refunds/{partial.id}/fail")
+    assert again.status_code == 400 and "already failed" in again.json()["error"]["message"]
+    assert control(f"refunds/{kept.id}/fail", failure_reason="bored").status_code == 400
+    assert control("refunds/re_nope/fail").status_code == 404
+    time.sleep(0.5)  # a card that keeps its refunds: nothing else fails on its own
+    assert client.v1.refunds.retrieve(kept.id).status == "succeeded"
+    assert "charge.refund.updated" not in hooks.types_for(kept.id)
+
+
+def test_the_test_control_makes_the_next_refund_of_a_charge_fail_when_created(client, hooks):
+    pi = paid(client, 1000)
+    r = control(f"charges/{pi.latest_charge}/next_refund", status="failed", failure_reason="insufficient_funds")
+    assert r.status_code == 200 and r.json()["next_refunds"] == ["failed"]
+    failed = client.v1.refunds.create(params={"payment_intent": pi.id}, options={"idempotency_key": "k1"})
+    assert (failed.status, failed.failure_reason, failed.amount) == ("failed", "insufficient_funds", 1000)
+    assert client.v1.charges.retrieve(pi.latest_charge).amount_refunded == 0
+    assert hooks.event("refund.created", failed.id)["data"]["object"]["status"] == "failed"
+    ok = client.v1.refunds.create(params={"payment_intent": pi.id}, options={"idempotency_key": "k2"})
+    assert ok.status == "succeeded" and client.v1.charges.retrieve(pi.latest_charge).amount_refunded == 1000
+    assert control(f"charges/{pi.latest_charge}/next_refund", status="succeeded").status_code == 400
+    assert control("charges/ch_nope/next_refund", status="failed").status_code == 404
 
 
 # ---- 4. ephemeral keys ----------------------------------------------------------------

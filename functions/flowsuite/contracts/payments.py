@@ -93,3 +93,22 @@ def dispute_step_applies(*, known_id: str | None, known_status: str | None, know
     if created != known_time:
         return created > known_time
     return known_id != dispute_id or DISPUTE_STAGES.get(status, 0) >= DISPUTE_STAGES.get(known_status or "", 0)
+
+
+@event_type("payment.refund_failed", source="payments")
+class PaymentRefundFailed(EventData):
+    """A refund did not reach the customer: Stripe says it ``failed`` (``reason``: Stripe's
+    failure_reason, e.g. expired_or_canceled_card) or was ``canceled``, even after it first said
+    ``succeeded``, and put the money back on the merchant's balance. ``amount_refunded`` is what
+    is refunded of the payment now (the charge's own total, read from Stripe). Staff must return
+    the money another way or refund again; the payment and the order are flagged for them."""
+
+    payment_id: str
+    order_id: str
+    uid: str
+    refund_id: str
+    status: str
+    reason: str = ""
+    amount: int
+    currency: str
+    amount_refunded: int

@@ -69,6 +69,14 @@ TEMPLATES: dict[str, Template] = {
         "Respond in the Stripe Dashboard.",
         ("inbox", "email"),
     ),
+    "refund_failed": Template(
+        "Refund failed on order $order_id",
+        "A refund of $amount on order $order_id (payment $payment_id, refund $refund_id) is $status at Stripe "
+        "($reason): the customer has not got the money back, and Stripe returned it to your balance. "
+        "Refunded of the payment now: $refunded. Refund again in the Stripe Dashboard or return the money "
+        "another way; the order and the payment are flagged for review.",
+        ("inbox", "email"),
+    ),
     "order_review": Template(
         "Order $order_id needs review",
         "The customer of order $order_id ($amount, $status) deleted their account. The order stays $status "

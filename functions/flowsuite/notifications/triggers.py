@@ -7,7 +7,7 @@ from firebase_functions import firestore_fn
 
 from flowsuite.contracts.identity import EmailChanged, UserCreated
 from flowsuite.contracts.orders import OrderCancelled, OrderNeedsReview, OrderPaid
-from flowsuite.contracts.payments import PaymentDisputed, PaymentFailed, PaymentRefunded
+from flowsuite.contracts.payments import PaymentDisputed, PaymentFailed, PaymentRefunded, PaymentRefundFailed
 from flowsuite.core import bus, clients, effects, ids, log, options
 from flowsuite.core.erasure import eraser
 from flowsuite.notifications import config, ffpush, service
@@ -21,6 +21,7 @@ __all__ = [
     "notifications_on_payment_failed",
     "notifications_on_payment_refunded",
     "notifications_on_payment_disputed",
+    "notifications_on_payment_refund_failed",
     "notifications_on_order_needs_review",
     "notifications_on_user_deleted",
     "notifications_on_ff_push_created",
@@ -127,6 +128,19 @@ def notifications_on_payment_disputed(event) -> None:
                "reason": d.reason or "unknown", "amount": money(d.amount, d.currency)}
     for admin in service.admin_uids(clients.firestore()):
         _notify(event, admin, "dispute_update", context, {"order_id": d.order_id, "dispute_id": d.dispute_id},
+                once=_admin_once(event, admin))
+
+
+@bus.subscriber(PaymentRefundFailed, transactional=False, secrets=config.SECRETS)
+def notifications_on_payment_refund_failed(event) -> None:
+    """payment.refund_failed -> every admin (inbox, email): a refund did not reach the customer, who
+    is still charged; staff return the money another way or refund again in the Stripe Dashboard."""
+    d = event.data
+    context = {"order_id": d.order_id, "payment_id": d.payment_id, "refund_id": d.refund_id,
+               "status": d.status, "reason": (d.reason or d.status).replace("_", " "),
+               "amount": money(d.amount, d.currency), "refunded": money(d.amount_refunded, d.currency)}
+    for admin in service.admin_uids(clients.firestore()):
+        _notify(event, admin, "refund_failed", context, {"order_id": d.order_id, "refund_id": d.refund_id},
                 once=_admin_once(event, admin))
 
 

@@ -85,9 +85,14 @@ class OrderDoc(Document):
     dispute_event_time: int = 0  # Stripe's `created` of the newest dispute update applied: an older one is ignored
     anonymised: bool = False  # the account was deleted; kept for accounting
     # Staff must act: a paid order whose customer deleted their account (review_reason
-    # "account_deleted"). Fulfilling or cancelling it (which refunds it) clears the flag.
+    # "account_deleted"; fulfilling or cancelling it, which refunds it, clears the flag), or a
+    # refund of it that failed at Stripe ("refund_failed": the customer has not got the money
+    # back; a later full refund clears it).
     needs_review: bool = False
     review_reason: str | None = None
+    refund_failure_reason: str | None = None  # Stripe's failure_reason of the last failed refund
+    refund_failed_time: Timestamp | None = None  # when payment.refund_failed was published
+    full_refund_published_time: Timestamp | None = None  # when the latest full payment.refunded applied was published
     quota_held: bool = False  # counted in order_holds/{uid} (while pending_payment or cancelling)
 
 

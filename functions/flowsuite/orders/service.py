@@ -733,11 +733,14 @@ def refund_awaits_success(order: dict[str, Any], data) -> bool:
     return not data.full or int(data.amount_refunded or data.amount) == int(order.get("total") or 0)
 
 
-def on_payment_refunded(db, txn, data) -> None:
+def on_payment_refunded(db, txn, data, published: dt.datetime | None = None) -> None:
     """payment.refunded: a full refund of a paid order refunds it (a paid, unfulfilled order's
     stock goes back); a partial one is recorded; a refunded payment that never paid the order
     (a late success) leaves it as it is. A refund that arrives before its payment's success
-    waits for it (``RetryLaterError``: the bus retries it without counting a failure)."""
+    waits for it (``RetryLaterError``: the bus retries it without counting a failure).
+    ``published``: the event's time. An order flagged for a refund that failed is cleared by a
+    full refund published after the failure; one published before it (deliveries are
+    unordered) may be of the refund that failed: the flag and the lower amount stay."""
     ref = db.collection(ORDERS).document(data.order_id)
     order = _read_order(txn, ref)
     if refund_awaits_success(order, data):
@@ -751,10 +754,19 @@ def on_payment_refunded(db, txn, data) -> None:
         if refunded > int(order.get("amount_refunded") or 0):
             txn.update(ref, OrderDoc.fields(amount_refunded=refunded, updated_time=clock.utcnow()))
         return
+    flagged = order.get("needs_review") and order.get("review_reason") == REVIEW_REFUND_FAILED
+    latest = order.get("full_refund_published_time")
+    stamp = {"full_refund_published_time": published} if published and (latest is None or published > latest) else {}
     if order["status"] == states.REFUNDED:
+        resolved = {"amount_refunded": refunded, "needs_review": False} \
+            if flagged and refund_failure_resolved(order, published) else {}  # refunded again after a failure
+        if stamp or resolved:
+            txn.update(ref, OrderDoc.fields(stamp, resolved, updated_time=clock.utcnow()))
         return
     existing = _existing_products(txn, db, order) if order["status"] in states.HOLDS_STOCK else {}
-    _transition(db, txn, ref, order, states.REFUNDED, "payments", {"amount_refunded": refunded})
+    keep = {"needs_review": True, "amount_refunded": int(order.get("amount_refunded") or 0)} \
+        if flagged and not refund_failure_resolved(order, published) else {}
+    _transition(db, txn, ref, order, states.REFUNDED, "payments", {"amount_refunded": refunded, **stamp, **keep})
     if order["status"] in states.HOLDS_STOCK:
         _release_stock(txn, db, order, existing)
     events.publish(
@@ -762,6 +774,55 @@ def on_payment_refunded(db, txn, data) -> None:
         OrderRefunded(order_id=data.order_id, uid=order["uid"], total=order["total"], currency=order["currency"]),
         subject=f"{ORDERS}/{data.order_id}", db=db,
     )
+
+
+REVIEW_REFUND_FAILED = "refund_failed"
+
+
+def refund_failure_resolved(order: dict[str, Any], published: dt.datetime | None) -> bool:
+    """Whether a full refund published at ``published`` clears an order's refund-failure flag:
+    it was published after the failure (both events are published in transactions on the one
+    payment, so their times order them). Pure."""
+    failed = order.get("refund_failed_time")
+    return failed is None or (published is not None and published > failed)
+
+
+def refund_failure_superseded(order: dict[str, Any], published: dt.datetime) -> bool:
+    """Whether a refund failure published at ``published`` is behind a full refund of the order
+    published after it (its payment.refunded was delivered first): the order is refunded, and
+    stays so. Pure."""
+    latest = order.get("full_refund_published_time")
+    return latest is not None and latest > published
+
+
+def refund_failure_fields(order: dict[str, Any], data, published: dt.datetime, now: dt.datetime) -> dict[str, Any]:
+    """What an order records of a refund that failed at Stripe (payment.refund_failed published
+    at ``published``): flagged for staff, with Stripe's reason and the failure's time; the
+    refunded amount goes down to the payment's (only for the payment that paid it, never up).
+    Pure."""
+    fields: dict[str, Any] = {"needs_review": True, "review_reason": REVIEW_REFUND_FAILED,
+                              "refund_failure_reason": data.reason or data.status, "refund_failed_time": published,
+                              "updated_time": now}
+    if order.get("payment_id") == data.payment_id:
+        fields["amount_refunded"] = max(0, min(int(order.get("amount_refunded") or 0), int(data.amount_refunded)))
+    return OrderDoc.fields(fields)
+
+
+def on_payment_refund_failed(db, txn, data, published: dt.datetime) -> None:
+    """payment.refund_failed: the customer has not got the money back. The order keeps its status
+    (the refund's effects on stock stand) and is flagged for staff (``needs_review``,
+    ``review_reason: refund_failed``), showing what is refunded of it now; admins are alerted by
+    notifications. A later full refund clears the flag; a failure published before a full refund
+    the order has already taken (deliveries are unordered) changes nothing."""
+    ref = db.collection(ORDERS).document(data.order_id)
+    order = _read_order(txn, ref)
+    if order.get("payment_id") == data.payment_id and refund_failure_superseded(order, published):
+        log.info("a refund failure arrived after a later full refund of the order: nothing to flag",
+                 order_id=ref.id, payment_id=data.payment_id, refund_id=data.refund_id)
+        return
+    txn.update(ref, refund_failure_fields(order, data, published, clock.utcnow()))
+    log.warning("a refund of the order failed at Stripe: flagged to staff", order_id=ref.id,
+                payment_id=data.payment_id, refund_status=data.status, failure_reason=data.reason)
 
 
 def on_payment_disputed(db, txn, data) -> None:

@@ -42,6 +42,17 @@ class PaymentDoc(Document):
     # of the refund's delivery says why; replay it once the dispute is won).
     refund_refused: str | None = None
     refund_refused_time: Timestamp | None = None
+    # Every refund of the charge seen so far and its latest Stripe status (requires_action,
+    # pending, succeeded, failed, canceled): a status only moves forward, so a late or repeated
+    # event never makes a failed refund succeeded again.
+    refund_statuses: dict[str, str] = {}
+    refund_failures: int = 0  # refunds that failed or were canceled: our next refund attempt takes a new key
+    refund_failure_reason: str | None = None  # the last one's Stripe failure_reason (or "canceled")
+    refund_failed_time: Timestamp | None = None
+    # Staff must act (review_reason "refund_failed": a refund did not reach the customer). A later
+    # refund of everything that is left clears it.
+    needs_review: bool = False
+    review_reason: str | None = None
     dispute_id: str | None = None
     dispute_status: str | None = None  # Stripe's: needs_response, under_review, won, lost, ...
     dispute_reason: str | None = None

@@ -6,6 +6,7 @@ from flowsuite.contracts.payments import (
     PaymentDisputed,
     PaymentFailed,
     PaymentRefunded,
+    PaymentRefundFailed,
     PaymentSucceeded,
 )
 
@@ -15,4 +16,5 @@ __all__ = [
     "PaymentCanceled",
     "PaymentRefunded",
     "PaymentDisputed",
+    "PaymentRefundFailed",
 ]

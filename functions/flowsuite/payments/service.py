@@ -33,6 +33,7 @@ from flowsuite.payments.events import (
     PaymentDisputed,
     PaymentFailed,
     PaymentRefunded,
+    PaymentRefundFailed,
     PaymentSucceeded,
 )
 
@@ -244,12 +245,84 @@ def _create_intent(stripe, payment_id, order_id, uid, amount, currency, customer
 INTENT_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.processing",
                  "payment_intent.requires_action", "payment_intent.canceled")
 DISPUTE_EVENTS = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
-HANDLED = (*INTENT_EVENTS, "charge.refunded", *DISPUTE_EVENTS)
+# A refund's status changed (Stripe sends charge.refund.updated; refund.updated and refund.failed
+# say the same of the same refund, and are applied alike if an endpoint is set up with them).
+REFUND_EVENTS = ("charge.refund.updated", "refund.updated", "refund.failed")
+# What the Stripe endpoint must be set up with (docs/production.md lists exactly these).
+SUBSCRIBED = (*INTENT_EVENTS, "charge.refunded", "charge.refund.updated", *DISPUTE_EVENTS)
+HANDLED = (*SUBSCRIBED, "refund.updated", "refund.failed")
+
+# A refund's statuses, in the order Stripe moves them: requires_action -> pending -> succeeded,
+# and failed or canceled from any of them (a refund that "succeeded" can still fail later).
+REFUND_RANKS = {"requires_action": 0, "pending": 1, "succeeded": 2, "failed": 3, "canceled": 3}
+REFUND_DONE = frozenset({"pending", "succeeded"})  # the money is on its way back: the payment is refunded
+REFUND_FAILED = frozenset({"failed", "canceled"})  # final: the money went back to the merchant's balance
+REVIEW_REFUND_FAILED = "refund_failed"
+
+
+def refund_status_advances(recorded: str | None, reported: str) -> bool:
+    """Whether a refund's status reported now moves it on from the one recorded: only forward,
+    and never out of failed or canceled (a late ``succeeded`` never undoes a failure). An
+    unknown status never applies. Pure."""
+    if reported not in REFUND_RANKS:
+        return False
+    if recorded is None:
+        return True
+    if recorded in REFUND_FAILED:
+        return False
+    return REFUND_RANKS[reported] > REFUND_RANKS.get(recorded, -1)
+
+
+def refunded_after_failure(recorded: int, at_stripe: int) -> int:
+    """A payment's refunded total once a refund failed: Stripe's charge total (it lowered it),
+    never more than recorded (a refund we have not recorded yet is raised by its own
+    charge.refunded, which tells the order). Pure."""
+    return max(0, min(recorded, at_stripe))
+
+
+def refund_drift(recorded: int, at_stripe: int) -> str:
+    """How the charge's refunded total at Stripe differs from the payment's: ``up`` (a refund
+    we missed), ``down`` (a refund that failed or was canceled) or ``same``. Pure."""
+    return "up" if at_stripe > recorded else "down" if at_stripe < recorded else "same"
+
+
+def status_for_refunded(total: int, amount: int) -> str:
+    """A paid payment's status for what is refunded of it. Pure."""
+    if total <= 0:
+        return SUCCEEDED
+    return REFUNDED if total >= amount else PARTIALLY_REFUNDED
+
+
+def refund_keys(payment_id: str, failures: int) -> tuple[str, str]:
+    """(effect key, Stripe idempotency key) of our refund attempt after ``failures`` refunds of
+    the payment failed: the same for every retry of one attempt (never two refunds), a new one
+    after a failure (Stripe would answer a reused key with the failed refund). Pure."""
+    if failures <= 0:
+        return f"stripe-refund-{payment_id}", f"refund-{payment_id}"
+    return f"stripe-refund-{payment_id}-retry{failures}", f"refund-{payment_id}-retry{failures}"
 
 
 class UnknownPaymentError(RetryLaterError):
     """A Stripe event names one of our payments that is not recorded yet, or arrived before the
     state it builds on (a refund before its success): Stripe should retry."""
+
+
+class _NeedsCharge(Exception):  # noqa: N818 - a signal, not an error: read the charge, apply again
+    """A step needs the charge as Stripe holds it now (its refunded total after a refund failed);
+    raised inside the transaction (nothing written), the charge is read and the event applied again."""
+
+    def __init__(self, charge_id: str):
+        super().__init__(charge_id)
+        self.charge_id = charge_id
+
+
+class RefundNotDoneError(RetryLaterError):
+    """Stripe answered our refund with a status that returns no money (failed, canceled,
+    requires_action): the attempt is not its effect's outcome, and is tried again."""
+
+    def __init__(self, refund: dict[str, Any]):
+        super().__init__(f"refund {refund.get('id')} is {refund.get('status')}")
+        self.refund = refund
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,13 +367,14 @@ def payment_ref(db, kind: str, obj: dict[str, Any], project: str | None):
     return None, False
 
 
-def handle_stripe_event(db, event: dict[str, Any], *, project: str | None = None) -> Applied:
+def handle_stripe_event(db, event: dict[str, Any], *, project: str | None = None, stripe=None) -> Applied:
     """Applies one verified Stripe event once. Returns what happened.
 
     An event about an object that is not one of our payments answers ``not_ours`` (Stripe must
     get a 2xx, or it retries for days and disables the endpoint); only an event that names our
     payment which is not recorded yet raises ``UnknownPaymentError`` (retry). The payment is
     found before the transaction (a query inside one would lock far more than a document).
+    ``stripe`` reads the charge where Stripe's word is needed (a refund that failed).
     """
     kind = event["type"]
     if kind not in HANDLED:
@@ -310,9 +384,9 @@ def handle_stripe_event(db, event: dict[str, Any], *, project: str | None = None
     ref, named = payment_ref(db, kind, obj, project)
     if ref is None:
         return Applied("not_ours")
-    applied = apply_event(db, ref, event)
+    applied = _apply_reading_charge(db, stripe, ref, event)
     if applied is None and named and _adopted_by_closed_payment(db, ref, _intent_of(kind, obj)):
-        applied = apply_event(db, ref, event)
+        applied = _apply_reading_charge(db, stripe, ref, event)
     if applied is None:
         if named:
             raise UnknownPaymentError(f"no payment recorded for {_intent_of(kind, obj)} yet")
@@ -331,17 +405,29 @@ def _adopted_by_closed_payment(db, ref, intent_id: str | None) -> bool:
     return payment is not None and payment.get("provider_ref") is None
 
 
-def apply_event(db, ref, event: dict[str, Any]) -> Applied | None:
+def _apply_reading_charge(db, stripe, ref, event: dict[str, Any]) -> Applied | None:
+    """``apply_event``; when its step needs the charge as Stripe holds it now, it is read (outside
+    any transaction) and the event applied again with it."""
+    try:
+        return apply_event(db, ref, event)
+    except _NeedsCharge as need:
+        if stripe is None:
+            raise RetryLaterError(f"charge {need.charge_id} must be read from Stripe") from None
+        return apply_event(db, ref, event, charge=_plain(stripe.v1.charges.retrieve(need.charge_id)))
+
+
+def apply_event(db, ref, event: dict[str, Any], *, charge: dict[str, Any] | None = None) -> Applied | None:
     """One transaction: reads the payment, skips an event id it already applied (kept on the
     payment, ``stripe_event_ids``), and applies the event by the payment's state and the
     event's ``created`` (an older event never overwrites a newer state). None when the payment
-    is missing or belongs to another intent."""
+    is missing or belongs to another intent. ``charge``: the charge as Stripe holds it now, for
+    the refund steps (they raise ``_NeedsCharge`` when they need it and it is not given)."""
     event_id, kind, obj = str(event["id"]), event["type"], event["data"]["object"]
     intent_id = _intent_of(kind, obj)
     created = int(event.get("created") or 0)
 
     @gcf.transactional
-    def apply(txn) -> Applied | None:
+    def apply(txn) -> Applied | _NeedsCharge | None:
         snap = ref.get(transaction=txn)
         payment = snap.to_dict() if snap.exists else None
         if payment is None or (intent_id and payment.get("provider_ref") != intent_id):
@@ -350,14 +436,22 @@ def apply_event(db, ref, event: dict[str, Any]) -> Applied | None:
         if event_id in (payment.get("stripe_event_ids") or []):
             return Applied("duplicate", ref.id, payment.get("correlation_id"))
         step = _STEPS[kind.rsplit(".", 1)[-1] if kind.startswith("payment_intent.") else kind]
-        outcome = step(db, txn, ref, payment, obj, event_id, created)
+        try:
+            if kind in REFUND_STEPS:
+                outcome = step(db, txn, ref, payment, obj, event_id, created, charge=charge)
+            else:
+                outcome = step(db, txn, ref, payment, obj, event_id, created)
+        except _NeedsCharge as need:  # raised before any write: the transaction commits nothing
+            return need
         return Applied(outcome, ref.id, payment.get("correlation_id"))
 
     with tracing.span("payments.apply_stripe_event", stripe_event_type=kind) as span:
         applied = apply(db.transaction())
-        if applied is not None:  # the span line names its checkout, as the log lines do
+        if isinstance(applied, Applied):  # the span line names its checkout, as the log lines do
             span.attributes["correlation_id"] = applied.correlation_id
-        return applied
+    if isinstance(applied, _NeedsCharge):
+        raise applied
+    return applied
 
 
 def _applied(event_id: str | None, **fields: Any) -> dict[str, Any]:
@@ -427,30 +521,81 @@ def _canceled(db, txn, ref, payment: dict, obj: dict, event_id: str, created: in
     return CANCELED
 
 
-def _charge_refunded(db, txn, ref, payment: dict, obj: dict, event_id: str, created: int) -> str:
+def _charge_refunded(db, txn, ref, payment: dict, obj: dict, event_id: str, created: int, *,
+                     charge: dict | None = None) -> str:
     """A refund made anywhere (our own, or in the Stripe Dashboard): the charge's running total
     decides, so a late or repeated event never lowers it, and a partial refund stays partial.
     A refund is applied only after the payment's success (also to a payment we closed: its
     success comes, and comes first), so payment.succeeded is always published before any
-    payment.refunded of a payment; orders relies on it."""
+    payment.refunded of a payment; orders relies on it. Once a refund of the payment failed,
+    the event's copy of the charge may predate the failure (it still counts the failed
+    refund): the charge as Stripe holds it now decides instead."""
     if payment["status"] not in PAID_STATES:
         raise UnknownPaymentError(f"a refund of {ref.id} arrived before its success")
-    total = int(obj.get("amount_refunded") or 0)
+    if charge is None and int(payment.get("refund_failures") or 0) > 0:
+        raise _NeedsCharge(str(obj.get("id") or payment.get("charge_id") or ""))
+    source = charge or obj
+    total = int(source.get("amount_refunded") or 0)
     before = int(payment.get("amount_refunded") or 0)
     if total <= before:
         return f"already_{payment['status']}"
-    return _mark_refunded(db, txn, ref, payment, total, full=bool(obj.get("refunded")) or total >= payment["amount"],
+    return _mark_refunded(db, txn, ref, payment, total, full=bool(source.get("refunded")) or total >= payment["amount"],
                           reason="refunded_in_stripe", event_id=event_id)
 
 
+def _refund_changed(db, txn, ref, payment: dict, obj: dict, event_id: str, created: int, *,
+                    charge: dict | None = None) -> str:
+    """A refund's status changed. Statuses only move forward (``refund_status_advances``): a late
+    or repeated event changes nothing. A refund that failed or was canceled (even one that had
+    succeeded) returned the money to the merchant: the payment's refunded total goes back to the
+    charge's as Stripe holds it now (read from Stripe, never taken from the event), its status
+    follows, the payment is flagged for staff and payment.refund_failed tells the order and the
+    admins."""
+    if payment["status"] in PAYABLE:
+        raise UnknownPaymentError(f"a refund of {ref.id} arrived before its success")
+    refund_id, status = str(obj.get("id") or ""), str(obj.get("status") or "")
+    if not refund_id or "." in refund_id or "/" in refund_id:
+        return "not_a_refund"
+    recorded = (payment.get("refund_statuses") or {}).get(refund_id)
+    if recorded == status:
+        return f"already_refund_{status}"
+    if not refund_status_advances(recorded, status):
+        return f"stale_refund_{recorded}"
+    fields: dict[str, Any] = {f"refund_statuses.{refund_id}": status}
+    if status not in REFUND_FAILED:
+        txn.update(ref, _applied(event_id, **fields))
+        return f"refund_{status}"
+    if charge is None:
+        raise _NeedsCharge(str(obj.get("charge") or payment.get("charge_id") or ""))
+    total = refunded_after_failure(int(payment.get("amount_refunded") or 0), int(charge.get("amount_refunded") or 0))
+    reason = str(obj.get("failure_reason") or status)[:100]
+    if payment["status"] in PAID_STATES:
+        fields["status"] = status_for_refunded(total, int(payment.get("amount_received") or payment["amount"]))
+    fields.update(amount_refunded=total, refund_failures=int(payment.get("refund_failures") or 0) + 1,
+                  refund_failure_reason=reason, refund_failed_time=clock.utcnow(), needs_review=True,
+                  review_reason=REVIEW_REFUND_FAILED)
+    txn.update(ref, _applied(event_id, **fields))
+    _publish(db, txn, ref, payment, PaymentRefundFailed(
+        **_ids(ref, payment), refund_id=refund_id, status=status, reason=reason, amount=int(obj.get("amount") or 0),
+        currency=str(obj.get("currency") or payment["currency"]), amount_refunded=total))
+    log.warning("a refund did not reach the customer: the payment is flagged for staff", payment_id=ref.id,
+                refund_id=refund_id, refund_status=status, failure_reason=reason, amount_refunded=total)
+    return f"refund_{status}"
+
+
 def _mark_refunded(db, txn, ref, payment: dict, total: int, *, full: bool, reason: str,
-                   event_id: str | None = None, refund_id: str | None = None) -> str:
+                   event_id: str | None = None, refund_id: str | None = None, refund_status: str | None = None) -> str:
     before = int(payment.get("amount_refunded") or 0)
     status = REFUNDED if full else PARTIALLY_REFUNDED
     fields = {"status": status, "amount_refunded": total, "refunded_time": clock.utcnow(),
               "refund_reason": payment.get("refund_reason") or reason}
     if refund_id:
         fields["refund_id"] = refund_id
+        if refund_status and refund_status_advances((payment.get("refund_statuses") or {}).get(refund_id),
+                                                    refund_status):
+            fields[f"refund_statuses.{refund_id}"] = refund_status
+    if full and payment.get("needs_review") and payment.get("review_reason") == REVIEW_REFUND_FAILED:
+        fields["needs_review"] = False  # refunded again in full: the failure is behind it
     if payment.get("refund_refused"):
         fields["refund_refused"] = None  # refunded after all (a dispute won, then replayed)
     txn.update(ref, _applied(event_id, **fields))
@@ -491,8 +636,10 @@ _STEPS = {
     "requires_action": _in_flight(REQUIRES_ACTION),
     "canceled": _canceled,
     "charge.refunded": _charge_refunded,
+    **{kind: _refund_changed for kind in REFUND_EVENTS},
     **{kind: _dispute for kind in DISPUTE_EVENTS},
 }
+REFUND_STEPS = frozenset({"charge.refunded", *REFUND_EVENTS})  # their steps take the charge Stripe holds now
 
 
 def intent_event(intent: dict[str, Any], kind: str, source: str) -> dict[str, Any]:
@@ -584,9 +731,17 @@ def refund_cancelled_order(db, stripe, *, order_id: str, was_paid: bool) -> str:
 
 
 def refund_in_full(db, stripe, *, payment_id: str, reason: str) -> str:
-    """Refunds what is left of a succeeded payment through Stripe (once, under an effect record),
-    then marks it refunded (payment.refunded). Used for cancelled paid orders and for payments
-    that succeeded for an order that could no longer be paid."""
+    """Refunds what is left of a succeeded payment through Stripe (once per attempt, under an
+    effect record and a Stripe idempotency key), then marks it refunded (payment.refunded). Used
+    for cancelled paid orders and for payments that succeeded for an order that could no longer
+    be paid.
+
+    Only a refund Stripe answers ``pending`` or ``succeeded`` is an outcome. One that failed or
+    was canceled is recorded on the payment as its webhook would be (flagged, admins alerted),
+    which gives the next attempt new keys (``refund_keys``), and this one raises so the bus
+    retries (or an admin replays the dead letter): it refunds again. One that awaits the
+    customer (``requires_action``) is recorded and waited for: no second refund while it may
+    still succeed."""
     ref = db.collection(PAYMENTS).document(payment_id)
     snap = ref.get()
     if not snap.exists:
@@ -596,27 +751,43 @@ def refund_in_full(db, stripe, *, payment_id: str, reason: str) -> str:
         return "already_refunded"
     if payment["status"] not in (SUCCEEDED, PARTIALLY_REFUNDED):
         raise FailedPreconditionError(f"Payment {ref.id} is {payment['status']}; nothing to refund.")
+    waiting = sorted(r for r, status in (payment.get("refund_statuses") or {}).items() if status == "requires_action")
+    if waiting:
+        raise RetryLaterError(f"refund {waiting[0]} of {ref.id} awaits the customer's action")
+    effect_key, idempotency_key = refund_keys(ref.id, int(payment.get("refund_failures") or 0))
     try:
         refund = effects.once(
-            f"stripe-refund-{ref.id}",
-            lambda: _create_refund(stripe, ref.id, payment["provider_ref"], reason),
+            effect_key,
+            lambda: _create_refund(stripe, ref.id, payment["provider_ref"], reason, idempotency_key),
             meta={"kind": "stripe_refund", "payment_id": ref.id}, db=db,
         )
+        if refund.get("status") not in REFUND_DONE:  # a record kept by an earlier version: ask Stripe now
+            refund = _refund_now(stripe, refund["id"])
+    except RefundNotDoneError as exc:
+        # Applied as Stripe's charge.refund.updated would be (its webhook may come too: applied once).
+        event = {"id": f"refund:{exc.refund.get('id')}:{exc.refund.get('status')}", "type": "charge.refund.updated",
+                 "created": int(clock.utcnow().timestamp()), "data": {"object": exc.refund}}
+        applied = _apply_reading_charge(db, stripe, ref, event)
+        log.warning("a refund was not made: the next attempt refunds again" if exc.refund.get("status") in REFUND_FAILED
+                    else "a refund awaits the customer's action", payment_id=ref.id, refund_id=exc.refund.get("id"),
+                    refund_status=exc.refund.get("status"), outcome=applied.outcome if applied else None)
+        raise
     except Exception as exc:
         refused = final_refund_refusal(exc)
         if refused is None:
             raise
         _refuse_refund(db, ref, payment, refused, reason)
-    if refund.get("status") not in ("succeeded", "pending"):
-        raise RetryLaterError(f"refund {refund.get('id')} is {refund.get('status')}")
 
     @gcf.transactional
     def mark(txn) -> str:
         current = ref.get(transaction=txn).to_dict()
         if current["status"] == REFUNDED:
             return "already_refunded"
+        if (current.get("refund_statuses") or {}).get(refund["id"]) in REFUND_FAILED:
+            return "refund_failed"  # it failed since (its webhook came first): recorded and alerted, not refunded
         total = int(current.get("amount_received") or current["amount"])
-        return _mark_refunded(db, txn, ref, current, total, full=True, reason=reason, refund_id=refund["id"])
+        return _mark_refunded(db, txn, ref, current, total, full=True, reason=reason, refund_id=refund["id"],
+                              refund_status=refund.get("status"))
 
     return mark(db.transaction())
 
@@ -650,11 +821,24 @@ def _refuse_refund(db, ref, payment: dict[str, Any], code: str, reason: str) -> 
                  "dispute_id": payment.get("dispute_id")})
 
 
-def _create_refund(stripe, payment_id: str, intent_id: str, reason: str) -> dict[str, str]:
-    refund = stripe.v1.refunds.create(
+def _create_refund(stripe, payment_id: str, intent_id: str, reason: str, idempotency_key: str) -> dict[str, str]:
+    """Creates the refund; one Stripe did not answer pending or succeeded raises
+    ``RefundNotDoneError``, so its effect record is not kept as done. A repeated key may get
+    Stripe's first answer replayed: a refund that is not done is read again for its status now."""
+    refund = _plain(stripe.v1.refunds.create(
         params={"payment_intent": intent_id, "metadata": {"flowsuite_payment_id": payment_id, "reason": reason}},
-        options={"idempotency_key": f"refund-{payment_id}"})
-    return {"id": refund.id, "status": refund.status}
+        options={"idempotency_key": idempotency_key}))
+    if refund.get("status") not in REFUND_DONE:
+        return _refund_now(stripe, refund["id"])
+    return {"id": refund["id"], "status": refund["status"]}
+
+
+def _refund_now(stripe, refund_id: str) -> dict[str, str]:
+    """The refund as Stripe holds it now, if it is pending or succeeded; else ``RefundNotDoneError``."""
+    refund = _plain(stripe.v1.refunds.retrieve(refund_id))
+    if refund.get("status") not in REFUND_DONE:
+        raise RefundNotDoneError(refund)
+    return {"id": refund["id"], "status": refund["status"]}
 
 
 # ---- reconciliation with Stripe ----------------------------------------------------
@@ -666,7 +850,9 @@ RECONCILED_STATES = {"succeeded": "payment_intent.succeeded", "canceled": "payme
 def reconcile_with_stripe(db, stripe, *, since: dt.datetime, project: str | None) -> dict[str, int]:
     """Lists the PaymentIntents created since ``since`` and applies, through the webhook's own
     steps, any state the webhooks missed: successes, cancellations, refunds (the charge's
-    total). Webhooks are not the only source of truth. One bad intent is counted, never a stop."""
+    total, in both directions: a total above the payment's is a refund missed; one below it, a
+    refund that failed or was canceled, found among the charge's refunds). Webhooks are not the
+    only source of truth. One bad intent is counted, never a stop."""
     counts: dict[str, int] = {"checked": 0, "not_ours": 0, "applied": 0, "unchanged": 0, "unknown": 0, "errors": 0}
     params = {"created": {"gte": int(since.timestamp())}, "limit": 100}
     for intent in stripe.v1.payment_intents.list(params=params).auto_paging_iter():
@@ -679,12 +865,9 @@ def reconcile_with_stripe(db, stripe, *, since: dt.datetime, project: str | None
             found = [intent_event(obj, RECONCILED_STATES[obj["status"]], "reconcile")] \
                 if obj.get("status") in RECONCILED_STATES else []
             if obj.get("status") == "succeeded" and obj.get("latest_charge"):
-                charge = _plain(stripe.v1.charges.retrieve(obj["latest_charge"]))
-                if int(charge.get("amount_refunded") or 0) > 0:
-                    found.append({**intent_event(charge, "charge.refunded", "reconcile"),
-                                  "id": f"reconcile:{charge['id']}:refunded:{charge['amount_refunded']}"})
+                found += _refund_drift_events(db, stripe, obj, project)
             for event in found:
-                applied = handle_stripe_event(db, event, project=project)
+                applied = handle_stripe_event(db, event, project=project, stripe=stripe)
                 changed = not applied.outcome.startswith(("already", "duplicate", "stale", "not_ours"))
                 counts["applied" if changed else "unchanged"] += 1
                 if changed:
@@ -697,6 +880,29 @@ def reconcile_with_stripe(db, stripe, *, since: dt.datetime, project: str | None
             log.error("reconciliation skipped an intent", intent_id=obj.get("id"),
                       error=f"{type(exc).__name__}: {exc}"[:300])
     return counts
+
+
+def _refund_drift_events(db, stripe, intent: dict[str, Any], project: str | None) -> list[dict[str, Any]]:
+    """The events that bring a payment's refunded total to its charge's at Stripe: the charge
+    (``charge.refunded``) when Stripe's is higher, each failed or canceled refund not recorded
+    as such (``charge.refund.updated``) when it is lower."""
+    charge = _plain(stripe.v1.charges.retrieve(intent["latest_charge"]))
+    at_stripe = int(charge.get("amount_refunded") or 0)
+    snap = db.collection(PAYMENTS).document(_names_ours(intent.get("metadata") or {}, project) or "-").get()
+    payment = snap.to_dict() if snap.exists else {}
+    drift = refund_drift(int(payment.get("amount_refunded") or 0), at_stripe)
+    if drift == "up":  # the id names the failures before it: a total refunded again after one is new
+        failures = int(payment.get("refund_failures") or 0)
+        return [{**intent_event(charge, "charge.refunded", "reconcile"),
+                 "id": f"reconcile:{charge['id']}:refunded:{at_stripe}" + (f":after{failures}" if failures else "")}]
+    if drift == "same":
+        return []
+    recorded = payment.get("refund_statuses") or {}
+    refunds = stripe.v1.refunds.list(params={"charge": charge["id"], "limit": 100}).auto_paging_iter()
+    return [{**intent_event(refund, "charge.refund.updated", "reconcile"),
+             "id": f"reconcile:{refund['id']}:{refund['status']}"}
+            for refund in map(_plain, refunds)
+            if refund.get("status") in REFUND_FAILED and recorded.get(refund.get("id")) not in REFUND_FAILED]
 
 
 def _plain(obj) -> dict[str, Any]:

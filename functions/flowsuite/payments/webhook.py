@@ -51,7 +51,8 @@ def payments_stripe_webhook(req: https_fn.Request) -> https_fn.Response:
             return _answer(400, {"error": "invalid signature or payload"})
         with log.bind(stripe_event_id=event_id, stripe_event_type=kind):
             try:
-                applied = service.handle_stripe_event(clients.firestore(), event, project=settings.project_id())
+                applied = service.handle_stripe_event(clients.firestore(), event, project=settings.project_id(),
+                                                       stripe=clients.stripe())
             except RetryLaterError as exc:
                 log.warning("webhook deferred; Stripe will retry", error=str(exc), **meter.fields())
                 return _answer(503, {"error": "retry later"})
