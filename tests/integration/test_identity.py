@@ -531,7 +531,7 @@ def test_a_push_token_written_after_an_accounts_erasure_is_erased_by_reconciliat
                                                             "created_at": dt.datetime.now(dt.UTC)})
 
     answer = call("identity_run_reconciliation", {}, user=admin)
-    assert answer["orphans_erased"] == [member.uid] and answer["erased"] == []
+    assert answer["orphans_erased"] == [member.uid] and answer["erased"] == [], answer
     eventually(lambda: not list(db.collection(f"users/{member.uid}/fcm_tokens").stream()), timeout=60,
                what="the late push token erased")
     assert len(list(db.collection("topics/identity.user_deleted/events").stream())) == 2

@@ -168,3 +168,15 @@ def test_a_step_whose_write_fails_stays_pending_for_the_failure_path():
     assert log.fields() == {"steps.email": {"message_id": "m-1"}}
     log.flush()  # what deliver does on the failure path
     assert ref.updates[-1]["steps.email"] == {"message_id": "m-1"} and log.fields() == {}
+
+
+def test_a_protobuf_timestamp_becomes_an_aware_datetime_that_compares_with_stored_times():
+    import datetime as dt
+
+    from flowsuite.core import clock
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    stored = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    created = clock.as_datetime(Timestamp(seconds=int(stored.timestamp()) + 1))
+    assert created == stored + dt.timedelta(seconds=1) and created > stored
+    assert clock.as_datetime(stored) is stored and clock.as_datetime(None) is None

@@ -13,3 +13,11 @@ import datetime as dt
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def as_datetime(value):
+    """A Firestore time as an aware datetime: a snapshot's ``create_time`` or ``update_time`` may
+    be a protobuf ``Timestamp`` (a collection-group query's are) rather than a datetime, and the
+    two do not compare. Anything else is returned as it is. Pure."""
+    to_datetime = getattr(value, "ToDatetime", None)
+    return to_datetime(tzinfo=dt.UTC) if callable(to_datetime) else value

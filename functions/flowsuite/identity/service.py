@@ -716,7 +716,7 @@ def reconcile_orphans(db, auth, *, cursors: dict[str, str | None], page_size: in
                 break
             last = page[-1].reference.path
             checked += len(page)
-            owners = earliest_by_owner([(snap.reference.path, snap.create_time) for snap in page])
+            owners = earliest_by_owner([(snap.reference.path, clock.as_datetime(snap.create_time)) for snap in page])
             profiles = {snap.id for snap in db.get_all([db.collection(USERS).document(u) for u in owners])
                         if snap.exists} if owners else set()
             candidates = [u for u in owners if u not in profiles and u not in handled]
