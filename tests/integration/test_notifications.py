@@ -581,3 +581,19 @@ def test_deleting_the_account_erases_notifications_tokens_and_settings(db, membe
 
 def test_user_created_event_model_round_trips():
     assert UserCreated(uid="u", via="client").model_dump()["via"] == "client"
+
+
+def test_an_order_notification_reaches_at_most_ten_devices_of_its_user(db, member):
+    """Order notifications read the user's devices as broadcasts do: their newest 10 usable tokens,
+    a page at a time, however many they registered (the emulators read 7 a page)."""
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for k in range(14):
+        db.document(f"users/{member.uid}/fcm_tokens/many-{k:02d}").set({
+            "fcm_token": f"many-{k:02d}", "device_type": "Android", "created_at": base + dt.timedelta(minutes=k)})
+    db.document(f"users/{member.uid}/fcm_tokens/junk").set({"fcm_token": "not a token", "device_type": "Android",
+                                                             "created_at": base + dt.timedelta(days=1)})
+    publish(db, OrderPaid(order_id="o-many", uid=member.uid, total=100, currency="usd", payment_id="p"))
+    newest = {f"many-{k:02d}" for k in range(4, 14)}
+    eventually(lambda: all(harness.pushes_to(db, t) for t in newest), timeout=60, what="the receipt on the newest 10")
+    assert not any(harness.pushes_to(db, f"many-{k:02d}") for k in range(4))
+    assert harness.pushes_to(db, "not a token") == []

@@ -40,9 +40,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
 from google.cloud import firestore as gcf
@@ -52,6 +51,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, StringConstr
 from flowsuite.core import clients, clock, effects, errors, log, settings
 from flowsuite.core.models import is_reserved_id
 from flowsuite.notifications import config
+from flowsuite.notifications.devices import (  # noqa: F401 - audience_matches, usable_token, TokenRow: ffpush's API
+    TokenRow,
+    audience_matches,
+    batches,
+    newest_per_owner,
+    paged,
+    token_page,
+    usable_token,
+    wanted,
+)
 from flowsuite.notifications.documents import FFPushDoc, FFUserPushDoc, PushRateLimitDoc
 from flowsuite.notifications.push import PushMessage, PushMessageError, PushResult, PushSender
 from flowsuite.notifications.push import check as check_message
@@ -135,11 +144,6 @@ def parse_user_refs(raw: Any) -> list[str]:
                 and not is_reserved_id(parts[-1]):
             uids.append(parts[-1])
     return list(dict.fromkeys(uids))
-
-
-def audience_matches(target: str | None, device_type: str | None) -> bool:
-    target = (target or "All").strip().lower()
-    return target in ("", "all") or (device_type or "").strip().lower() == target
 
 
 def sender_uid(sender: Any) -> str | None:
@@ -353,109 +357,16 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
     return _finish(ref, "succeeded", outcome["sent"], None, named)
 
 
-# ---- recipients' devices, read and sent a page at a time -------------------------------------
-
-TOKEN_SHAPE = re.compile(config.FCM_TOKEN_PATTERN)
-EMULATOR_TOKEN_PAGE = 7  # under the emulators, small pages: the tests cross page boundaries
-
-
-def usable_token(value: Any) -> bool:
-    """A string of FCM's registration-token shape (``config.FCM_TOKEN_PATTERN``, at most
-    ``FCM_TOKEN_MAX`` characters), as the rules and addFcmToken accept it. Pure."""
-    return isinstance(value, str) and 0 < len(value) <= config.FCM_TOKEN_MAX and TOKEN_SHAPE.fullmatch(value) is not None
-
-
-@dataclasses.dataclass(frozen=True)
-class TokenRow:
-    """One ``fcm_tokens`` document as a push reads it."""
-
-    owner: str  # the document holding its collection (users/{uid}): one user's devices
-    token: Any
-    device_type: Any = None
-    created_at: Any = None
-
-
-def wanted(rows: Iterable[TokenRow], target_audience: str | None) -> Iterator[TokenRow]:
-    """The rows with a usable token for the audience. Pure: a malformed document (a token
-    written before the rules checked its shape) is skipped, never sent to FCM."""
-    for row in rows:
-        device = row.device_type if isinstance(row.device_type, str) else None
-        if usable_token(row.token) and audience_matches(target_audience, device):
-            yield row
-
-
-def _age_key(created_at: Any) -> tuple[int, float]:
-    return (1, created_at.timestamp()) if isinstance(created_at, dt.datetime) else (0, 0.0)
-
-
-def newest_per_owner(rows: Iterable[TokenRow], per_owner: int) -> Iterator[list[str]]:
-    """Each owner's newest ``per_owner`` distinct tokens (by ``created_at``; a token without one
-    counts as the oldest; among equals the first read wins), newest first, one list per owner.
-    Pure. ``rows`` come ordered by document path, so each owner's rows arrive together (across
-    pages too); only ``per_owner`` of them are held at a time, however many the owner has."""
-    owner: str | None = None
-    kept: dict[str, tuple[tuple[int, float], int]] = {}
-    read = 0
-    for row in rows:
-        if row.owner != owner:
-            if kept:
-                yield sorted(kept, key=kept.__getitem__, reverse=True)
-            owner, kept = row.owner, {}
-        read += 1
-        key = (_age_key(row.created_at), -read)
-        if row.token in kept:
-            kept[row.token] = max(kept[row.token], key)
-            continue
-        kept[row.token] = key
-        if len(kept) > per_owner:
-            del kept[min(kept, key=kept.__getitem__)]
-    if kept:
-        yield sorted(kept, key=kept.__getitem__, reverse=True)
-
-
-def batches(groups: Iterable[list[str]], size: int) -> Iterator[list[str]]:
-    """The groups' tokens in batches of at most ``size``, each token once per batch. Pure."""
-    batch: dict[str, None] = {}
-    for group in groups:
-        for token in group:
-            batch[token] = None
-            if len(batch) >= size:
-                yield list(batch)
-                batch = {}
-    if batch:
-        yield list(batch)
-
-
-def token_page() -> int:
-    return EMULATOR_TOKEN_PAGE if settings.is_emulator() else config.PUSH_TOKEN_PAGE
-
-
-def _row(snap) -> TokenRow:
-    data = snap.to_dict() or {}
-    return TokenRow(owner=snap.reference.path.rsplit("/", 2)[0], token=data.get("fcm_token"),
-                    device_type=data.get("device_type"), created_at=data.get("created_at"))
-
-
-def _paged(query, page: int) -> Iterator[TokenRow]:
-    """Every document of ``query`` in document-path order, ``page`` at a time (never all at once)."""
-    query = query.order_by("__name__").limit(page)
-    last = None
-    while True:
-        snaps = list((query if last is None else query.start_after({"__name__": last})).stream())
-        yield from (_row(snap) for snap in snaps)
-        if len(snaps) < page:
-            return
-        last = snaps[-1].reference
-
+# ---- recipients' devices, read and sent a page at a time (devices.py) -----------------------
 
 def token_rows(db, uids: list[str], *, page: int) -> Iterator[TokenRow]:
     """The named users' token documents, or every user's (a broadcast to everyone), in
     document-path order, read a page at a time."""
     if uids:
         for uid in uids:
-            yield from _paged(db.collection(USERS).document(uid).collection(TOKENS), page)
+            yield from paged(db.collection(USERS).document(uid).collection(TOKENS), page)
         return
-    yield from _paged(db.collection_group(TOKENS), page)
+    yield from paged(db.collection_group(TOKENS), page)
 
 
 def recipient_batches(db, uids: list[str], target_audience: str | None, *,

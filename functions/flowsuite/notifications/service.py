@@ -27,6 +27,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from flowsuite.core import ids, log, settings
 from flowsuite.core.errors import InvalidArgumentError, PermissionDeniedError
+from flowsuite.notifications import devices
 from flowsuite.notifications import email as mail
 from flowsuite.notifications.documents import EmailSuppressionDoc, FcmTokenDoc, InboxDoc
 from flowsuite.notifications.push import PushMessage, PushMessageError, PushSender
@@ -216,8 +217,9 @@ def _inbox(user_ref, event_id: str, kind: str, title: str, body: str, data, corr
 
 
 def _push(db, push: PushSender, user_ref, title: str, body: str, data: dict[str, str]) -> dict:
-    tokens = [t for t in (s.to_dict().get("fcm_token") for s in user_ref.collection(TOKENS).stream())
-              if isinstance(t, str) and t]  # a malformed token document is skipped, never a failed delivery
+    # The user's newest devices (at most PUSH_TOKENS_PER_USER, read a page at a time): a malformed
+    # token document is skipped, never a failed delivery.
+    tokens = devices.newest_devices(user_ref.collection(TOKENS))
     if not tokens:
         return {"sent": 0, "reason": "no_tokens"}
     try:
