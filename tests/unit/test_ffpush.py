@@ -225,13 +225,14 @@ def test_other_tokens_are_not(token):
     assert not ffpush.usable_token(token)
 
 
-def test_the_rules_and_addfcmtoken_check_the_same_token_shape():
+def test_the_rules_refuse_every_direct_token_write_and_addfcmtoken_checks_the_shape():
+    """Tokens are registered through addFcmToken only (it keeps a user's newest 10): a direct
+    create would let a member flood their fcm_tokens, which every broadcast reads."""
     from flowsuite.notifications.models import AddFcmToken
 
     block = re.search(r"match /fcm_tokens/\{tokenId\} \{(.*?)\n      \}", RULES, re.S).group(1)
-    assert f"fcm_token.size() <= {config.FCM_TOKEN_MAX}" in block
-    assert "fcm_token.matches('[A-Za-z0-9_:-]+')" in block
-    assert "activeProfile(uid)" in block
+    allows = [line.strip() for line in block.splitlines() if line.strip().startswith("allow")]
+    assert allows == ["allow read, delete: if isOwner(uid);", "allow create, update: if false;"]
     ok = {"userDocPath": "users/u1", "deviceType": "iOS"}
     assert AddFcmToken.model_validate({**ok, "fcmToken": REAL_TOKEN}).fcmToken == REAL_TOKEN
     for bad in ("x" * (config.FCM_TOKEN_MAX + 1), "junk token", "a/b", "dot.x"):
@@ -289,3 +290,35 @@ def test_batches_hold_at_most_size_tokens_each_once():
 def test_the_per_user_cap_and_page_size():
     assert config.PUSH_TOKENS_PER_USER == 10 and config.PUSH_TOKEN_PAGE == 500 and config.FCM_CHUNK == 500
     assert config.PUSH_SEND_BUDGET_SECONDS < 120  # stops before the notifications functions' timeout
+
+
+def test_reading_stops_once_the_deadline_has_passed():
+    """paged checks this before each page: a push reads no further than its send budget."""
+    from flowsuite.notifications import devices
+
+    assert not devices.past(None, 10**9)  # no deadline: reads everything
+    assert not devices.past(100.0, 99.9)
+    assert devices.past(100.0, 100.0) and devices.past(100.0, 250.0)
+
+
+def test_a_stopped_push_says_when_and_how_far_it_got():
+    assert ffpush.stopped_reason(90.7, 1500) == ("stopped after 90 s, before the function's time ran out: "
+                                                 "1500 devices reached, the remaining recipients were not")
+    assert "0 devices reached" in ffpush.stopped_reason(91, 0)  # stopped while still reading
+
+
+def test_a_user_keeps_the_newest_tokens_and_the_one_just_registered():
+    from flowsuite.notifications import devices
+
+    newest_first = [f"t{i}" for i in range(12)]
+    assert devices.surplus(newest_first, 10, "t0") == ["t10", "t11"]
+    assert devices.surplus(newest_first[:10], 10, "t0") == []
+    # an older document dated in the future by a device's clock does not push out the new one
+    assert devices.surplus(newest_first, 10, "t11") == ["t9", "t10"]
+    assert devices.surplus(["new"], 10, "new") == [] and devices.surplus([], 10, "new") == []
+
+
+@pytest.mark.parametrize(("doc", "sent"), [({"num_sent": 42}, 42), ({}, 0), ({"num_sent": None}, 0),
+                                           ({"num_sent": True}, 0), ({"num_sent": -3}, 0), ({"num_sent": "7"}, 0)])
+def test_a_push_failing_unexpectedly_keeps_the_devices_it_recorded(doc, sent):
+    assert ffpush.recorded_sent(doc) == sent

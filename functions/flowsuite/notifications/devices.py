@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -103,11 +104,25 @@ def row_of(snap) -> TokenRow:
                     device_type=data.get("device_type"), created_at=data.get("created_at"))
 
 
-def paged(query, page: int) -> Iterator[TokenRow]:
-    """Every document of ``query`` in document-path order, ``page`` at a time (never all at once)."""
+class DeadlinePassedError(Exception):
+    """Reading stopped before another page: the push's time (``deadline``) has passed."""
+
+
+def past(deadline: float | None, now: float) -> bool:
+    """Whether a reader with this ``deadline`` (``time.monotonic()`` based; None: no deadline)
+    must stop before reading more at ``now``. Pure."""
+    return deadline is not None and now >= deadline
+
+
+def paged(query, page: int, *, deadline: float | None = None) -> Iterator[TokenRow]:
+    """Every document of ``query`` in document-path order, ``page`` at a time (never all at once).
+    Past ``deadline`` (``time.monotonic()``), it raises ``DeadlinePassedError`` before reading
+    another page: one user's thousands of token documents cannot hold a push past its time."""
     query = query.order_by("__name__").limit(page)
     last = None
     while True:
+        if past(deadline, time.monotonic()):
+            raise DeadlinePassedError
         snaps = list((query if last is None else query.start_after({"__name__": last})).stream())
         yield from (row_of(snap) for snap in snaps)
         if len(snaps) < page:
@@ -121,3 +136,19 @@ def newest_devices(collection, *, per_user: int = config.PUSH_TOKENS_PER_USER) -
     for group in newest_per_owner(wanted(paged(collection, token_page()), None), per_user):
         return group
     return []
+
+
+def surplus(newest_first: Iterable[str], keep: int, registered: str) -> list[str]:
+    """The ids of a user's token documents beyond their newest ``keep``, given the ids newest
+    first (by ``created_at``). The one just ``registered`` is always kept: an older document
+    dated in the future by a device's clock must not push it out. Pure."""
+    kept = 1
+    extra = []
+    for doc_id in newest_first:
+        if doc_id == registered:
+            continue
+        if kept < keep:
+            kept += 1
+        else:
+            extra.append(doc_id)
+    return extra

@@ -29,8 +29,11 @@ refuse it).
 Devices: a push reaches at most ``config.PUSH_TOKENS_PER_USER`` (10) devices of one user,
 their newest, and only tokens of FCM's shape. Tokens are read a page at a time in document
 order (a user's arrive together) and sent batch by batch as they are read, so neither memory
-nor sends grow with what one user registers; a push stops before the function's timeout and
-ends ``failed`` with the devices it reached (``send_in_batches``). An instance that dies
+nor sends grow with what one user registers; a push stops before the function's timeout, in
+reading as in sending (no page is read past ``PUSH_SEND_BUDGET_SECONDS``), and ends ``failed``
+with the devices it reached (``send_in_batches``). A user has at most 10 token documents
+(addFcmToken deletes older ones; the rules refuse direct writes). A push that raises ends
+``failed`` keeping the ``num_sent`` it recorded (``fail_unexpectedly``). An instance that dies
 mid-way anyway (nothing re-runs a Firestore trigger, and no sweep picks the push up) leaves
 the status empty with ``num_sent`` as far as it got (written before each later batch); the
 devices after that point get nothing, and none gets it twice.
@@ -52,11 +55,13 @@ from flowsuite.core import clients, clock, effects, errors, log, settings
 from flowsuite.core.models import is_reserved_id
 from flowsuite.notifications import config
 from flowsuite.notifications.devices import (  # noqa: F401 - audience_matches, usable_token, TokenRow: ffpush's API
+    DeadlinePassedError,
     TokenRow,
     audience_matches,
     batches,
     newest_per_owner,
     paged,
+    past,
     token_page,
     usable_token,
     wanted,
@@ -348,10 +353,10 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
     outcome = effects.once(f"ffpush-{collection}-{doc_id}",
                            lambda: send_in_batches(db, push, ref, message, uids, request.target_audience),
                            meta={"kind": "ff_push"}, db=db)
+    if outcome.get("stopped"):  # first: a push stopped while reading may have reached nobody yet
+        return _finish(ref, "failed", outcome["sent"], outcome["stopped"], named)
     if outcome.get("devices") == 0:
         return _finish(ref, "failed", 0, "no recipient has a registered device for this audience", named)
-    if outcome.get("stopped"):
-        return _finish(ref, "failed", outcome["sent"], outcome["stopped"], named)
     if outcome["sent"] == 0:
         return _finish(ref, "failed", 0, "; ".join(outcome["errors"]) or "every device token was rejected", named)
     return _finish(ref, "succeeded", outcome["sent"], None, named)
@@ -359,21 +364,28 @@ def process(db, push: PushSender, collection: str, doc_id: str, *, now: dt.datet
 
 # ---- recipients' devices, read and sent a page at a time (devices.py) -----------------------
 
-def token_rows(db, uids: list[str], *, page: int) -> Iterator[TokenRow]:
+def token_rows(db, uids: list[str], *, page: int, deadline: float | None = None) -> Iterator[TokenRow]:
     """The named users' token documents, or every user's (a broadcast to everyone), in
-    document-path order, read a page at a time."""
+    document-path order, read a page at a time; past ``deadline`` it raises
+    ``DeadlinePassedError`` before reading another page."""
     if uids:
         for uid in uids:
-            yield from paged(db.collection(USERS).document(uid).collection(TOKENS), page)
+            yield from paged(db.collection(USERS).document(uid).collection(TOKENS), page, deadline=deadline)
         return
-    yield from paged(db.collection_group(TOKENS), page)
+    yield from paged(db.collection_group(TOKENS), page, deadline=deadline)
 
 
 def recipient_batches(db, uids: list[str], target_audience: str | None, *,
-                      per_user: int = config.PUSH_TOKENS_PER_USER) -> Iterator[list[str]]:
+                      per_user: int = config.PUSH_TOKENS_PER_USER, deadline: float | None = None) -> Iterator[list[str]]:
     """The push's devices, at most ``per_user`` a user, in batches FCM takes at once."""
-    rows = wanted(token_rows(db, uids, page=token_page()), target_audience)
+    rows = wanted(token_rows(db, uids, page=token_page(), deadline=deadline), target_audience)
     return batches(newest_per_owner(rows, per_user), config.FCM_CHUNK)
+
+
+def stopped_reason(elapsed: float, sent: int) -> str:
+    """What a push stopped at its time says. Pure."""
+    return (f"stopped after {int(elapsed)} s, before the function's time ran out: "
+            f"{sent} devices reached, the remaining recipients were not")
 
 
 def send_in_batches(db, push: PushSender, ref, message: PushMessage, uids: list[str], target_audience: str | None,
@@ -381,21 +393,24 @@ def send_in_batches(db, push: PushSender, ref, message: PushMessage, uids: list[
     """Sends a batch as soon as it is read, prunes the tokens FCM says are dead, and writes the
     devices reached so far on the push (``num_sent``, its status still empty) before each later
     batch, so that a push whose instance dies shows how far it got. It stops before the
-    function's timeout (``stopped`` says why) rather than be killed with no status at all."""
+    function's timeout (``stopped`` says why) rather than be killed with no status at all: the
+    budget bounds reading too (one user's thousands of token documents, read before their
+    newest are known, cannot hold the push past it), checked before each page and each batch."""
     started = time.monotonic()
+    deadline = started + budget_seconds
     total = PushResult()
     stopped = None
-    for batch in recipient_batches(db, uids, target_audience):
-        if total.sent or total.failed:
-            elapsed = time.monotonic() - started
-            if elapsed > budget_seconds:
-                stopped = (f"stopped after {int(elapsed)} s, before the function's time ran out: "
-                           f"{total.sent} devices reached, the remaining recipients were not")
-                break
-            ref.update(FFPushDoc.fields({"num_sent": total.sent}))
-        result = push.send(batch, message)
-        prune_tokens(db, result.invalid_tokens)
-        total.add(result)
+    try:
+        for batch in recipient_batches(db, uids, target_audience, deadline=deadline):
+            if past(deadline, time.monotonic()):
+                raise DeadlinePassedError
+            if total.sent or total.failed:
+                ref.update(FFPushDoc.fields({"num_sent": total.sent}))
+            result = push.send(batch, message)
+            prune_tokens(db, result.invalid_tokens)
+            total.add(result)
+    except DeadlinePassedError:
+        stopped = stopped_reason(time.monotonic() - started, total.sent)
     return {"sent": total.sent, "failed": total.failed, "errors": total.errors[:5],
             "devices": total.sent + total.failed, "stopped": stopped}
 
@@ -465,15 +480,23 @@ def schedule(db, collection: str, doc_id: str, at: dt.datetime, extra: dict[str,
     return "scheduled"
 
 
+def recorded_sent(doc: dict[str, Any]) -> int:
+    """The devices a push already recorded as reached (``num_sent``, written between batches),
+    0 when it holds no count. Pure."""
+    value = doc.get("num_sent")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def fail_unexpectedly(db, collection: str, doc_id: str, exc: BaseException) -> str:
     """The last word on a push whose processing raised: ``failed`` with the reason, unless it
-    finished meanwhile."""
+    finished meanwhile, keeping the ``num_sent`` it recorded before the failure (those devices
+    got it)."""
     log.error("flutterflow push failed unexpectedly", error=f"{type(exc).__name__}: {exc}"[:300])
     ref = db.collection(collection).document(doc_id)
     snap = ref.get()
     if not snap.exists or (snap.to_dict().get("status") or "") not in ("", "started"):
         return "finished"
-    return _finish(ref, "failed", 0, f"could not be sent: {type(exc).__name__}: {exc}"[:500])
+    return _finish(ref, "failed", recorded_sent(snap.to_dict()), f"could not be sent: {type(exc).__name__}: {exc}"[:500])
 
 
 class NotDueError(RuntimeError):

@@ -27,7 +27,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from flowsuite.core import ids, log, settings
 from flowsuite.core.errors import InvalidArgumentError, PermissionDeniedError
-from flowsuite.notifications import devices
+from flowsuite.notifications import config, devices
 from flowsuite.notifications import email as mail
 from flowsuite.notifications.documents import EmailSuppressionDoc, FcmTokenDoc, InboxDoc
 from flowsuite.notifications.push import PushMessage, PushMessageError, PushSender
@@ -255,8 +255,16 @@ def user_path_uid(user_doc_path: str) -> str:
     return parts[1]
 
 
+# How many of a user's older token documents one addFcmToken reads to delete the surplus: a
+# user has at most PUSH_TOKENS_PER_USER once registered here; more are documents written
+# directly before the rules refused that, removed this many a call.
+TRIM_READ_MAX = 500
+
+
 def add_fcm_token(db, *, caller_uid: str, user_doc_path: str, token: str, device_type: str) -> str:
-    """FlutterFlow's addFcmToken: the caller's token, moved away from any other user."""
+    """FlutterFlow's addFcmToken: the caller's token, moved away from any other user. The user
+    keeps their newest ``config.PUSH_TOKENS_PER_USER`` token documents (by ``created_at``, this
+    one always among them): the older ones are deleted (``trim_tokens``)."""
     uid = user_path_uid(user_doc_path)
     if uid != caller_uid:
         raise PermissionDeniedError("userDocPath is not your user document.")
@@ -269,7 +277,24 @@ def add_fcm_token(db, *, caller_uid: str, user_doc_path: str, token: str, device
     ref.set(FcmTokenDoc.fields(fcm_token=token, device_type=device_type, created_at=gcf.SERVER_TIMESTAMP), merge=True)
     if moved:
         log.info("push token moved from another user", moved=moved)
+    trim_tokens(db, uid, registered=ref.id)
     return ref.id
+
+
+def trim_tokens(db, uid: str, *, registered: str, keep: int = config.PUSH_TOKENS_PER_USER) -> int:
+    """Deletes the user's token documents beyond their newest ``keep`` by ``created_at`` (at
+    most ``TRIM_READ_MAX`` read a call). A document without ``created_at`` (only a direct write
+    from before the rules refused them could lack it) is not found by this query and stays."""
+    query = (db.collection(USERS).document(uid).collection(TOKENS)
+             .order_by("created_at", direction="DESCENDING").limit(keep + TRIM_READ_MAX))
+    snaps = list(query.select(["created_at"]).stream())
+    by_id = {snap.id: snap.reference for snap in snaps}
+    extra = devices.surplus([snap.id for snap in snaps], keep, registered)
+    for doc_id in extra:
+        by_id[doc_id].delete()
+    if extra:
+        log.info("older push tokens of the user deleted", deleted=len(extra))
+    return len(extra)
 
 
 # ---- erasure ------------------------------------------------------------------------
