@@ -183,6 +183,23 @@ def test_add_fcm_token_ownership_and_moving(db, member):
     assert len(list(db.collection(f"users/{member.uid}/fcm_tokens").stream())) == 1
 
 
+def test_add_fcm_token_keeps_the_newest_ten_tokens_of_a_user(db, member):
+    """The rules refuse direct writes, and addFcmToken keeps a user's newest 10 token documents
+    (by created_at, server time), deleting the older ones: no user can flood the collection every
+    broadcast reads."""
+    def stored() -> dict[str, dict]:
+        return {s.get("fcm_token"): s.to_dict() for s in db.collection(f"users/{member.uid}/fcm_tokens").stream()}
+
+    values = [token(member, f"dev-{k:02d}-{uuid.uuid4().hex}", device="Android" if k % 2 else "iOS") for k in range(12)]
+    kept = stored()
+    assert sorted(kept) == sorted(values[2:])  # the two registered first are gone
+    assert all(isinstance(d["created_at"], dt.datetime) for d in kept.values())
+    assert [kept[v]["device_type"] for v in values[2:4]] == ["iOS", "Android"]
+    token(member, values[2])  # registered again: now the newest, it stays
+    newest = token(member)
+    assert sorted(stored()) == sorted([values[2], *values[4:], newest])  # values[3] was the oldest left
+
+
 def ff_push(db, collection: str, doc_id: str) -> dict:
     return eventually(lambda: (d := harness.doc(db, f"{collection}/{doc_id}")) and d.get("status") in ("succeeded", "failed") and d,
                       what=f"{collection} processed")
@@ -417,12 +434,13 @@ def test_an_anonymous_account_may_not_send_a_targeted_push(db):
 
 
 def test_a_user_with_many_tokens_gets_at_most_ten_devices_of_a_broadcast(db, admin, member):
-    """The rules refuse junk tokens now, but a user may still register many (and older ones were
-    written before): a push reaches each user's newest 10 devices, skips tokens that are not of
-    FCM's shape, and everybody else still gets theirs. The emulators read tokens 7 a page
+    """The rules refuse direct token writes now and addFcmToken keeps 10 a user, but documents
+    written before remain: a push reaches each user's newest 10 devices, skips tokens that are not
+    of FCM's shape, and everybody else still gets theirs. The emulators read tokens 7 a page
     (ffpush.EMULATOR_TOKEN_PAGE), so the member's 36 documents span pages."""
     other = harness.sign_up()
     theirs = token(other)
+    mine = token(member)  # the member's real device, registered before the old documents are put back
     old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     junk = [f"junk-{i:02d}-{uuid.uuid4().hex}" for i in range(30)]
     for i, value in enumerate(junk):  # the newest junk token has the highest index
@@ -432,7 +450,6 @@ def test_a_user_with_many_tokens_gets_at_most_ten_devices_of_a_broadcast(db, adm
     for i, value in enumerate(malformed):  # written before the rules checked the shape: newest of all
         db.document(f"users/{member.uid}/fcm_tokens/malformed-{i}").set(
             {"fcm_token": value, "device_type": "iOS", "created_at": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)})
-    mine = token(member)  # the member's real device, registered last
 
     AppClient(admin).create("ff_push_notifications", "to-all", {
         "notification_title": "Sale", "notification_text": "for all", "user_refs": "", "status": "",
@@ -533,13 +550,20 @@ def test_rules_inbox_tokens_settings(db, member):
         mine.create(f"users/{member.uid}/notifications", "fake", {"title": "x"})
     with pytest.raises(Denied):
         mine.delete(path)
-    mine.create(f"users/{member.uid}/fcm_tokens", "t1", {"fcm_token": "abc", "device_type": "iOS",
-                                                         "created_at": dt.datetime.now(dt.UTC)})
+    with pytest.raises(Denied):  # tokens are registered through addFcmToken only
+        mine.create(f"users/{member.uid}/fcm_tokens", "t1", {"fcm_token": "abc", "device_type": "iOS",
+                                                             "created_at": dt.datetime.now(dt.UTC)})
+    t1 = call("addFcmToken", {"userDocPath": f"users/{member.uid}", "fcmToken": "abc", "deviceType": "iOS"},
+              user=member)["token_id"]
+    assert mine.get(f"users/{member.uid}/fcm_tokens/{t1}")["fcm_token"] == "abc"
     with pytest.raises(Denied):
         theirs.create(f"users/{member.uid}/fcm_tokens", "t2", {"fcm_token": "evil", "device_type": "iOS"})
     with pytest.raises(Denied):
-        theirs.get(f"users/{member.uid}/fcm_tokens/t1")
-    mine.delete(f"users/{member.uid}/fcm_tokens/t1")
+        theirs.get(f"users/{member.uid}/fcm_tokens/{t1}")
+    with pytest.raises(Denied):
+        theirs.delete(f"users/{member.uid}/fcm_tokens/{t1}")
+    mine.delete(f"users/{member.uid}/fcm_tokens/{t1}")
+    assert harness.doc(db, f"users/{member.uid}/fcm_tokens/{t1}") is None
     mine.set(f"users/{member.uid}/settings/notifications", {"welcome": {"email": False}})
     with pytest.raises(Denied):
         mine.set(f"users/{member.uid}/settings/other", {"x": 1})

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from testkit import harness
-from testkit.harness import AppClient, Denied, Ref, call, eventually
+from testkit.harness import AppClient, CallableError, Denied, Ref, call, eventually
 
 SHARED_WORLD = True  # one reset for the module; every case makes its own target
 
@@ -88,7 +88,7 @@ SPECS: list[Spec] = [
     Spec("fcm_tokens", lambda o, c: f"users/{o}/fcm_tokens/t-{c}",
          lambda o: {"fcm_token": "tok", "device_type": "iOS", "created_at": NOW},
          lambda o, a: {"fcm_token": f"tok-{a}", "device_type": "Android", "created_at": NOW},
-         {"get": {"owner"}, "list": {"owner"}, "create": {"owner"}, "delete": {"owner"}}),
+         {"get": {"owner"}, "list": {"owner"}, "delete": {"owner"}}),  # created through addFcmToken only
     Spec("settings", lambda o, c: f"users/{o}/settings/notifications", lambda o: {"welcome": {"email": True}},
          lambda o, a: {"welcome": {"email": False}},
          {"get": {"owner"}, "list": {"owner"}, "create": {"owner"}, "update": {"owner"}, "delete": {"owner"}},
@@ -146,7 +146,7 @@ def run(spec: Spec, actor: str, op: str, world) -> bool:
         db.document(path).set(for_admin(db, spec.stored(owner.uid)))
     else:
         db.document(path).delete()
-    if spec.name == "fcm_tokens" and op == "create":  # a token needs a live profile (an earlier case may have changed it)
+    if spec.name == "fcm_tokens" and op == "create":  # a live profile: a denial is the rule's, not a missing profile's
         db.document(f"users/{owner.uid}").set(for_admin(db, BY_NAME["users"].stored(owner.uid)))
     client = AppClient(user)
     actor_uid = user.uid if user else ""
@@ -249,12 +249,17 @@ def test_a_broadcast_must_name_the_admin_who_creates_it(world):
 
 
 def test_a_token_with_extra_fields_or_for_someone_else_is_refused(world):
-    owner, other = world["owner"], world["other"]
+    owner, other, db = world["owner"], world["other"], world["db"]
+    profile(world)
     with pytest.raises(Denied):
         AppClient(owner).create(f"users/{owner.uid}/fcm_tokens", "t-extra",
                                 {"fcm_token": "t", "device_type": "iOS", "role": "admin"})
     with pytest.raises(Denied):
         AppClient(other).create(f"users/{owner.uid}/fcm_tokens", "t-other", {"fcm_token": "t", "device_type": "iOS"})
+    db.document(f"users/{owner.uid}/fcm_tokens/t-stored").set({"fcm_token": "t", "device_type": "iOS", "created_at": NOW})
+    with pytest.raises(Denied):  # nor may the owner rewrite one addFcmToken stored
+        AppClient(owner).update(f"users/{owner.uid}/fcm_tokens/t-stored", {"fcm_token": "t2"})
+    db.document(f"users/{owner.uid}/fcm_tokens/t-stored").delete()
 
 
 def test_unfiltered_lists_of_owned_collections_are_refused(world):
@@ -360,19 +365,32 @@ REAL_TOKEN = ("dQw4w9WgXcQ:APA91bHun4MxP5egoKMwt2KZFBaFUH-1RYqx_Q3wTbRnWJ9LtSq5h
     {"fcm_token": "t", "device_type": "Windows"}, {"fcm_token": "t", "device_type": "iOS", "created_at": "now"},
 ])
 def test_a_push_token_of_the_wrong_shape_is_refused(world, token):
-    owner = world["owner"]
-    profile(world)  # active: only the shape is refused
+    """Directly by the rules (they refuse every direct create), and by addFcmToken's request
+    model, with the failing field, writing nothing."""
+    owner, db = world["owner"], world["db"]
+    profile(world)  # active
     with pytest.raises(Denied):
         AppClient(owner).create(f"users/{owner.uid}/fcm_tokens", uuid.uuid4().hex, token)
+    before = {s.id for s in db.collection(f"users/{owner.uid}/fcm_tokens").stream()}
+    payload = {"userDocPath": f"users/{owner.uid}", "fcmToken": token["fcm_token"], "deviceType": token["device_type"],
+               **({"created_at": token["created_at"]} if "created_at" in token else {})}
+    with pytest.raises(CallableError) as err:
+        call("addFcmToken", payload, user=owner)
+    expected = "created_at" if "created_at" in token else "deviceType" if token["device_type"] == "Windows" else "fcmToken"
+    assert err.value.code == "invalid-argument" and err.value.fields == [expected]
+    assert {s.id for s in db.collection(f"users/{owner.uid}/fcm_tokens").stream()} == before
 
 
-def test_a_real_shaped_push_token_is_allowed_while_the_profile_is_active(world):
+def test_a_real_shaped_push_token_is_denied_directly_and_registered_through_addfcmtoken(world):
+    """A direct create is refused for every account, live or not: a member could otherwise write
+    hundreds of thousands of token documents for every broadcast to read. addFcmToken registers
+    the same token."""
     owner, db = world["owner"], world["db"]
     path = profile(world)
-    AppClient(owner).create(f"users/{owner.uid}/fcm_tokens", "real", {
-        "fcm_token": REAL_TOKEN, "device_type": "Android", "created_at": NOW})
-    AppClient(owner).create(f"users/{owner.uid}/fcm_tokens", "longest", {"fcm_token": "t" * 1024, "device_type": "iOS"})
-    assert db.document(f"users/{owner.uid}/fcm_tokens/real").get().get("fcm_token") == REAL_TOKEN
+    for doc_id, token in (("real", {"fcm_token": REAL_TOKEN, "device_type": "Android", "created_at": NOW}),
+                          ("longest", {"fcm_token": "t" * 1024, "device_type": "iOS"})):
+        with pytest.raises(Denied):
+            AppClient(owner).create(f"users/{owner.uid}/fcm_tokens", doc_id, token)
     for status in ("disabled", "deleting"):  # an unexpired ID token of an account that is no longer live
         db.document(path).update({"status": status})
         with pytest.raises(Denied):
@@ -383,6 +401,15 @@ def test_a_real_shaped_push_token_is_allowed_while_the_profile_is_active(world):
         AppClient(owner).create(f"users/{owner.uid}/fcm_tokens", "without-profile", {
             "fcm_token": REAL_TOKEN, "device_type": "Android"})
     profile(world)
+    assert not {"real", "longest", "when-disabled", "when-deleting", "without-profile"} & {
+        s.id for s in db.collection(f"users/{owner.uid}/fcm_tokens").stream()}
+    for value, device in ((REAL_TOKEN, "Android"), ("t" * 1024, "iOS")):
+        token_id = call("addFcmToken", {"userDocPath": f"users/{owner.uid}", "fcmToken": value, "deviceType": device},
+                        user=owner)["token_id"]
+        stored = db.document(f"users/{owner.uid}/fcm_tokens/{token_id}").get().to_dict()
+        assert (stored["fcm_token"], stored["device_type"]) == (value, device)
+        assert isinstance(stored["created_at"], dt.datetime)
+        AppClient(owner).delete(f"users/{owner.uid}/fcm_tokens/{token_id}")  # the owner still removes their own
 
 
 # ---- admin and staff reads follow the profile as it is now, not only the token: an ID token keeps

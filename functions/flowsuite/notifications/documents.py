@@ -18,14 +18,16 @@ class InboxDoc(Document):
 
 
 @collection("users/{uid}/fcm_tokens/{token_id}", read="the owner",
-            write="addFcmToken; the owner creates (while their profile is active) and deletes their own",
+            write="addFcmToken only (it keeps a user's newest 10 and deletes the older ones); the owner deletes "
+                  "their own (the rules refuse direct creates and updates)",
             read_by={"identity": "reconciliation pages the collection group for documents under a uid with neither "
                                "a profile nor an Auth account (written by a deleted account's unexpired token "
                                "after its erasure) and publishes identity.user_deleted for that uid"})
 class FcmTokenDoc(Document):
     """A device's push token (FlutterFlow's schema). `fcm_token` has FCM's shape: at most 1024
-    characters of letters, digits, `_`, `:` and `-` (the rules and addFcmToken refuse anything
-    else). A push reaches at most 10 devices of one user, their newest by `created_at`."""
+    characters of letters, digits, `_`, `:` and `-` (addFcmToken refuses anything else). A user
+    keeps at most 10, their newest by `created_at` (server time), and a push reaches at most 10
+    devices of one user, their newest."""
 
     fcm_token: str
     device_type: str
