@@ -754,7 +754,9 @@ def on_payment_refunded(db, txn, data, published: dt.datetime | None = None) -> 
         return  # the payment never paid this order: nothing to undo here
     refunded = max(int(order.get("amount_refunded") or 0), int(data.amount_refunded or data.amount))
     if not data.full:
-        if refunded > int(order.get("amount_refunded") or 0):
+        # A partial refund published before a refund failure the order has recorded may be the one
+        # that failed (deliveries are unordered): the failure's lower amount stands.
+        if refunded > int(order.get("amount_refunded") or 0) and refund_failure_resolved(order, published):
             txn.update(ref, OrderDoc.fields(amount_refunded=refunded, updated_time=clock.utcnow()))
         return
     flagged = order.get("needs_review") and order.get("review_reason") == REVIEW_REFUND_FAILED
