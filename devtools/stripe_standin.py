@@ -821,8 +821,11 @@ def _fail_refund_later(refund_id: str) -> None:
 
 
 def _blocking_dispute(charge) -> Dispute | None:
+    """A chargeback not won: Stripe refunds no such charge. An inquiry (``warning_*``) withdrew no
+    funds, and the charge can still be refunded (Stripe's disputes guide: refunding resolves it)."""
     for key, obj in store.items():
-        if key.startswith("dispute:") and obj.charge == charge.id and obj.status not in ("won", "warning_closed"):
+        if (key.startswith("dispute:") and obj.charge == charge.id and obj.status != "won"
+                and not str(obj.status).startswith("warning_")):
             return obj
     return None
 

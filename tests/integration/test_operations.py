@@ -129,10 +129,10 @@ def test_events_carry_a_ttl(admin, db):
 
 def test_only_dead_tokens_are_deleted(db, member):
     """FCM's answers come back as the SDK's own exception types (push.fcm_answer_for). A token FCM
-    answers INVALID_ARGUMENT while it accepts the same message for another token of the batch is
-    not a registration token: deleted; a transient error deletes nothing."""
+    answers INVALID_ARGUMENT as "not a valid FCM registration token" is deleted; an invalid
+    argument about the message, and a transient error, delete nothing."""
     good = add_token(member, f"tok-{uuid.uuid4().hex}")
-    malformed = add_token(member, "bad-argument-device")  # InvalidArgumentError, the message accepted for `good`
+    malformed = add_token(member, "bad-token-device")  # InvalidArgumentError: not a registration token
     transient = add_token(member, "unavailable-device")  # UnavailableError
     dead = add_token(member, "unregistered-device")  # UnregisteredError
     foreign = add_token(member, "sender-mismatch-device")  # SenderIdMismatchError
@@ -145,8 +145,8 @@ def test_only_dead_tokens_are_deleted(db, member):
 
 
 def test_an_invalid_argument_for_every_token_of_a_push_deletes_none(db, member):
-    """No token of the batch took the message: FCM's INVALID_ARGUMENT may be the message's fault,
-    so the tokens are kept."""
+    """An INVALID_ARGUMENT that does not say the token is invalid may be the message's fault (FCM
+    validates each platform's payload apart), so the tokens are kept."""
     first, second = add_token(member, "bad-argument-one"), add_token(member, "bad-argument-two")
     event_id = publish(db, OrderPaid(order_id="o-all-invalid", uid=member.uid, total=100, currency="usd", payment_id="p"))
     record = processed(db, event_id, "notifications_on_order_paid")

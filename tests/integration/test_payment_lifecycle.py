@@ -393,8 +393,19 @@ def test_events_that_are_not_ours_answer_200_and_ours_not_yet_recorded_503(membe
                                     "amount_refunded": 100, "metadata": {}},
         "a dispute of another app": {"id": "dp_other", "object": "dispute", "charge": "ch_nope",
                                      "payment_intent": "pi_nope", "status": "needs_response", "amount": 100},
+        # refunds of another deployment sharing the Stripe account: its project named, or (made
+        # before refunds carried it) a payment id this project never recorded
+        "a refund of another project": {"id": "re_staging", "object": "refund", "charge": "ch_nope",
+                                        "payment_intent": "pi_nope", "status": "failed", "amount": 100,
+                                        "metadata": {"flowsuite_payment_id": "pay_staging",
+                                                     "flowsuite_project": "demo-staging"}},
+        "an older refund of another deployment": {"id": "re_old", "object": "refund", "charge": "ch_nope",
+                                                  "payment_intent": "pi_nope", "status": "failed", "amount": 100,
+                                                  "metadata": {"flowsuite_payment_id": "pay_elsewhere"}},
     }
-    kinds = {"a charge of another app": "charge.refunded", "a dispute of another app": "charge.dispute.created"}
+    kinds = {"a charge of another app": "charge.refunded", "a dispute of another app": "charge.dispute.created",
+             "a refund of another project": "charge.refund.updated",
+             "an older refund of another deployment": "charge.refund.updated"}
     for name, obj in cases.items():
         r = post_webhook(*signed(kinds.get(name, "payment_intent.succeeded"), obj, int(time.time())))
         assert (r.status_code, r.json().get("outcome")) == (200, "not_ours"), name

@@ -36,13 +36,15 @@ def test_a_refund_waits_for_its_success_only_while_that_success_would_pay_the_or
 @pytest.mark.parametrize(("dispute", "open_"), [
     ({}, False),
     ({"dispute_id": "dp_1", "dispute_status": "needs_response", "dispute_closed": False}, True),
-    ({"dispute_id": "dp_1", "dispute_status": "warning_needs_response", "dispute_closed": False}, True),
+    # an inquiry withdrew no funds and can be refunded (which resolves it): it blocks nothing
+    ({"dispute_id": "dp_1", "dispute_status": "warning_needs_response", "dispute_closed": False}, False),
+    ({"dispute_id": "dp_1", "dispute_status": "warning_under_review", "dispute_closed": False}, False),
     ({"dispute_id": "dp_1", "dispute_status": "under_review", "dispute_closed": False}, True),
     ({"dispute_id": "dp_1", "dispute_status": "won", "dispute_closed": True}, False),
     ({"dispute_id": "dp_1", "dispute_status": "lost", "dispute_closed": True}, False),
     ({"dispute_id": "dp_1", "dispute_status": "warning_closed", "dispute_closed": True}, False),
 ])
-def test_an_order_is_under_an_open_dispute_until_stripe_closes_it(dispute, open_):
+def test_an_order_is_under_an_open_chargeback_until_stripe_closes_it(dispute, open_):
     assert orders.dispute_open({**ORDER, "status": "paid", **dispute}) is open_
 
 

@@ -91,33 +91,27 @@ def test_the_sink_refuses_only_its_test_domain():
     assert not smtp_sink.rejects("member@flowsuite.test")
 
 
-def test_an_invalid_argument_for_one_token_of_an_accepted_message_is_a_dead_token():
-    """FCM answers INVALID_ARGUMENT for a token that is no registration token: when it took the
-    same message for another token of the batch, the message is fine and the token is not."""
-    from flowsuite.notifications.push import account_batch
+def test_an_invalid_argument_naming_the_token_is_a_dead_token_and_any_other_keeps_it():
+    """FCM answers INVALID_ARGUMENT both for a token that is no registration token and for a message
+    one platform refuses (it validates each platform's payload apart): only the first is dead."""
+    from flowsuite.notifications.push import account
 
     result = PushResult()
-    account_batch(result, [("good", None), ("junk", exceptions.InvalidArgumentError("not a valid FCM token")),
-                           ("down", exceptions.UnavailableError("down")), ("gone", messaging.UnregisteredError("gone"))])
-    assert (result.sent, result.failed, result.transient) == (1, 3, 1)
+    answers = [("good", None),
+               ("junk", exceptions.InvalidArgumentError("The registration token is not a valid FCM registration token")),
+               ("ios", exceptions.InvalidArgumentError("Request contains an invalid argument.")),
+               ("down", exceptions.UnavailableError("down")), ("gone", messaging.UnregisteredError("gone"))]
+    for token, exc in answers:
+        account(result, token, exc)
+    assert (result.sent, result.failed, result.transient) == (1, 4, 1)
     assert result.invalid_tokens == ["junk", "gone"]
-
-
-def test_an_invalid_argument_for_every_token_may_be_the_messages_fault_and_prunes_nothing():
-    from flowsuite.notifications.push import account_batch
-
-    result = PushResult()
-    account_batch(result, [("a", exceptions.InvalidArgumentError("bad")), ("b", exceptions.InvalidArgumentError("bad")),
-                           ("c", exceptions.UnavailableError("down"))])
-    assert result.invalid_tokens == [] and result.sent == 0 and result.failed == 3
-    result = PushResult()
-    account_batch(result, [("gone", messaging.UnregisteredError("gone")), ("d", exceptions.UnavailableError("down"))])
-    assert result.invalid_tokens == ["gone"]  # unregistered is dead whatever the batch
 
 
 def test_the_fcm_stand_in_answers_a_malformed_token_invalid_argument():
     from flowsuite.notifications.push import fcm_answer_for
 
+    assert "not a valid FCM registration token" in str(fcm_answer_for("bad-token-device"))
+    assert "not a valid" not in str(fcm_answer_for("bad-argument-device"))
     assert isinstance(fcm_answer_for("bad-argument-device"), exceptions.InvalidArgumentError)
     assert isinstance(fcm_answer_for("unavailable-only-device"), exceptions.UnavailableError)
     assert fcm_answer_for("tok-123") is None

@@ -148,3 +148,12 @@ def test_admins_are_told_what_failed_and_what_to_do():
     assert title == "Refund failed on order o1"
     assert "has not got the money back" in text and "re_1" in text and "Refunded of the payment now: $0.00" in text
     assert set(TEMPLATES["refund_failed"].channels) == {"inbox", "email"}
+
+
+def test_our_refunds_name_the_project_as_our_intents_do():
+    from flowsuite.payments import service
+
+    assert service.refund_metadata("pay_1", "order_cancelled", "demo-a") == {
+        "flowsuite_payment_id": "pay_1", "reason": "order_cancelled", "flowsuite_project": "demo-a"}
+    assert service._names_ours(service.refund_metadata("pay_1", "x", "demo-a"), "demo-b") is None
+    assert service._names_ours(service.refund_metadata("pay_1", "x", "demo-a"), "demo-a") == "pay_1"

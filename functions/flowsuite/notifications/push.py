@@ -4,17 +4,17 @@
 emulator, so under the emulators ``RecordingSender`` writes what would have been
 sent to ``_push_outbox`` and answers as FCM would, with the SDK's own exception types:
 tokens that start with ``invalid`` or ``unregistered`` come back ``UnregisteredError``,
-``sender-mismatch`` ``SenderIdMismatchError``, ``bad-argument`` FCM's ``InvalidArgumentError``
-(what FCM answers for a token that is not a registration token: malformed, truncated, made up)
-and ``unavailable`` ``UnavailableError`` (transient).
+``sender-mismatch`` ``SenderIdMismatchError``, ``bad-token`` FCM's ``InvalidArgumentError`` for a
+token that is no registration token (malformed, truncated, made up: "The registration token is
+not a valid FCM registration token"), ``bad-argument`` the same error for the message (a
+payload one platform refuses) and ``unavailable`` ``UnavailableError`` (transient).
 ``clients.push_sender()`` picks one; nothing else knows the difference.
 
-Both read FCM's answers to one multicast batch through ``account_batch``: a token is dead when
-FCM says it is unregistered or belongs to another sender, or when FCM answers it
-``INVALID_ARGUMENT`` while it accepted the very same message for another token of the batch (the
-message is fine, so the token is not). An invalid argument for every token of a batch may be the
-message's fault, and any other error is FCM's (transient, quota, APNs credentials): the token is
-kept. Both check the message first (``check``): FCM refuses payloads over 4,096 bytes and data
+Both read FCM's answer for each token through ``account``: a token is dead when FCM says it is
+unregistered or belongs to another sender, or answers ``INVALID_ARGUMENT`` saying the token is not
+a valid registration token. Any other invalid argument may be the message's (FCM validates each
+platform's payload apart: one accepted on Android can be refused for iOS), and any other error is
+FCM's (transient, quota, APNs credentials): the token is kept. Both check the message first (``check``): FCM refuses payloads over 4,096 bytes and data
 that is not strings, and that refusal must never look like dead tokens.
 """
 
@@ -81,11 +81,15 @@ def check(message: PushMessage) -> None:
         raise PushMessageError(f"push message is {size} bytes; FCM accepts at most {FCM_MAX_PAYLOAD_BYTES}")
 
 
-def account(total: PushResult, token: str, exc: BaseException | None, *, message_accepted: bool = False) -> None:
+# What FCM says in an INVALID_ARGUMENT about the token itself (not the message).
+NOT_A_TOKEN = "not a valid FCM registration token"
+
+
+def account(total: PushResult, token: str, exc: BaseException | None) -> None:
     """Reads one token's answer from FCM (the SDK's exception types). Unregistered and another
-    sender's tokens are dead; an invalid argument is the token's fault only when
-    ``message_accepted`` (FCM took the same message for another token of the batch), else it
-    may be the message's and the token is kept. Pure but for the SDK's exception types."""
+    sender's tokens are dead, and so is one FCM calls no valid registration token; any other
+    invalid argument may be the message's, and the token is kept. Pure but for the SDK's
+    exception types."""
     from firebase_admin import exceptions, messaging  # noqa: PLC0415
 
     if exc is None:
@@ -95,21 +99,13 @@ def account(total: PushResult, token: str, exc: BaseException | None, *, message
     if isinstance(exc, (messaging.UnregisteredError, messaging.SenderIdMismatchError)):
         total.invalid_tokens.append(token)
         return
-    if message_accepted and isinstance(exc, exceptions.InvalidArgumentError):
+    if isinstance(exc, exceptions.InvalidArgumentError) and NOT_A_TOKEN in str(exc):
         total.invalid_tokens.append(token)
         return
     if isinstance(exc, (exceptions.UnavailableError, exceptions.InternalError, exceptions.DeadlineExceededError,
                         exceptions.ResourceExhaustedError)):
         total.transient += 1
     total.errors.append(f"{type(exc).__name__}: {exc}"[:200])
-
-
-def account_batch(total: PushResult, answers: list[tuple[str, BaseException | None]]) -> None:
-    """Reads FCM's answers to one multicast batch, a (token, exception or None) per token: the
-    message was accepted when any token of the batch succeeded (see ``account``)."""
-    accepted = any(exc is None for _, exc in answers)
-    for token, exc in answers:
-        account(total, token, exc, message_accepted=accepted)
 
 
 class PushSender(Protocol):
@@ -141,8 +137,8 @@ class FcmSender:
                     sound=message.sound or "default")),
             )
             answer = messaging.send_each_for_multicast(multicast, app=self.app)
-            account_batch(total, [(token, None if response.success else response.exception)
-                                  for token, response in zip(chunk, answer.responses, strict=True)])
+            for token, response in zip(chunk, answer.responses, strict=True):
+                account(total, token, None if response.success else response.exception)
         return total
 
 
@@ -167,7 +163,8 @@ class RecordingSender:
             }
             with metering.paused():  # FCM's stand-in: production writes nothing here
                 self.db.collection(self.OUTBOX).add(record)
-            account_batch(total, [(token, answers[token]) for token in chunk])
+            for token in chunk:
+                account(total, token, answers[token])
         return total
 
 
@@ -179,8 +176,10 @@ def fcm_answer_for(token: str) -> Exception | None:
         return messaging.UnregisteredError("Requested entity was not found.")
     if token.startswith("sender-mismatch"):
         return messaging.SenderIdMismatchError("SenderId mismatch")
-    if token.startswith("bad-argument"):
+    if token.startswith("bad-token"):
         return exceptions.InvalidArgumentError("The registration token is not a valid FCM registration token")
+    if token.startswith("bad-argument"):
+        return exceptions.InvalidArgumentError("Request contains an invalid argument.")
     if token.startswith("unavailable"):
         return exceptions.UnavailableError("FCM is temporarily unavailable.")
     return None

@@ -621,11 +621,14 @@ def request_cancel(db, txn, ref, order: dict, *, by: str, reason: str, extra: di
 
 
 def dispute_open(order: dict[str, Any]) -> bool:
-    """Whether the order's payment is under a dispute not closed yet (Stripe's
-    warning_needs_response, warning_under_review, needs_response, under_review; closed:
-    warning_closed, won, lost). Stripe refuses to refund a disputed charge
-    (``charge_disputed``), so such an order cannot be cancelled, by its owner or staff. Pure."""
-    return bool(order.get("dispute_id")) and not order.get("dispute_closed")
+    """Whether the order's payment is under a formal dispute (a chargeback) not closed yet:
+    Stripe's needs_response or under_review (closed: won, lost). Stripe refuses to refund a
+    charged-back charge (``charge_disputed``), so such an order cannot be cancelled, by its owner
+    or staff. An inquiry (``warning_*``) withdraws no funds and the payment can still be refunded;
+    Stripe advises refunding then (it closes the inquiry with no dispute fee), so it blocks
+    nothing. Pure."""
+    status = str(order.get("dispute_status") or "")
+    return bool(order.get("dispute_id")) and not order.get("dispute_closed") and not status.startswith("warning_")
 
 
 def cancel_by_caller(db, *, order_id: str, uid: str, role: str) -> str:
@@ -751,7 +754,9 @@ def on_payment_refunded(db, txn, data, published: dt.datetime | None = None) -> 
         return  # the payment never paid this order: nothing to undo here
     refunded = max(int(order.get("amount_refunded") or 0), int(data.amount_refunded or data.amount))
     if not data.full:
-        if refunded > int(order.get("amount_refunded") or 0):
+        # A partial refund published before a refund failure the order has recorded may be the one
+        # that failed (deliveries are unordered): the failure's lower amount stands.
+        if refunded > int(order.get("amount_refunded") or 0) and refund_failure_resolved(order, published):
             txn.update(ref, OrderDoc.fields(amount_refunded=refunded, updated_time=clock.utcnow()))
         return
     flagged = order.get("needs_review") and order.get("review_reason") == REVIEW_REFUND_FAILED

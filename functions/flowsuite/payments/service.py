@@ -17,7 +17,7 @@ from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from flowsuite.contracts.payments import DISPUTE_CLOSED, dispute_step_applies
-from flowsuite.core import clock, effects, events, faults, ids, log, tracing
+from flowsuite.core import clock, effects, events, faults, ids, log, settings, tracing
 from flowsuite.core.accounts import DELETED_USER, USERS, account_gone_in
 from flowsuite.core.errors import (
     FailedPreconditionError,
@@ -388,8 +388,11 @@ def handle_stripe_event(db, event: dict[str, Any], *, project: str | None = None
     if applied is None and named and _adopted_by_closed_payment(db, ref, _intent_of(kind, obj)):
         applied = _apply_reading_charge(db, stripe, ref, event)
     if applied is None:
-        if named:
+        if named and kind not in REFUND_EVENTS:
             raise UnknownPaymentError(f"no payment recorded for {_intent_of(kind, obj)} yet")
+        # A refund is made only of a payment recorded long before (paid): one whose payment is not
+        # here belongs to another deployment sharing the Stripe account (a refund made before
+        # refunds carried flowsuite_project), and a retry would never find it.
         return Applied("not_ours")
     return applied
 
@@ -821,12 +824,21 @@ def _refuse_refund(db, ref, payment: dict[str, Any], code: str, reason: str) -> 
                  "dispute_id": payment.get("dispute_id")})
 
 
+def refund_metadata(payment_id: str, reason: str, project: str | None) -> dict[str, str]:
+    """Our refund's metadata: the payment, the reason, and the project (as on the PaymentIntent),
+    so that another deployment sharing the Stripe account answers its events ``not_ours``. Pure."""
+    metadata = {"flowsuite_payment_id": payment_id, "reason": reason}
+    if project:
+        metadata["flowsuite_project"] = project
+    return metadata
+
+
 def _create_refund(stripe, payment_id: str, intent_id: str, reason: str, idempotency_key: str) -> dict[str, str]:
     """Creates the refund; one Stripe did not answer pending or succeeded raises
     ``RefundNotDoneError``, so its effect record is not kept as done. A repeated key may get
     Stripe's first answer replayed: a refund that is not done is read again for its status now."""
     refund = _plain(stripe.v1.refunds.create(
-        params={"payment_intent": intent_id, "metadata": {"flowsuite_payment_id": payment_id, "reason": reason}},
+        params={"payment_intent": intent_id, "metadata": refund_metadata(payment_id, reason, settings.project_id())},
         options={"idempotency_key": idempotency_key}))
     if refund.get("status") not in REFUND_DONE:
         return _refund_now(stripe, refund["id"])
