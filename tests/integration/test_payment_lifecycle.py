@@ -586,31 +586,75 @@ def test_a_new_refund_after_a_failure_refunds_again_and_clears_the_flags(admin, 
     assert charged(pi) == 0
 
 
-def test_a_refund_stripe_answers_failed_is_tried_again_with_new_keys_and_refunds_once(admin, member, db):
-    """Stripe answers the cancelled order's refund ``failed``: that answer is not kept as the
-    refund's outcome. The failure is recorded (flagged, admins alerted), the bus retries the
-    delivery, and the retry refunds under new keys (Stripe would replay the failed refund for the
-    old one). One refund reaches the customer."""
+def test_a_refund_stripe_answers_failed_is_a_dead_letter_at_once_and_its_replay_refunds_once(admin, member, db):
+    """Stripe answers the cancelled order's refund ``failed``: the failure is recorded once
+    (payment flagged, every admin alerted once) and nothing retries it: the delivery that asked
+    for the refund is a dead letter at its first attempt (staff may have returned the money
+    another way). An admin's replay of that dead letter refunds again under new keys (Stripe
+    would replay the failed refund for the old ones): one refund reaches the customer."""
+    from flowsuite.notifications.service import admin_uids
+
     out, intent, pi = paid_order(db, member)
     pid, oid = intent["payment_id"], out["order_id"]
     standin(f"charges/{stripe_intent(pi).latest_charge}/next_refund", status="failed", failure_reason="declined")
     assert call("orders_cancel", {"order_id": oid}, user=member)["status"] == "cancelled"
-    eventually(lambda: payment(db, pid)["status"] == "refunded", timeout=60, what="refunded by the retry")
+    cancelled = eventually(lambda: events_of(db, "order.cancelled", order_id=oid), what="order.cancelled")[0]
+    letter_id = f"{cancelled['id']}:payments_on_order_cancelled"
+    letter = eventually(lambda: harness.doc(db, f"dead_letters/{letter_id}"), timeout=45,
+                        what="the failed refund's delivery a dead letter")
+    failed_refund = refund_of(pi)
+    assert (failed_refund.status, failed_refund.failure_reason) == ("failed", "declined")
+    assert (letter["attempts"], letter["dead_reason"], letter["status"]) == (1, "permanent", "dead")
+    assert "FailedPreconditionError" in letter["error"] and failed_refund.id in letter["error"]
+    assert "Not retried automatically" in letter["error"]
+    flagged = payment(db, pid)
+    assert (flagged["status"], flagged["amount_refunded"], flagged["needs_review"], flagged["review_reason"]) == (
+        "succeeded", 0, True, "refund_failed")
+    assert (flagged["refund_failures"], flagged["refund_failures_ended"]) == (1, 1)
+    assert flagged["refund_statuses"] == {failed_refund.id: "failed"} and flagged["refund_failure_reason"] == "declined"
+    assert charged(pi) == 2000  # nothing refunded, and nothing retried: one refund at Stripe, failed
+    assert [r.id for r in stripe_client().v1.refunds.list(params={"payment_intent": pi}).data] == [failed_refund.id]
+    assert harness.doc(db, f"effects/stripe-refund-{pid}")["state"] == "FAILED"
+    assert harness.doc(db, f"effects/stripe-refund-{pid}-retry1") is None
+    eventually(lambda: order(db, oid).get("review_reason") == "refund_failed", what="the order flagged")
+    admins = admin_uids(db)
+    assert admin.uid in admins
+
+    def alerted(uid: str) -> list[dict]:
+        return [a for a in alerts_of(db, uid, "refund_failed") if failed_refund.id in a["body"]]
+
+    eventually(lambda: all(alerted(uid) for uid in admins), what="every admin alerted")
+
+    def quiet():  # every other delivery of the test processed; the refund's stays dead
+        records = {s.id: s.to_dict() for s in db.collection("deliveries").stream()}
+        return records[letter_id]["status"] == "dead" and all(
+            r["status"] == "processed" for i, r in records.items() if i != letter_id)
+    eventually(quiet, timeout=45, what="every other delivery processed")
+    assert [len(alerted(uid)) for uid in admins] == [1] * len(admins)
+    body = alerted(admin.uid)[0]["body"]
+    assert "replay the refund's dead letter" in body and "return the money another way" in body
+    assert len(events_of(db, "payment.refund_failed", order_id=oid)) == 1
+    assert events_of(db, "payment.refunded", order_id=oid) == []
+    assert payment(db, pid)["refund_failures"] == 1  # still: nothing tried again meanwhile
+
+    replayed = call("ops_replay_dead_letters", {"ids": [letter_id]}, user=admin)  # the customer's card works now
+    assert replayed["replayed"] == [{"id": letter_id, "outcome": "processed"}]
     refunds = {r.status: r for r in stripe_client().v1.refunds.list(params={"payment_intent": pi}).data}
-    assert sorted(refunds) == ["failed", "succeeded"] and refunds["failed"].failure_reason == "declined"
-    assert charged(pi) == 0  # one refund counted: never two
+    assert sorted(refunds) == ["failed", "succeeded"] and refunds["failed"].id == failed_refund.id
+    assert refunds["succeeded"].amount == 2000 and charged(pi) == 0  # one refund counted: never two
     done = payment(db, pid)
-    assert done["refund_statuses"] == {refunds["failed"].id: "failed", refunds["succeeded"].id: "succeeded"}
-    assert (done["refund_id"], done["refund_failures"], done["amount_refunded"]) == (refunds["succeeded"].id, 1, 2000)
-    assert done["needs_review"] is False and done["refund_failure_reason"] == "declined"
+    assert done["refund_statuses"] == {failed_refund.id: "failed", refunds["succeeded"].id: "succeeded"}
+    assert (done["status"], done["refund_id"], done["amount_refunded"]) == ("refunded", refunds["succeeded"].id, 2000)
+    assert (done["refund_failures"], done["refund_failures_ended"], done["needs_review"]) == (1, 1, False)
     first, retry = harness.doc(db, f"effects/stripe-refund-{pid}"), harness.doc(db, f"effects/stripe-refund-{pid}-retry1")
-    assert first["state"] == "FAILED" and refunds["failed"].id in first["error"]
+    assert first["state"] == "FAILED" and failed_refund.id in first["error"]
     assert retry["state"] == "SUCCEEDED" and retry["result"]["id"] == refunds["succeeded"].id
-    eventually(lambda: alerts_of(db, admin.uid, "refund_failed"), what="the admins alerted")
     eventually(lambda: order(db, oid)["status"] == "refunded" and not order(db, oid).get("needs_review"),
-               what="the order refunded and not flagged")  # flagged, then cleared; or the failure came second
+               what="the order refunded and its flag cleared")
     settled(db)
-    assert order(db, oid)["amount_refunded"] == 2000 and not order(db, oid).get("needs_review")
-    assert [e["data"]["refund_id"] for e in events_of(db, "payment.refund_failed", order_id=oid)] == [refunds["failed"].id]
+    assert order(db, oid)["amount_refunded"] == 2000
+    assert len(events_of(db, "payment.refund_failed", order_id=oid)) == 1
     assert len(events_of(db, "payment.refunded", order_id=oid)) == 1
-    assert list(db.collection("dead_letters").stream()) == []
+    assert [len(alerted(uid)) for uid in admins] == [1] * len(admins)  # the replay alerted nobody again
+    letter = harness.doc(db, f"dead_letters/{letter_id}")
+    assert (letter["status"], letter["replay_outcome"]) == ("replayed", "processed")

@@ -72,6 +72,17 @@ def test_each_refund_attempt_after_a_failure_has_new_keys_and_a_retry_keeps_them
     assert len({first[0], second[0], third[0]}) == 3 and len({first[1], second[1], third[1]}) == 3
 
 
+@pytest.mark.parametrize(("failures", "ended", "unanswered"), [
+    (0, 0, False),  # no refund failed: refund
+    (1, 0, True),  # one failed and no request ended on it (it awaited the customer, or a crash): a dead letter
+    (1, 1, False),  # the request ended on it, and this is the admin's replay: refund again
+    (2, 1, True),  # the replay's refund failed too: a dead letter again
+    (2, 2, False),
+])
+def test_a_refund_request_ends_on_a_failure_nobody_answered_and_a_replay_refunds_again(failures, ended, unanswered):
+    assert payments.refund_failure_unanswered(failures, ended) is unanswered
+
+
 def test_the_endpoint_subscribes_to_charge_refund_updated_and_the_other_refund_events_are_handled():
     assert "charge.refund.updated" in payments.SUBSCRIBED
     assert not {"refund.updated", "refund.failed"} & set(payments.SUBSCRIBED)

@@ -100,8 +100,9 @@ class PaymentRefundFailed(EventData):
     """A refund did not reach the customer: Stripe says it ``failed`` (``reason``: Stripe's
     failure_reason, e.g. expired_or_canceled_card) or was ``canceled``, even after it first said
     ``succeeded``, and put the money back on the merchant's balance. ``amount_refunded`` is what
-    is refunded of the payment now (the charge's own total, read from Stripe). Staff must return
-    the money another way or refund again; the payment and the order are flagged for them."""
+    is refunded of the payment now (the charge's own total, read from Stripe). It is not retried
+    automatically: staff replay the refund's dead letter to refund again, or return the money
+    another way; the payment and the order are flagged for them."""
 
     payment_id: str
     order_id: str

@@ -73,8 +73,10 @@ TEMPLATES: dict[str, Template] = {
         "Refund failed on order $order_id",
         "A refund of $amount on order $order_id (payment $payment_id, refund $refund_id) is $status at Stripe "
         "($reason): the customer has not got the money back, and Stripe returned it to your balance. "
-        "Refunded of the payment now: $refunded. Refund again in the Stripe Dashboard or return the money "
-        "another way; the order and the payment are flagged for review.",
+        "Refunded of the payment now: $refunded. It is not retried automatically; the order and the payment "
+        "are flagged for review. Either replay the refund's dead letter in the console to refund again (a new "
+        "refund at Stripe), or return the money another way and leave the dead letter. If no dead letter names "
+        "payment $payment_id (the refund failed after it was confirmed), refund again in the Stripe Dashboard.",
         ("inbox", "email"),
     ),
     "order_review": Template(

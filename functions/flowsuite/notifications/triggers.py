@@ -134,7 +134,9 @@ def notifications_on_payment_disputed(event) -> None:
 @bus.subscriber(PaymentRefundFailed, transactional=False, secrets=config.SECRETS)
 def notifications_on_payment_refund_failed(event) -> None:
     """payment.refund_failed -> every admin (inbox, email): a refund did not reach the customer, who
-    is still charged; staff return the money another way or refund again in the Stripe Dashboard."""
+    is still charged. Nothing retries it: staff replay the refund's dead letter (a new refund) or
+    return the money another way and leave it (no dead letter once the refund had been confirmed:
+    the Stripe Dashboard)."""
     d = event.data
     context = {"order_id": d.order_id, "payment_id": d.payment_id, "refund_id": d.refund_id,
                "status": d.status, "reason": (d.reason or d.status).replace("_", " "),

@@ -47,6 +47,10 @@ class PaymentDoc(Document):
     # event never makes a failed refund succeeded again.
     refund_statuses: dict[str, str] = {}
     refund_failures: int = 0  # refunds that failed or were canceled: our next refund attempt takes a new key
+    # Refund failures a refund request has ended on (its delivery a dead letter, never retried
+    # automatically): while fewer than refund_failures, a request finds a failure nobody answered
+    # and ends as a dead letter too; an admin's replay finds them equal and refunds again.
+    refund_failures_ended: int = 0
     refund_failure_reason: str | None = None  # the last one's Stripe failure_reason (or "canceled")
     refund_failed_time: Timestamp | None = None
     # Staff must act (review_reason "refund_failed": a refund did not reach the customer). A later

@@ -302,6 +302,15 @@ def refund_keys(payment_id: str, failures: int) -> tuple[str, str]:
     return f"stripe-refund-{payment_id}-retry{failures}", f"refund-{payment_id}-retry{failures}"
 
 
+def refund_failure_unanswered(failures: int, ended: int) -> bool:
+    """Whether a refund of the payment failed (or was canceled) at Stripe since a refund request
+    last ended on a failure (``refund_failures_ended``): the request that finds it refunds
+    nothing and ends as a dead letter. Staff either replay that dead letter (it then finds the
+    failure answered, and refunds again under ``refund_keys``) or return the money another way
+    and leave it. Never an automatic second refund. Pure."""
+    return failures > ended
+
+
 class UnknownPaymentError(RetryLaterError):
     """A Stripe event names one of our payments that is not recorded yet, or arrived before the
     state it builds on (a refund before its success): Stripe should retry."""
@@ -318,7 +327,9 @@ class _NeedsCharge(Exception):  # noqa: N818 - a signal, not an error: read the 
 
 class RefundNotDoneError(RetryLaterError):
     """Stripe answered our refund with a status that returns no money (failed, canceled,
-    requires_action): the attempt is not its effect's outcome, and is tried again."""
+    requires_action): the attempt is not its effect's outcome. ``refund_in_full`` records it;
+    one awaiting the customer (requires_action) is waited for (a retry later), one that failed
+    or was canceled ends the request as a dead letter (``_end_on_refund_failure``)."""
 
     def __init__(self, refund: dict[str, Any]):
         super().__init__(f"refund {refund.get('id')} is {refund.get('status')}")
@@ -740,11 +751,14 @@ def refund_in_full(db, stripe, *, payment_id: str, reason: str) -> str:
     be paid.
 
     Only a refund Stripe answers ``pending`` or ``succeeded`` is an outcome. One that failed or
-    was canceled is recorded on the payment as its webhook would be (flagged, admins alerted),
-    which gives the next attempt new keys (``refund_keys``), and this one raises so the bus
-    retries (or an admin replays the dead letter): it refunds again. One that awaits the
-    customer (``requires_action``) is recorded and waited for: no second refund while it may
-    still succeed."""
+    was canceled (in Stripe's answer, or through its webhook before this request marked it, or
+    while it awaited the customer) is recorded on the payment once, as its webhook would be
+    (flagged, admins alerted), and is never retried automatically: this request ends at once as
+    a dead letter (``FailedPreconditionError``). Staff replay that dead letter to refund again
+    (new keys, ``refund_keys``: Stripe would replay the failed refund for the old ones), or
+    return the money another way and leave it. One that awaits the customer
+    (``requires_action``) is recorded and waited for: no second refund while it may still
+    succeed."""
     ref = db.collection(PAYMENTS).document(payment_id)
     snap = ref.get()
     if not snap.exists:
@@ -754,6 +768,9 @@ def refund_in_full(db, stripe, *, payment_id: str, reason: str) -> str:
         return "already_refunded"
     if payment["status"] not in (SUCCEEDED, PARTIALLY_REFUNDED):
         raise FailedPreconditionError(f"Payment {ref.id} is {payment['status']}; nothing to refund.")
+    if refund_failure_unanswered(int(payment.get("refund_failures") or 0),
+                                 int(payment.get("refund_failures_ended") or 0)):
+        _end_on_refund_failure(db, ref, reason)  # it failed while this request waited (or crashed): no retry
     waiting = sorted(r for r, status in (payment.get("refund_statuses") or {}).items() if status == "requires_action")
     if waiting:
         raise RetryLaterError(f"refund {waiting[0]} of {ref.id} awaits the customer's action")
@@ -771,8 +788,9 @@ def refund_in_full(db, stripe, *, payment_id: str, reason: str) -> str:
         event = {"id": f"refund:{exc.refund.get('id')}:{exc.refund.get('status')}", "type": "charge.refund.updated",
                  "created": int(clock.utcnow().timestamp()), "data": {"object": exc.refund}}
         applied = _apply_reading_charge(db, stripe, ref, event)
-        log.warning("a refund was not made: the next attempt refunds again" if exc.refund.get("status") in REFUND_FAILED
-                    else "a refund awaits the customer's action", payment_id=ref.id, refund_id=exc.refund.get("id"),
+        if exc.refund.get("status") in REFUND_FAILED:
+            _end_on_refund_failure(db, ref, reason)  # recorded and alerted once; a dead letter, not retried
+        log.warning("a refund awaits the customer's action", payment_id=ref.id, refund_id=exc.refund.get("id"),
                     refund_status=exc.refund.get("status"), outcome=applied.outcome if applied else None)
         raise
     except Exception as exc:
@@ -792,7 +810,36 @@ def refund_in_full(db, stripe, *, payment_id: str, reason: str) -> str:
         return _mark_refunded(db, txn, ref, current, total, full=True, reason=reason, refund_id=refund["id"],
                               refund_status=refund.get("status"))
 
-    return mark(db.transaction())
+    outcome = mark(db.transaction())
+    if outcome == "refund_failed":  # as if Stripe had answered it failed: the same dead letter
+        _end_on_refund_failure(db, ref, reason)
+    return outcome
+
+
+def _end_on_refund_failure(db, ref, reason: str) -> NoReturn:
+    """A refund of the payment failed or was canceled at Stripe (recorded already: flagged, admins
+    alerted once by payment.refund_failed). The request that asked for it ends here as a dead
+    letter, never retried automatically: the payment records that a request ended on this
+    failure (``refund_failures_ended``), so an admin's replay refunds again, under new keys."""
+
+    @gcf.transactional
+    def end(txn) -> dict[str, Any]:
+        current = ref.get(transaction=txn).to_dict()
+        txn.update(ref, PaymentDoc.fields(refund_failures_ended=int(current.get("refund_failures") or 0),
+                                          updated_time=clock.utcnow()))
+        return current
+
+    payment = end(db.transaction())
+    failed = sorted(r for r, status in (payment.get("refund_statuses") or {}).items() if status in REFUND_FAILED)
+    why = str(payment.get("refund_failure_reason") or "failed")
+    log.error("a refund failed at Stripe: not retried automatically, the request is a dead letter",
+              payment_id=ref.id, refund_ids=failed, failure_reason=why, refund_reason=reason)
+    raise FailedPreconditionError(
+        f"Stripe did not refund payment {ref.id} (failed refunds {', '.join(failed) or '?'}: {why}); the customer has "
+        "not got the money back. Not retried automatically. Replay this delivery to refund again (a new refund "
+        "at Stripe), or return the money another way and leave it.",
+        details={"payment_id": ref.id, "order_id": payment.get("order_id"), "reason": "refund_failed",
+                 "refund_ids": failed, "failure_reason": why})
 
 
 # Stripe refusals of a refund that no retry heals: the charge was disputed (charged back).
