@@ -22,3 +22,7 @@ WEBHOOK_MAX_BODY_BYTES = 256 * 1024
 def api_base() -> str:
     return os.environ.get(STRIPE_API_BASE.name) or STRIPE_API_BASE.default
 RECONCILE_MINUTES = 72 * 60  # Stripe retries a webhook for up to three days
+# A refund can fail days or weeks after it was made (long after its intent left the window
+# above): reconciliation also reads Stripe's refund events of this many days (Stripe keeps
+# events for 30) and applies the failures and cancellations the webhooks missed.
+REFUND_EVENTS_DAYS = 30

@@ -34,9 +34,10 @@ def payments_create_intent(ctx: CallContext, req: models.CreateIntent) -> models
 
 
 def _reconcile(minutes: int) -> dict[str, int]:
+    now = clock.utcnow()
     return service.reconcile_with_stripe(clients.firestore(), clients.stripe(),
-                                         since=clock.utcnow() - dt.timedelta(minutes=minutes),
-                                         project=settings.project_id())
+                                         since=now - dt.timedelta(minutes=minutes), project=settings.project_id(),
+                                         refunds_since=now - dt.timedelta(days=config.REFUND_EVENTS_DAYS))
 
 
 @callable_function(request=models.RunReconciliation, response=models.ReconciliationAnswer, roles=("admin",),

@@ -31,3 +31,8 @@ class ReconciliationAnswer(Response):
     unchanged: int
     unknown: int = Field(description="Intents naming a payment that was never recorded (its creation crashed).")
     errors: int
+    refund_failures_checked: int = Field(
+        default=0, description="Refunds Stripe says failed or were canceled in its refund events of the last "
+                               "REFUND_EVENTS_DAYS days (a refund can fail weeks after it was made).")
+    refund_failures_applied: int = Field(
+        default=0, description="Of those, failures the webhooks missed, applied now (the payment flagged).")

@@ -906,13 +906,21 @@ RECONCILED_STATES = {"succeeded": "payment_intent.succeeded", "canceled": "payme
                      "processing": "payment_intent.processing", "requires_action": "payment_intent.requires_action"}
 
 
-def reconcile_with_stripe(db, stripe, *, since: dt.datetime, project: str | None) -> dict[str, int]:
-    """Lists the PaymentIntents created since ``since`` and applies, through the webhook's own
-    steps, any state the webhooks missed: successes, cancellations, refunds (the charge's
-    total, in both directions: a total above the payment's is a refund missed; one below it, a
-    refund that failed or was canceled, found among the charge's refunds). Webhooks are not the
-    only source of truth. One bad intent is counted, never a stop."""
-    counts: dict[str, int] = {"checked": 0, "not_ours": 0, "applied": 0, "unchanged": 0, "unknown": 0, "errors": 0}
+def reconcile_with_stripe(db, stripe, *, since: dt.datetime, project: str | None,
+                          refunds_since: dt.datetime | None = None) -> dict[str, int]:
+    """Applies, through the webhook's own steps, any state the webhooks missed. Webhooks are not
+    the only source of truth. One bad intent or event is counted, never a stop.
+
+    First the refunds that failed or were canceled since ``refunds_since`` (Stripe's refund
+    events, which it keeps 30 days: a refund can fail weeks after it was made, long after its
+    intent left the window below). Then the PaymentIntents created since ``since``: successes,
+    cancellations, refunds (the charge's total, in both directions: a total above the payment's
+    is a refund missed; one below it, a refund that failed or was canceled, found among the
+    charge's refunds)."""
+    counts: dict[str, int] = {"checked": 0, "not_ours": 0, "applied": 0, "unchanged": 0, "unknown": 0, "errors": 0,
+                              "refund_failures_checked": 0, "refund_failures_applied": 0}
+    if refunds_since is not None:
+        _reconcile_refund_failures(db, stripe, since=refunds_since, project=project, counts=counts)
     params = {"created": {"gte": int(since.timestamp())}, "limit": 100}
     for intent in stripe.v1.payment_intents.list(params=params).auto_paging_iter():
         counts["checked"] += 1
@@ -926,12 +934,8 @@ def reconcile_with_stripe(db, stripe, *, since: dt.datetime, project: str | None
             if obj.get("status") == "succeeded" and obj.get("latest_charge"):
                 found += _refund_drift_events(db, stripe, obj, project)
             for event in found:
-                applied = handle_stripe_event(db, event, project=project, stripe=stripe)
-                changed = not applied.outcome.startswith(("already", "duplicate", "stale", "not_ours"))
+                changed = _apply_missed(db, stripe, event, project)
                 counts["applied" if changed else "unchanged"] += 1
-                if changed:
-                    log.warning("reconciliation applied a state the webhooks missed", payment_id=applied.payment_id,
-                                stripe_event_type=event["type"], outcome=applied.outcome)
         except UnknownPaymentError:
             counts["unknown"] += 1  # its creation crashed before the payment was recorded: nobody can pay it
         except Exception as exc:  # noqa: BLE001 - one intent never stops the others
@@ -939,6 +943,38 @@ def reconcile_with_stripe(db, stripe, *, since: dt.datetime, project: str | None
             log.error("reconciliation skipped an intent", intent_id=obj.get("id"),
                       error=f"{type(exc).__name__}: {exc}"[:300])
     return counts
+
+
+def _apply_missed(db, stripe, event: dict[str, Any], project: str | None) -> bool:
+    """Applies one event reconciliation found; whether it changed anything (logged when it did)."""
+    applied = handle_stripe_event(db, event, project=project, stripe=stripe)
+    changed = not applied.outcome.startswith(("already", "duplicate", "stale", "not_ours", "ignored"))
+    if changed:
+        log.warning("reconciliation applied a state the webhooks missed", payment_id=applied.payment_id,
+                    stripe_event_type=event["type"], outcome=applied.outcome)
+    return changed
+
+
+def _reconcile_refund_failures(db, stripe, *, since: dt.datetime, project: str | None,
+                               counts: dict[str, int]) -> None:
+    """Stripe's ``charge.refund.updated`` events since ``since`` whose refund failed or was
+    canceled, applied as their webhook would have been (once: a failure already recorded answers
+    ``already_``/``duplicate``). Refunds of other deployments answer ``not_ours``."""
+    params = {"type": "charge.refund.updated", "created": {"gte": int(since.timestamp())}, "limit": 100}
+    for item in stripe.v1.events.list(params=params).auto_paging_iter():
+        event = _plain(item)
+        refund = (event.get("data") or {}).get("object") or {}
+        if refund.get("status") not in REFUND_FAILED:
+            continue
+        counts["refund_failures_checked"] += 1
+        try:
+            if _apply_missed(db, stripe, {"id": event["id"], "type": event["type"], "created": event.get("created"),
+                                          "data": {"object": refund}}, project):
+                counts["refund_failures_applied"] += 1
+        except Exception as exc:  # noqa: BLE001 - one event never stops the others
+            counts["errors"] += 1
+            log.error("reconciliation skipped a refund failure", stripe_event_id=event.get("id"),
+                      refund_id=refund.get("id"), error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 def _refund_drift_events(db, stripe, intent: dict[str, Any], project: str | None) -> list[dict[str, Any]]:
