@@ -168,3 +168,14 @@ def test_our_refunds_name_the_project_as_our_intents_do():
         "flowsuite_payment_id": "pay_1", "reason": "order_cancelled", "flowsuite_project": "demo-a"}
     assert service._names_ours(service.refund_metadata("pay_1", "x", "demo-a"), "demo-b") is None
     assert service._names_ours(service.refund_metadata("pay_1", "x", "demo-a"), "demo-a") == "pay_1"
+
+
+def test_a_charge_read_for_a_step_is_stale_once_the_payment_recorded_another_refund():
+    """The charge is read outside any transaction: a refund recorded meanwhile (its own event) is
+    missing from it, and taking the lower of the two totals would drop that refund."""
+    from flowsuite.payments import service
+
+    read = {"amount_refunded": 500, service.READ_AGAINST: 500}
+    assert service.charge_is_current(read, {"amount_refunded": 500})
+    assert not service.charge_is_current(read, {"amount_refunded": 800})
+    assert service.charge_is_current({"amount_refunded": 0}, {"amount_refunded": 300})  # no mark: as before

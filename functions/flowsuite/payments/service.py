@@ -318,11 +318,24 @@ class UnknownPaymentError(RetryLaterError):
 
 class _NeedsCharge(Exception):  # noqa: N818 - a signal, not an error: read the charge, apply again
     """A step needs the charge as Stripe holds it now (its refunded total after a refund failed);
-    raised inside the transaction (nothing written), the charge is read and the event applied again."""
+    raised inside the transaction (nothing written), the charge is read and the event applied again.
+    ``recorded``: the payment's refunded total when it was raised. The charge is read outside any
+    transaction, so a refund recorded in between (its own event) would make it stale: the step
+    then asks for it again (``charge_is_current``)."""
 
-    def __init__(self, charge_id: str):
+    def __init__(self, charge_id: str, recorded: int):
         super().__init__(charge_id)
-        self.charge_id = charge_id
+        self.charge_id, self.recorded = charge_id, recorded
+
+
+READ_AGAINST = "_flowsuite_recorded_when_read"  # on a charge read for a step: the payment's total then
+
+
+def charge_is_current(charge: dict[str, Any], payment: dict[str, Any]) -> bool:
+    """Whether a charge read for a step still fits the payment: nothing changed the payment's
+    refunded total since the step asked for it (else a refund recorded in between may be missing
+    from the charge as read). Pure."""
+    return charge.get(READ_AGAINST, int(payment.get("amount_refunded") or 0)) == int(payment.get("amount_refunded") or 0)
 
 
 class RefundNotDoneError(RetryLaterError):
@@ -422,12 +435,15 @@ def _adopted_by_closed_payment(db, ref, intent_id: str | None) -> bool:
 def _apply_reading_charge(db, stripe, ref, event: dict[str, Any]) -> Applied | None:
     """``apply_event``; when its step needs the charge as Stripe holds it now, it is read (outside
     any transaction) and the event applied again with it."""
-    try:
-        return apply_event(db, ref, event)
-    except _NeedsCharge as need:
-        if stripe is None:
-            raise RetryLaterError(f"charge {need.charge_id} must be read from Stripe") from None
-        return apply_event(db, ref, event, charge=_plain(stripe.v1.charges.retrieve(need.charge_id)))
+    charge = None
+    for _ in range(3):
+        try:
+            return apply_event(db, ref, event, charge=charge)
+        except _NeedsCharge as need:
+            if stripe is None:
+                raise RetryLaterError(f"charge {need.charge_id} must be read from Stripe") from None
+            charge = {**_plain(stripe.v1.charges.retrieve(need.charge_id)), READ_AGAINST: need.recorded}
+    raise RetryLaterError(f"the refunds of {ref.id} kept changing while its charge was read")
 
 
 def apply_event(db, ref, event: dict[str, Any], *, charge: dict[str, Any] | None = None) -> Applied | None:
@@ -546,8 +562,9 @@ def _charge_refunded(db, txn, ref, payment: dict, obj: dict, event_id: str, crea
     refund): the charge as Stripe holds it now decides instead."""
     if payment["status"] not in PAID_STATES:
         raise UnknownPaymentError(f"a refund of {ref.id} arrived before its success")
-    if charge is None and int(payment.get("refund_failures") or 0) > 0:
-        raise _NeedsCharge(str(obj.get("id") or payment.get("charge_id") or ""))
+    recorded = int(payment.get("amount_refunded") or 0)
+    if int(payment.get("refund_failures") or 0) > 0 and (charge is None or not charge_is_current(charge, payment)):
+        raise _NeedsCharge(str(obj.get("id") or payment.get("charge_id") or ""), recorded)
     source = charge or obj
     total = int(source.get("amount_refunded") or 0)
     before = int(payment.get("amount_refunded") or 0)
@@ -579,8 +596,8 @@ def _refund_changed(db, txn, ref, payment: dict, obj: dict, event_id: str, creat
     if status not in REFUND_FAILED:
         txn.update(ref, _applied(event_id, **fields))
         return f"refund_{status}"
-    if charge is None:
-        raise _NeedsCharge(str(obj.get("charge") or payment.get("charge_id") or ""))
+    if charge is None or not charge_is_current(charge, payment):
+        raise _NeedsCharge(str(obj.get("charge") or payment.get("charge_id") or ""), int(payment.get("amount_refunded") or 0))
     total = refunded_after_failure(int(payment.get("amount_refunded") or 0), int(charge.get("amount_refunded") or 0))
     reason = str(obj.get("failure_reason") or status)[:100]
     if payment["status"] in PAID_STATES:
