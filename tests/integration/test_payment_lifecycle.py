@@ -639,6 +639,11 @@ def test_a_refund_stripe_answers_failed_is_a_dead_letter_at_once_and_its_replay_
     assert len(events_of(db, "payment.refund_failed", order_id=oid)) == 1
     assert events_of(db, "payment.refunded", order_id=oid) == []
     assert payment(db, pid)["refund_failures"] == 1  # still: nothing tried again meanwhile
+    # "Replay all" never refunds: staff may have returned the money another way; only its id replays it.
+    assert harness.doc(db, f"dead_letters/{letter_id}")["manual_replay"] is True
+    skipped = call("ops_replay_dead_letters", {"all": True}, user=admin)["replayed"]
+    assert letter_id not in {r["id"] for r in skipped}
+    assert harness.doc(db, f"dead_letters/{letter_id}")["status"] == "dead" and charged(pi) == 2000
 
     replayed = call("ops_replay_dead_letters", {"ids": [letter_id]}, user=admin)  # the customer's card works now
     assert replayed["replayed"] == [{"id": letter_id, "outcome": "processed"}]

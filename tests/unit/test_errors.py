@@ -67,3 +67,11 @@ def test_a_callable_body_that_is_not_json_or_not_data_is_named():
     assert body_problem(b'{"data": {"a": 1}}') is None and body_problem(b'{"data": null}') is None
     for raw in (b"not json", b"{", b"\xff\xfe", b"", b"[1]", b'"data"', b"5", b'{"x": 1}', b'{"data": 1, "x": 2}'):
         assert body_problem(raw), raw
+
+
+def test_only_a_domain_error_that_says_so_is_replayed_by_name_only():
+    from flowsuite.core import errors
+
+    assert errors.manual_replay(errors.FailedPreconditionError("x", details={errors.MANUAL_REPLAY: True}))
+    assert not errors.manual_replay(errors.FailedPreconditionError("x"))
+    assert not errors.manual_replay(RuntimeError("x"))

@@ -21,6 +21,16 @@ class FlowsuiteError(Exception):
         self.details = details or {}
 
 
+# A subscriber's permanent error whose dead letter an admin must replay by its id, never with
+# "replay all" (its replay moves money: e.g. a refund staff may have returned another way).
+MANUAL_REPLAY = "manual_replay"
+
+
+def manual_replay(exc: BaseException) -> bool:
+    """Whether a failure's dead letter is replayed only by name (``details[MANUAL_REPLAY]``). Pure."""
+    return isinstance(exc, FlowsuiteError) and bool(exc.details.get(MANUAL_REPLAY))
+
+
 class InvalidArgumentError(FlowsuiteError):
     code = "invalid-argument"
 

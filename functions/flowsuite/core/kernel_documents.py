@@ -81,6 +81,8 @@ class DeadLetterDoc(Document):
     history: list[dict[str, Any]]  # the delivery's attempts
     replayed_time: Timestamp | None = None
     replay_outcome: str | None = None  # processed, failed, dead, ...
+    # Replayed only by its id, never by "replay all": its replay moves money (errors.MANUAL_REPLAY)
+    manual_replay: bool = False
 
 
 @collection("idempotency_records/{record_id}", read="nobody (server only)", write="the callable kernel", domain="ops")

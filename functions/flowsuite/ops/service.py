@@ -51,8 +51,8 @@ def list_dead_letters(db, *, limit: int, subscriber: str | None) -> list[dict]:
 def replay(db, *, ids: list[str], replay_all: bool) -> list[tuple[str, str]]:
     if not ids and not replay_all:
         raise InvalidArgumentError.for_field("ids", "name dead letters to replay, or set all", "missing")
-    if replay_all:
-        ids = [d["id"] for d in list_dead_letters(db, limit=500, subscriber=None)]
+    if replay_all:  # a letter whose replay moves money is replayed only by its id (errors.MANUAL_REPLAY)
+        ids = [d["id"] for d in list_dead_letters(db, limit=500, subscriber=None) if not d.get("manual_replay")]
     return [(dead_id, _replay_one(db, dead_id)) for dead_id in ids]
 
 

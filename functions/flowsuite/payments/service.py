@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
 from typing import Any, NoReturn
 
@@ -20,6 +21,7 @@ from flowsuite.contracts.payments import DISPUTE_CLOSED, dispute_step_applies
 from flowsuite.core import clock, effects, events, faults, ids, log, settings, tracing
 from flowsuite.core.accounts import DELETED_USER, USERS, account_gone_in
 from flowsuite.core.errors import (
+    MANUAL_REPLAY,
     FailedPreconditionError,
     NotFoundError,
     PermissionDeniedError,
@@ -854,9 +856,9 @@ def _end_on_refund_failure(db, ref, reason: str) -> NoReturn:
     raise FailedPreconditionError(
         f"Stripe did not refund payment {ref.id} (failed refunds {', '.join(failed) or '?'}: {why}); the customer has "
         "not got the money back. Not retried automatically. Replay this delivery to refund again (a new refund "
-        "at Stripe), or return the money another way and leave it.",
+        "at Stripe), or return the money another way and leave it (\"replay all\" skips it).",
         details={"payment_id": ref.id, "order_id": payment.get("order_id"), "reason": "refund_failed",
-                 "refund_ids": failed, "failure_reason": why})
+                 "refund_ids": failed, "failure_reason": why, MANUAL_REPLAY: True})
 
 
 # Stripe refusals of a refund that no retry heals: the charge was disputed (charged back).
@@ -885,7 +887,7 @@ def _refuse_refund(db, ref, payment: dict[str, Any], code: str, reason: str) -> 
         f"Stripe refused to refund payment {ref.id} ({code}: the charge is disputed). Replay this delivery "
         "once the dispute is won; a lost dispute has given the customer the money back already.",
         details={"payment_id": ref.id, "order_id": payment.get("order_id"), "reason": code,
-                 "dispute_id": payment.get("dispute_id")})
+                 "dispute_id": payment.get("dispute_id"), MANUAL_REPLAY: True})
 
 
 def refund_metadata(payment_id: str, reason: str, project: str | None) -> dict[str, str]:
@@ -972,13 +974,22 @@ def _apply_missed(db, stripe, event: dict[str, Any], project: str | None) -> boo
     return changed
 
 
+REFUND_EVENTS_MAX = 1000  # refund events one run reads (10 pages), newest first
+
+
 def _reconcile_refund_failures(db, stripe, *, since: dt.datetime, project: str | None,
                                counts: dict[str, int]) -> None:
     """Stripe's ``charge.refund.updated`` events since ``since`` whose refund failed or was
     canceled, applied as their webhook would have been (once: a failure already recorded answers
     ``already_``/``duplicate``). Refunds of other deployments answer ``not_ours``."""
     params = {"type": "charge.refund.updated", "created": {"gte": int(since.timestamp())}, "limit": 100}
-    for item in stripe.v1.events.list(params=params).auto_paging_iter():
+    try:  # newest first, at most REFUND_EVENTS_MAX a run: a slow or failing list never stops the intents' pass
+        events = list(itertools.islice(stripe.v1.events.list(params=params).auto_paging_iter(), REFUND_EVENTS_MAX))
+    except Exception as exc:  # noqa: BLE001
+        counts["errors"] += 1
+        log.error("reconciliation could not list Stripe's refund events", error=f"{type(exc).__name__}: {exc}"[:300])
+        return
+    for item in events:
         event = _plain(item)
         refund = (event.get("data") or {}).get("object") or {}
         if refund.get("status") not in REFUND_FAILED:

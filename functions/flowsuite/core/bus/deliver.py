@@ -32,7 +32,7 @@ from flowsuite.core.bus.records import (
     failure_plan,
     max_failing_age,
 )
-from flowsuite.core.errors import FlowsuiteError, RetryLaterError
+from flowsuite.core.errors import FlowsuiteError, RetryLaterError, manual_replay
 from flowsuite.core.kernel_documents import DeadLetterDoc, DeliveryDoc
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -317,6 +317,7 @@ def _record_failure(db, ref, spec: Subscriber, envelope: events.Envelope, via: s
                 "status": "dead",
                 "dead_reason": plan.reason,
                 "created_time": now,
+                **({"manual_replay": True} if manual_replay(exc) else {}),
             }))
         return (DEAD if dead else FAILED), attempt, next_at, plan.reason
 
