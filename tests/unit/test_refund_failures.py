@@ -175,7 +175,18 @@ def test_a_charge_read_for_a_step_is_stale_once_the_payment_recorded_another_ref
     missing from it, and taking the lower of the two totals would drop that refund."""
     from flowsuite.payments import service
 
-    read = {"amount_refunded": 500, service.READ_AGAINST: 500}
-    assert service.charge_is_current(read, {"amount_refunded": 500})
-    assert not service.charge_is_current(read, {"amount_refunded": 800})
+    payment = {"amount_refunded": 500, "refund_failures": 1}
+    read = {"amount_refunded": 1000, service.READ_AGAINST: service.refund_state(payment)}
+    assert service.charge_is_current(read, payment)
+    assert not service.charge_is_current(read, {**payment, "amount_refunded": 800})  # a refund recorded meanwhile
+    assert not service.charge_is_current(read, {**payment, "refund_failures": 2})  # a failure, the total unchanged
     assert service.charge_is_current({"amount_refunded": 0}, {"amount_refunded": 300})  # no mark: as before
+
+
+def test_a_failure_covered_by_another_full_refund_flags_nothing():
+    from flowsuite.payments import service
+
+    assert service.failure_changes_nothing({"amount": 1000, "amount_refunded": 1000}, 1000)
+    assert not service.failure_changes_nothing({"amount": 1000, "amount_refunded": 1000}, 0)  # the money went back
+    assert not service.failure_changes_nothing({"amount": 1000, "amount_refunded": 500}, 500)  # partly refunded
+    assert not service.failure_changes_nothing({"amount": 1000, "amount_refunded": 0}, 0)  # failed at creation

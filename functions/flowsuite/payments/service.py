@@ -282,6 +282,14 @@ def refunded_after_failure(recorded: int, at_stripe: int) -> int:
     return max(0, min(recorded, at_stripe))
 
 
+def failure_changes_nothing(payment: dict[str, Any], total: int) -> bool:
+    """Whether a refund that failed leaves the customer with everything back all the same: the
+    charge is still refunded in full (another refund, e.g. staff's in the Dashboard once the
+    failure's webhook was missed, covers it), so there is nothing to flag or alert. Pure."""
+    amount = int(payment.get("amount_received") or payment.get("amount") or 0)
+    return amount > 0 and total >= amount and total == int(payment.get("amount_refunded") or 0)
+
+
 def refund_drift(recorded: int, at_stripe: int) -> str:
     """How the charge's refunded total at Stripe differs from the payment's: ``up`` (a refund
     we missed), ``down`` (a refund that failed or was canceled) or ``same``. Pure."""
@@ -321,11 +329,11 @@ class UnknownPaymentError(RetryLaterError):
 class _NeedsCharge(Exception):  # noqa: N818 - a signal, not an error: read the charge, apply again
     """A step needs the charge as Stripe holds it now (its refunded total after a refund failed);
     raised inside the transaction (nothing written), the charge is read and the event applied again.
-    ``recorded``: the payment's refunded total when it was raised. The charge is read outside any
+    ``recorded``: the payment's ``refund_state`` when it was raised. The charge is read outside any
     transaction, so a refund recorded in between (its own event) would make it stale: the step
     then asks for it again (``charge_is_current``)."""
 
-    def __init__(self, charge_id: str, recorded: int):
+    def __init__(self, charge_id: str, recorded: list[int]):
         super().__init__(charge_id)
         self.charge_id, self.recorded = charge_id, recorded
 
@@ -333,11 +341,17 @@ class _NeedsCharge(Exception):  # noqa: N818 - a signal, not an error: read the 
 READ_AGAINST = "_flowsuite_recorded_when_read"  # on a charge read for a step: the payment's total then
 
 
+def refund_state(payment: dict[str, Any]) -> list[int]:
+    """What a charge read for a refund step is read against: the payment's refunded total and
+    its refund failures (a failure recorded meanwhile may leave the total as it was). Pure."""
+    return [int(payment.get("amount_refunded") or 0), int(payment.get("refund_failures") or 0)]
+
+
 def charge_is_current(charge: dict[str, Any], payment: dict[str, Any]) -> bool:
-    """Whether a charge read for a step still fits the payment: nothing changed the payment's
-    refunded total since the step asked for it (else a refund recorded in between may be missing
+    """Whether a charge read for a step still fits the payment: no refund step changed the payment
+    since the step asked for it (else a refund or a failure recorded in between may be missing
     from the charge as read). Pure."""
-    return charge.get(READ_AGAINST, int(payment.get("amount_refunded") or 0)) == int(payment.get("amount_refunded") or 0)
+    return charge.get(READ_AGAINST, refund_state(payment)) == refund_state(payment)
 
 
 class RefundNotDoneError(RetryLaterError):
@@ -564,9 +578,8 @@ def _charge_refunded(db, txn, ref, payment: dict, obj: dict, event_id: str, crea
     refund): the charge as Stripe holds it now decides instead."""
     if payment["status"] not in PAID_STATES:
         raise UnknownPaymentError(f"a refund of {ref.id} arrived before its success")
-    recorded = int(payment.get("amount_refunded") or 0)
     if int(payment.get("refund_failures") or 0) > 0 and (charge is None or not charge_is_current(charge, payment)):
-        raise _NeedsCharge(str(obj.get("id") or payment.get("charge_id") or ""), recorded)
+        raise _NeedsCharge(str(obj.get("id") or payment.get("charge_id") or ""), refund_state(payment))
     source = charge or obj
     total = int(source.get("amount_refunded") or 0)
     before = int(payment.get("amount_refunded") or 0)
@@ -599,9 +612,14 @@ def _refund_changed(db, txn, ref, payment: dict, obj: dict, event_id: str, creat
         txn.update(ref, _applied(event_id, **fields))
         return f"refund_{status}"
     if charge is None or not charge_is_current(charge, payment):
-        raise _NeedsCharge(str(obj.get("charge") or payment.get("charge_id") or ""), int(payment.get("amount_refunded") or 0))
+        raise _NeedsCharge(str(obj.get("charge") or payment.get("charge_id") or ""), refund_state(payment))
     total = refunded_after_failure(int(payment.get("amount_refunded") or 0), int(charge.get("amount_refunded") or 0))
     reason = str(obj.get("failure_reason") or status)[:100]
+    if failure_changes_nothing(payment, total):  # refunded in full all the same (staff refunded again)
+        txn.update(ref, _applied(event_id, **fields))
+        log.info("a refund failed, but the charge is refunded in full all the same: nothing to flag",
+                 payment_id=ref.id, refund_id=refund_id, failure_reason=reason)
+        return f"refund_{status}_covered"
     if payment["status"] in PAID_STATES:
         fields["status"] = status_for_refunded(total, int(payment.get("amount_received") or payment["amount"]))
     fields.update(amount_refunded=total, refund_failures=int(payment.get("refund_failures") or 0) + 1,
