@@ -338,7 +338,7 @@ class _NeedsCharge(Exception):  # noqa: N818 - a signal, not an error: read the 
         self.charge_id, self.recorded = charge_id, recorded
 
 
-READ_AGAINST = "_flowsuite_recorded_when_read"  # on a charge read for a step: the payment's total then
+READ_AGAINST = "_flowsuite_recorded_when_read"  # on a charge read for a step: the payment's refund_state then
 
 
 def refund_state(payment: dict[str, Any]) -> list[int]:
