@@ -641,6 +641,8 @@ def test_a_refund_stripe_answers_failed_is_a_dead_letter_at_once_and_its_replay_
     assert payment(db, pid)["refund_failures"] == 1  # still: nothing tried again meanwhile
     # "Replay all" never refunds: staff may have returned the money another way; only its id replays it.
     assert harness.doc(db, f"dead_letters/{letter_id}")["manual_replay"] is True
+    listed = {r["id"]: r for r in call("ops_list_dead_letters", {}, user=admin)["dead_letters"]}
+    assert listed[letter_id]["manual_replay"] is True  # the console shows it
     skipped = call("ops_replay_dead_letters", {"all": True}, user=admin)["replayed"]
     assert letter_id not in {r["id"] for r in skipped}
     assert harness.doc(db, f"dead_letters/{letter_id}")["status"] == "dead" and charged(pi) == 2000

@@ -66,7 +66,8 @@ def ops_list_dead_letters(ctx: CallContext, req: models.ListDeadLetters) -> mode
     """Lists dead letters, newest first (admin)."""
     rows = service.list_dead_letters(clients.firestore(), limit=req.limit, subscriber=req.subscriber)
     return models.DeadLetterList(
-        dead_letters=[models.DeadLetter(**{k: row.get(k) for k in models.DeadLetter.model_fields}) for row in rows]
+        dead_letters=[models.DeadLetter(**{k: row[k] for k in models.DeadLetter.model_fields if row.get(k) is not None})
+                      for row in rows]  # a field an older letter lacks takes its default
     )
 
 

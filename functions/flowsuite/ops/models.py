@@ -49,6 +49,8 @@ class DeadLetter(Response):
     attempts: int
     status: str
     created_time: dt.datetime | None = None
+    manual_replay: bool = Field(default=False, description="Replayed only by its id, never by `all`: its replay "
+                                                             "moves money (a refund staff may have made another way).")
 
 
 class DeadLetterList(Response):
@@ -57,7 +59,8 @@ class DeadLetterList(Response):
 
 class ReplayDeadLetters(Request):
     ids: list[DeliveryId] = Field(default_factory=list, max_length=500)
-    all: bool = False
+    all: bool = Field(default=False, description="Every dead letter but those replayed only by their id "
+                                                 "(`manual_replay`: their replay moves money).")
 
 
 class ReplayOutcome(Response):
