@@ -190,3 +190,12 @@ def test_a_failure_covered_by_another_full_refund_flags_nothing():
     assert not service.failure_changes_nothing({"amount": 1000, "amount_refunded": 1000}, 0)  # the money went back
     assert not service.failure_changes_nothing({"amount": 1000, "amount_refunded": 500}, 500)  # partly refunded
     assert not service.failure_changes_nothing({"amount": 1000, "amount_refunded": 0}, 0)  # failed at creation
+
+
+def test_a_payments_refunds_are_listed_by_their_recorded_status():
+    from flowsuite.payments import service
+
+    payment = {"refund_statuses": {"re_b": "failed", "re_a": "canceled", "re_c": "requires_action", "re_d": "succeeded"}}
+    assert service.refunds_in(payment, service.REFUND_FAILED) == ["re_a", "re_b"]
+    assert service.refunds_in(payment, {"requires_action"}) == ["re_c"]
+    assert service.refunds_in({}, service.REFUND_FAILED) == []

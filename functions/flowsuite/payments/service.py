@@ -262,6 +262,11 @@ REFUND_FAILED = frozenset({"failed", "canceled"})  # final: the money went back 
 REVIEW_REFUND_FAILED = "refund_failed"
 
 
+def refunds_in(payment: dict[str, Any], statuses: set[str] | frozenset[str]) -> list[str]:
+    """The ids of the payment's refunds whose recorded status is one of ``statuses``, sorted. Pure."""
+    return sorted(r for r, status in (payment.get("refund_statuses") or {}).items() if status in statuses)
+
+
 def refund_status_advances(recorded: str | None, reported: str) -> bool:
     """Whether a refund's status reported now moves it on from the one recorded: only forward,
     and never out of failed or canceled (a late ``succeeded`` never undoes a failure). An
@@ -808,7 +813,7 @@ def refund_in_full(db, stripe, *, payment_id: str, reason: str) -> str:
     if refund_failure_unanswered(int(payment.get("refund_failures") or 0),
                                  int(payment.get("refund_failures_ended") or 0)):
         _end_on_refund_failure(db, ref, reason)  # it failed while this request waited (or crashed): no retry
-    waiting = sorted(r for r, status in (payment.get("refund_statuses") or {}).items() if status == "requires_action")
+    waiting = refunds_in(payment, {"requires_action"})
     if waiting:
         raise RetryLaterError(f"refund {waiting[0]} of {ref.id} awaits the customer's action")
     effect_key, idempotency_key = refund_keys(ref.id, int(payment.get("refund_failures") or 0))
@@ -867,7 +872,7 @@ def _end_on_refund_failure(db, ref, reason: str) -> NoReturn:
         return current
 
     payment = end(db.transaction())
-    failed = sorted(r for r, status in (payment.get("refund_statuses") or {}).items() if status in REFUND_FAILED)
+    failed = refunds_in(payment, REFUND_FAILED)
     why = str(payment.get("refund_failure_reason") or "failed")
     log.error("a refund failed at Stripe: not retried automatically, the request is a dead letter",
               payment_id=ref.id, refund_ids=failed, failure_reason=why, refund_reason=reason)
