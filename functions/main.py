@@ -4,8 +4,12 @@ Each domain is imported only when this instance serves one of its functions
 (see ``flowsuite.registry``); deploy and the emulator import them all. A function
 with a module of its own (``registry.OWN_MODULES``) or a document trigger
 (``<domain>_on_*``, in its domain's ``triggers`` module) is served from that module alone.
+The cyclic garbage collector pauses while it imports (``flowsuite.startup``).
 """
 
+from flowsuite import startup as _startup
+
+_startup.begin()  # no cyclic collection while this instance imports its functions (flowsuite/startup.py)
 from flowsuite.registry import serve_alone as _serve_alone
 from flowsuite.registry import wanted as _wanted
 
@@ -23,3 +27,4 @@ if _wanted("ops"):
 # Domains added by `make domain name=...` (devtools/domain.py); `make undomain` takes them out.
 # >>> generated domains
 # <<< generated domains
+_startup.done()

@@ -115,3 +115,45 @@ def test_declaration_modules_evaluate_their_annotations():
             if isinstance(node, ast.ImportFrom) and node.module == "__future__":
                 postponed.append(str(path.relative_to(ROOT)))
     assert not postponed, f"`from __future__ import annotations` makes pydantic compile each annotation: {postponed}"
+
+
+@pytest.mark.parametrize("target", ["orders_place", "ops_on_probe", ""])
+def test_an_instance_imports_with_the_collector_paused_and_frozen_after(target):
+    # main.py pauses the cyclic collector while it imports (flowsuite/startup.py) and freezes
+    # what the import built; the collector runs again afterwards, as in any process.
+    code = ("import gc, sys\n"
+            "seen = []\n"
+            "def paused():  # between main.py's startup.begin() and startup.done()\n"
+            "    startup = sys.modules.get('flowsuite.startup')\n"
+            "    return bool(startup and startup._was_enabled)\n"
+            "gc.callbacks.append(lambda phase, info: seen.append(paused()))\n"
+            "import main\n"
+            "assert not any(seen), f'the collector ran {seen.count(True) // 2} times in the import'\n"
+            "assert seen.count(False) < 10, seen  # before the pause: Python's own start\n"
+            "seen.clear()\n"
+            "assert gc.isenabled()\n"
+            "assert gc.get_freeze_count() > 10000, gc.get_freeze_count()\n"
+            "gc.collect()\n"
+            "assert seen\n")
+    run_as_instance(target, code)
+
+
+def test_the_collector_pause_keeps_a_collector_that_was_off_off():
+    import gc
+
+    from flowsuite import startup
+
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        startup.begin()
+        assert not gc.isenabled()
+        startup.done()
+        assert gc.isenabled()
+        gc.disable()
+        startup.begin()
+        startup.done()
+        assert not gc.isenabled()  # someone else turned it off: not ours to turn on
+    finally:
+        gc.unfreeze()
+        (gc.enable if was else gc.disable)()
