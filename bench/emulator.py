@@ -58,7 +58,7 @@ def timed_concurrently(sample, per_client: int) -> list[float]:
 
 
 def timed_calls(name: str, make_data, users, per_client: int) -> list[float]:
-    return timed_concurrently(lambda i: harness.call(name, make_data(i), user=users[i]), per_client)
+    return timed_concurrently(lambda i: harness.call(name, make_data(i), user=users[i], resets=0), per_client)
 
 
 def callable_overhead(per_client: int = 12) -> list[dict]:
@@ -84,7 +84,7 @@ def callable_overhead(per_client: int = 12) -> list[dict]:
     buyers = [itertools.cycle([users[i], *(harness.sign_up() for _ in range(needed - 1))]) for i in range(CLIENTS)]
 
     def place_order(i: int) -> dict:
-        return harness.call("orders_place", order(i), user=next(buyers[i]))
+        return harness.call("orders_place", order(i), user=next(buyers[i]), resets=0)
 
     # warm both: every worker the emulator starts is a cold start
     timed_calls("ops_ping", lambda i: {}, users, 2)

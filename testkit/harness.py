@@ -207,20 +207,32 @@ def call_raw(name: str, body: Any, token: str | None = None, headers: dict[str, 
     return SESSION.post(f"{functions_url()}/{name}", data=json.dumps(body), headers=hdrs, timeout=60)
 
 
-def call(name: str, data: Any = None, user: User | str | None = None, headers: dict[str, str] | None = None) -> Any:
-    """Calls a callable as the Firebase SDKs do; returns ``result`` or raises CallableError."""
+def call(name: str, data: Any = None, user: User | str | None = None, headers: dict[str, str] | None = None,
+         *, resets: int = 2) -> Any:
+    """Calls a callable as the Firebase SDKs do; returns ``result`` or raises CallableError.
+
+    A connection the functions emulator's proxy dropped (``{"code": "ECONNRESET"}``: it lost its
+    worker's socket, a few times in a full run, seen in CI) is sent again with the same body up
+    to ``resets`` times, as an app's network layer retries a dropped request: every callable
+    that changes state takes an idempotency key, so a repeat is safe. Benchmarks that count
+    dropped connections pass ``resets=0``."""
     token = user.id_token if isinstance(user, User) else user
-    r = call_raw(name, {"data": data if data is not None else {}}, token, headers)
-    try:
-        body = r.json()
-    except ValueError as exc:
-        raise AssertionError(f"{name} answered {r.status_code} with a non-JSON body: {r.text[:500]}") from exc
-    if "error" in body and isinstance(body["error"], dict):
-        err = body["error"]
-        raise CallableError(r.status_code, err.get("status", ""), err.get("message", ""), err.get("details"))
-    if r.status_code != 200:  # the emulator's own proxy failed (e.g. {"code": "ECONNRESET"}), not our function
-        raise TransportError(r.status_code, body)
-    return body["result"]
+    for attempt in range(resets + 1):
+        r = call_raw(name, {"data": data if data is not None else {}}, token, headers)
+        try:
+            body = r.json()
+        except ValueError as exc:
+            raise AssertionError(f"{name} answered {r.status_code} with a non-JSON body: {r.text[:500]}") from exc
+        if "error" in body and isinstance(body["error"], dict):
+            err = body["error"]
+            raise CallableError(r.status_code, err.get("status", ""), err.get("message", ""), err.get("details"))
+        if r.status_code == 200:
+            return body["result"]
+        if attempt < resets and body.get("code") == "ECONNRESET":
+            time.sleep(0.5 * (attempt + 1))
+            continue
+        raise TransportError(r.status_code, body)  # the emulator's own proxy failed, not our function
+    raise AssertionError("unreachable")
 
 
 class TransportError(Exception):
