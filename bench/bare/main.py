@@ -28,19 +28,22 @@ def db():
 
 @https_fn.on_call()
 def bare_place(req: https_fn.CallableRequest) -> dict:
-    """orders_place's work: read the product, the user's hold and the order; write stock, order, hold, event."""
+    """orders_place's work: read the product, the user's hold, their profile (is the account being
+    deleted?) and the order; write stock, order, hold, event."""
     from google.cloud import firestore
 
     client = db()
+    uid = req.auth.uid if req.auth else "anon"
     product = client.document(f"products/{req.data['product_id']}")
-    hold = client.document(f"bench_holds/{req.auth.uid if req.auth else 'anon'}")
+    hold = client.document(f"bench_holds/{uid}")
+    profile = client.document(f"users/{uid}")
     order = client.document(f"bench_orders/{uuid.uuid4().hex}")
     event = client.document(f"bench_events/{uuid.uuid4().hex}")
 
     @firestore.transactional
     def place(txn):
         order.get(transaction=txn)
-        snaps = {s.reference.path: s for s in txn.get_all([product, hold])}
+        snaps = {s.reference.path: s for s in txn.get_all([product, hold, profile])}
         left = snaps[product.path].get("stock") - 1
         txn.update(product, {"stock": left})
         txn.create(order, {"product_id": product.id, "quantity": 1, "status": "pending_payment"})

@@ -103,7 +103,7 @@ def run_as_instance(target: str, code: str) -> None:
 def declaration_modules() -> list[Path]:
     """The modules that declare models: contracts, documents, requests and answers."""
     found = [p for p in ROOT.glob("contracts/*.py") if p.name != "__init__.py"]
-    found += [*ROOT.glob("*/documents.py"), *ROOT.glob("*/models.py"), ROOT / "core" / "kernel_documents.py"]
+    found += [*ROOT.glob("*/documents.py"), *ROOT.glob("*/*models.py"), ROOT / "core" / "kernel_documents.py"]
     return sorted(found)
 
 

@@ -81,7 +81,7 @@ T = 1_700_000_000
     (("dp_1", "won", T), ("dp_1", "needs_response", 0), False),  # ... but never reopens a closed one
 ])
 def test_an_older_dispute_event_never_steps_the_status_back(known, event, applies):
-    from flowsuite.contracts.payments import dispute_step_applies
+    from flowsuite.contracts.disputes import dispute_step_applies
 
     (known_id, known_status, known_time), (dispute_id, status, created) = known, event
     assert dispute_step_applies(known_id=known_id, known_status=known_status, known_time=known_time,

@@ -1,4 +1,4 @@
-"""Requests and answers of the orders callables."""
+"""Requests and answers of the orders callables (orders_place's own are in ``place_models``)."""
 
 import datetime as dt
 from typing import Annotated, Literal
@@ -7,6 +7,10 @@ from pydantic import Field, StringConstraints, field_validator
 
 from flowsuite.core.models import DocId, IdempotentRequest, Request, Response
 from flowsuite.orders import config
+from flowsuite.orders.place_models import LineAnswer as LineAnswer
+from flowsuite.orders.place_models import LineRequest as LineRequest
+from flowsuite.orders.place_models import OrderAnswer as OrderAnswer
+from flowsuite.orders.place_models import PlaceOrder as PlaceOrder
 
 Currency = Literal[config.CURRENCIES]  # type: ignore[valid-type]
 
@@ -54,40 +58,6 @@ class ProductAnswer(Response):
 
 class ArchiveProduct(Request):
     product_id: DocId
-
-
-class LineRequest(Request):
-    product_id: DocId
-    quantity: int = Field(ge=1, le=config.MAX_QUANTITY)
-
-
-class PlaceOrder(IdempotentRequest):
-    items: list[LineRequest] = Field(min_length=1, max_length=config.MAX_LINES)
-
-    @field_validator("items")
-    @classmethod
-    def distinct_products(cls, items: list[LineRequest]) -> list[LineRequest]:
-        seen: set[str] = set()
-        for line in items:
-            if line.product_id in seen:
-                raise ValueError(f"product {line.product_id} appears twice; give it one line with the total quantity")
-            seen.add(line.product_id)
-        return items
-
-
-class LineAnswer(Response):
-    product_id: str
-    name: str
-    unit_price: int
-    quantity: int
-
-
-class OrderAnswer(Response):
-    order_id: str
-    status: str
-    total: int
-    currency: str
-    items: list[LineAnswer]
 
 
 class OrderRef(Request):

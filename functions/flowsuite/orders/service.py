@@ -18,7 +18,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.contracts.payments import dispute_step_applies
+from flowsuite.contracts.disputes import dispute_step_applies
 from flowsuite.core import clock, events, idempotency, log, money, settings
 from flowsuite.core.accounts import DELETED_USER, account_gone_in
 from flowsuite.core.errors import (

@@ -17,7 +17,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore as gcf
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from flowsuite.contracts.payments import DISPUTE_CLOSED, dispute_step_applies
+from flowsuite.contracts.disputes import DISPUTE_CLOSED, dispute_step_applies
 from flowsuite.core import clock, effects, events, faults, ids, log, settings, tracing
 from flowsuite.core.accounts import DELETED_USER, USERS, account_gone_in
 from flowsuite.core.errors import (
