@@ -2,7 +2,7 @@
 
 Importing the SDK, pydantic and a domain allocates hundreds of thousands of objects (modules,
 classes, functions, descriptors) that live as long as the instance, and the collector would
-walk them again and again while they are built (about 5% of a bare SDK function's import,
+walk them again and again while they are built (about 5% of a bare SDK function's import and 10% of an instance's,
 counted in instructions; see the README's performance table). So ``main.py`` calls ``begin``
 before its first import and ``done`` after its last: ``done`` freezes what the import built
 (``gc.freeze``: later collections skip it, and the Functions Framework's worker, forked from the
