@@ -211,11 +211,13 @@ def call(name: str, data: Any = None, user: User | str | None = None, headers: d
          *, resets: int = 2) -> Any:
     """Calls a callable as the Firebase SDKs do; returns ``result`` or raises CallableError.
 
-    A connection the functions emulator's proxy dropped (``{"code": "ECONNRESET"}``: it lost its
-    worker's socket, a few times in a full run, seen in CI) is sent again with the same body up
-    to ``resets`` times, as an app's network layer retries a dropped request: every callable
-    that changes state takes an idempotency key, so a repeat is safe. Benchmarks that count
-    dropped connections pass ``resets=0``."""
+    A call with an idempotency key whose connection the functions emulator's proxy dropped
+    (``{"code": "ECONNRESET"}``: it lost its worker's socket, a few times in a full run, seen in
+    CI) is sent again with the same body up to ``resets`` times, as an app retries a dropped
+    request with the same key: the callable answers a repeat from its record, so nothing
+    happens twice. A call without a key (some change state: a cancel, a replay, a sweep) is
+    never repeated: its drop raises TransportError. Callers that count calls or drops pass
+    ``resets=0``."""
     token = user.id_token if isinstance(user, User) else user
     for attempt in range(resets + 1):
         r = call_raw(name, {"data": data if data is not None else {}}, token, headers)
@@ -228,7 +230,7 @@ def call(name: str, data: Any = None, user: User | str | None = None, headers: d
             raise CallableError(r.status_code, err.get("status", ""), err.get("message", ""), err.get("details"))
         if r.status_code == 200:
             return body["result"]
-        if attempt < resets and body.get("code") == "ECONNRESET":
+        if attempt < resets and body.get("code") == "ECONNRESET" and isinstance(data, dict) and data.get("idempotency_key"):
             time.sleep(0.5 * (attempt + 1))
             continue
         raise TransportError(r.status_code, body)  # the emulator's own proxy failed, not our function

@@ -2,16 +2,15 @@
 
 Importing the SDK, pydantic and a domain allocates hundreds of thousands of objects (modules,
 classes, functions, descriptors) that live as long as the instance, and the collector would
-walk them again and again while they are built (about 5% of a bare SDK function's import and 10% of an instance's,
-counted in instructions; see the README's performance table). So ``main.py`` calls ``begin``
-before its first import and ``done`` after its last: ``done`` freezes what the import built
-(``gc.freeze``: later collections skip it, and the Functions Framework's worker, forked from the
-process that imported, shares those pages instead of copying them) and turns the collector
-back on. The import itself leaves almost no cyclic garbage (a few hundred objects), which
-stays frozen with the rest.
+walk them again and again while they are built (about 200 collections while an orders_place
+instance imports; see the README's performance table for what pausing saves). So ``main.py``
+calls ``begin`` before its first import and ``done`` after its last: ``done`` freezes what the
+import built (``gc.freeze``: later collections skip it) and turns the collector back on. The
+import itself leaves little cyclic garbage (about 800 objects), which stays frozen with the rest.
 
-Nothing else changes: no I/O, no client, no setting read; an import that fails leaves the
-collector paused in a process that is about to exit anyway.
+Nothing else changes: no I/O, no client, no setting read. An import of ``main`` that fails
+leaves the collector paused: a served instance exits on it; a test process that imports
+``main`` fails there and goes on with the collector off.
 """
 
 from __future__ import annotations

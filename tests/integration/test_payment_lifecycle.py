@@ -73,7 +73,7 @@ def settled(db) -> None:
     def done():
         records = {s.id: s.to_dict() for s in db.collection("deliveries").stream()}
         expected = {bus.delivery_id(e.id, s.name) for e in db.collection_group("events").stream()
-                    for s in bus.subscribers_of(e.get("type"))}
+                    for s in bus.subscribers_of((e.to_dict() or {}).get("type"))}
         pending = {i: (r.get("status"), r.get("error")) for i, r in records.items() if r["status"] != "processed"}
         pending |= {i: ("not started", None) for i in expected - records.keys()}
         assert records and not pending, pending  # the failure names what is still pending
