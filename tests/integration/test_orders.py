@@ -44,7 +44,10 @@ def test_repeats_of_one_product_upsert_key_apply_it_once(staff, db):
 
     def upsert_six_times(data: dict) -> list[dict]:
         with cf.ThreadPoolExecutor(6) as pool:
-            return list(pool.map(lambda _: harness.call_retrying("orders_upsert_product", data, staff), range(6)))
+            # six at once contend on one key's record: `aborted` (retryable, nothing written) is
+            # retried with a growing pause, as an app does; four tries were not always enough in CI
+            return list(pool.map(lambda _: harness.call_retrying("orders_upsert_product", data, staff, attempts=8),
+                                 range(6)))
 
     created = upsert_six_times({"name": "Tea", "price": 450, "currency": "eur", "stock": 3,
                                 "idempotency_key": uuid.uuid4().hex})
