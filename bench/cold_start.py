@@ -25,8 +25,10 @@ SUITE = "import main\n"
 # pydantic is a dependency the suite is built on (models, events, documents): the
 # floor plus importing it shows how much of the gap is pydantic's, and how much ours.
 WITH_PYDANTIC = FLOOR + "from pydantic import BaseModel, ConfigDict, Field, TypeAdapter\n"
-# The floor with main.py's collector pause (flowsuite/startup.py): what the pause alone is worth.
-PAUSED_FLOOR = "import gc\ngc.disable()\n" + FLOOR + "gc.freeze()\ngc.enable()\n"
+# main.py's collector pause (flowsuite/startup.py), for code with no suite in it: a reference
+# paused the same way shows what the pause alone is worth (here and in bench.cold_instructions).
+PAUSE, RESUME = "import gc\ngc.disable()\n", "gc.freeze()\ngc.enable()\n"
+PAUSED_FLOOR = PAUSE + FLOOR + RESUME
 TIMER = "import time\nt=time.perf_counter()\n{body}print(time.perf_counter()-t)\n"
 
 TARGETS = {

@@ -29,5 +29,6 @@ def begin() -> None:
 def done() -> None:
     """Freezes what the import built and turns the collector back on if ``begin`` found it on."""
     gc.freeze()
-    if _was_enabled.pop() if _was_enabled else True:
+    was_enabled = _was_enabled.pop() if _was_enabled else True
+    if was_enabled:
         gc.enable()
