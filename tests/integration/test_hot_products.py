@@ -154,6 +154,34 @@ def test_stock_released_after_staff_resplit_goes_where_the_product_keeps_it_now(
     assert stock(db, cold) == 8 and shard_levels(db, cold) == {}  # back on the product, not in orphan shards
 
 
+def test_a_stale_shard_hint_never_takes_from_a_shard_the_product_no_longer_has(staff, member, db):
+    """An instance remembers how many shards a hot product had and reads a random one in the
+    batch that reads the product. Staff resplit it since (8 shards, then 3, then back onto the
+    product): orders take only from what the product has now, and every unit stays counted."""
+    item = hot_product(staff, stock=16, shards=8)
+    orders = [place(member, [(item, 1)])]  # the worker that served it remembers 8 shards
+    for shards, left in ((3, 14), (0, 13)):
+        call("orders_upsert_product", {"product_id": item, "name": "Drop", "price": 900, "currency": "usd",
+                                       "stock_delta": 0, "stock_shards": shards, "idempotency_key": uuid.uuid4().hex},
+             user=staff)
+        orders.append(place(member, [(item, 1)]))
+        if shards:
+            assert sorted(shard_levels(db, item)) == ["0", "1", "2"] and sum(shard_levels(db, item).values()) == left
+        else:
+            assert shard_levels(db, item) == {} and stock(db, item) == left
+    assert [order(db, o["order_id"])["items"][0].get("stock_shards") for o in orders] == [8, 3, None]
+
+    # In this process, step by step: a hinted shard the product no longer has is not used ...
+    back = hot_product(staff, stock=6, shards=3)
+    gone = service.shard_ref(db, back, 5).get()
+    mine = service._reserve_hot(db, back, 3, 1, first=gone)
+    assert mine.shards == 3 and set(mine.levels) <= {0, 1, 2} and len(mine.plan) == 1
+    # ... one it has is read no second time, and taken from first
+    kept = service.shard_ref(db, back, 2).get()
+    assert service._reserve_hot(db, back, 3, 2, first=kept) == service.ShardReservation(
+        {2: 2}, {2: kept.update_time}, {2: 2}, 3)
+
+
 def test_a_product_marked_hot_by_hand_without_shards_keeps_its_stock(member, db):
     """An operator sets stock_shards in the console instead of through orders_upsert_product:
     the refresh does not replace the real stock with the (empty) shards' sum."""

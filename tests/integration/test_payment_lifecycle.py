@@ -64,21 +64,9 @@ def webhooks_flow_again():
 
 
 def settled(db) -> None:
-    """Every event of the test delivered to each of its subscribers and processed (nothing in
-    flight, nothing failed or dead). An event whose trigger has not started yet has no delivery
-    record: waiting only for the records there are would let its delivery run in the next test's
-    world (after the reset), where its order is gone and it dies (seen with payment.canceled)."""
-    from flowsuite.core import bus
-
-    def done():
-        records = {s.id: s.to_dict() for s in db.collection("deliveries").stream()}
-        expected = {bus.delivery_id(e.id, s.name) for e in db.collection_group("events").stream()
-                    for s in bus.subscribers_of((e.to_dict() or {}).get("type"))}
-        pending = {i: (r.get("status"), r.get("error")) for i, r in records.items() if r["status"] != "processed"}
-        pending |= {i: ("not started", None) for i in expected - records.keys()}
-        assert records and not pending, pending  # the failure names what is still pending
-        return True
-    eventually(done, timeout=45, what="every delivery processed")
+    """Every event of the test delivered and processed: a trigger that has not started yet
+    would otherwise run in the next test's world (seen with payment.canceled)."""
+    harness.every_delivery_processed(db)
 
 
 def test_a_decline_then_another_card_on_the_same_intent_pays_the_order(member, db):

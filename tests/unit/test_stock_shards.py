@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from flowsuite.orders import config
+from flowsuite.orders import config, service
 from flowsuite.orders.service import release_shard, shard_count, shard_order, split_stock, take_from_shards
 
 
@@ -99,3 +99,24 @@ def test_an_order_or_hold_created_meanwhile_is_a_stale_read_too():
 
     assert _stock_changed_meanwhile(api_exceptions.AlreadyExists("Document already exists: orders/x"))
     assert not _stock_changed_meanwhile(api_exceptions.NotFound("no document to update"))
+
+
+def test_an_instance_hints_a_shard_only_of_a_product_it_last_saw_hot(monkeypatch):
+    monkeypatch.setattr(service, "_SHARDS_SEEN", {})
+    rng = random.Random(3)
+    assert service.shard_hint("p", rng) is None  # never seen: the order reads the product first
+    service.remember_shards("p", 8)
+    assert {service.shard_hint("p", rng) for _ in range(200)} == set(range(8))
+    service.remember_shards("p", 0)  # read since as not hot (or not sold): no hint
+    assert service.shard_hint("p", rng) is None
+
+
+def test_the_hints_an_instance_keeps_are_bounded(monkeypatch):
+    monkeypatch.setattr(service, "_SHARDS_SEEN", {})
+    monkeypatch.setattr(service, "_SHARDS_SEEN_MAX", 3)
+    for k in range(3):
+        service.remember_shards(f"p{k}", 4)
+    service.remember_shards("p1", 6)  # one it has: updated in place
+    assert service._SHARDS_SEEN == {"p0": 4, "p1": 6, "p2": 4}
+    service.remember_shards("p3", 2)  # full: forgotten, then this one kept
+    assert service._SHARDS_SEEN == {"p3": 2}

@@ -33,15 +33,21 @@ def account_gone(uid: str, profile: dict[str, Any] | None, *, deletion_published
     return deletion_published
 
 
-def account_gone_in(txn, db, uid: str) -> bool:
+def profile_ref(db, uid: str):
+    return db.collection(USERS).document(uid)
+
+
+def account_gone_in(txn, db, uid: str, *, profile=None) -> bool:
     """``account_gone``, read in the caller's transaction (before any of its writes): the
     profile, and only when it is missing, the person's identity.user_deleted event (its id is
-    the person's key)."""
+    the person's key). ``profile``: the profile's snapshot when the caller already read it in
+    this transaction, in one batch with its own reads (a round trip less)."""
     from flowsuite.contracts.identity import UserDeleted  # noqa: PLC0415 - not on every checkout step's import path
 
     if uid == DELETED_USER:
         return True
-    profile = db.collection(USERS).document(uid).get(transaction=txn)
+    if profile is None:
+        profile = profile_ref(db, uid).get(transaction=txn)
     if profile.exists:
         return account_gone(uid, profile.to_dict())
     deletion = db.collection(UserDeleted.event_type.collection).document(ids.person_key(uid)).get(transaction=txn)

@@ -20,7 +20,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from flowsuite.contracts.disputes import dispute_step_applies
 from flowsuite.core import clock, events, idempotency, log, money, settings
-from flowsuite.core.accounts import DELETED_USER, account_gone_in
+from flowsuite.core.accounts import DELETED_USER, account_gone_in, profile_ref
 from flowsuite.core.errors import (
     AbortedError,
     FailedPreconditionError,
@@ -154,7 +154,9 @@ def archive_product(db, product_id: str) -> dict[str, Any]:
 #
 # Shards are reserved optimistically: read outside the order's transaction (no lock held
 # while the order is priced and written) and written in it with a ``last_update_time``
-# precondition. Two buyers who drew the same shard never wait on each other's locks (which
+# precondition. An instance remembers how many shards the hot products it sold have, so
+# its next order of one reads a random shard in the same batch as the order, the hold and
+# the product: a hot product's order then costs the round trips of any other order. Two buyers who drew the same shard never wait on each other's locks (which
 # under contention ends in lock timeouts, with Firestore's pessimistic server transactions
 # and on the emulator alike): the later commit fails its precondition at once, nothing of it
 # is written, and the order is placed again from fresh reads, most likely on another shard.
@@ -221,44 +223,107 @@ class ShardReservation(NamedTuple):
     levels: dict[int, int]  # the shards read: their levels
     read_at: dict[int, Any]  # ... and their update times (the commit's preconditions)
     plan: dict[int, int] | None  # what to take from which shard; None: all the shards are short
+    shards: int = 0  # the shards the product had when they were read
 
 
-def _reserve_hot(db, product_id: str, shards: int, quantity: int) -> ShardReservation:
-    """Reads a hot product's shards outside the transaction, a random one first and all of
-    them (one batch) only if it is short. ``plan`` is None only when every shard was read
-    and they hold fewer than ``quantity`` together: "sold out" is exact."""
+class HotProductChanged(Exception):
+    """A hot product's layout (its shards, or whether it is sold) changed between the reads
+    outside an order's transaction and the transaction's own read: placed again from fresh reads."""
+
+
+_SHARDS_SEEN: dict[str, int] = {}  # product -> shards, as this instance last read it (a hint only)
+_SHARDS_SEEN_MAX = 1000
+
+
+def remember_shards(product_id: str, shards: int) -> None:
+    """Notes how many shards a product had when read (0: not hot), for ``shard_hint``."""
+    if shards:
+        if len(_SHARDS_SEEN) >= _SHARDS_SEEN_MAX and product_id not in _SHARDS_SEEN:
+            _SHARDS_SEEN.clear()
+        _SHARDS_SEEN[product_id] = shards
+    else:
+        _SHARDS_SEEN.pop(product_id, None)
+
+
+def shard_hint(product_id: str, rng: random.Random | None = None) -> int | None:
+    """A random shard of a product this instance last saw hot, to read in one batch with the
+    product (kept only if the product still has that many shards); None: none seen."""
+    shards = _SHARDS_SEEN.get(product_id)
+    return (rng or random).randrange(shards) if shards else None
+
+
+def _reserve_hot(db, product_id: str, shards: int, quantity: int, *, first=None) -> ShardReservation:
+    """Reads a hot product's shards outside the transaction, a random one first (``first``,
+    when already read) and all of them (one batch) only if it is short. ``plan`` is None
+    only when every shard was read and they hold fewer than ``quantity`` together: "sold
+    out" is exact."""
     order = shard_order(shards)
-    first = shard_ref(db, product_id, order[0]).get()
-    reservation = ShardReservation({order[0]: _level(first)}, {order[0]: first.update_time}, None)
+    if first is not None and int(first.id) < shards:
+        order.remove(int(first.id))
+        order.insert(0, int(first.id))
+    else:
+        first = shard_ref(db, product_id, order[0]).get()
+    reservation = ShardReservation({order[0]: _level(first)}, {order[0]: first.update_time}, None, shards)
     plan = take_from_shards(order[:1], reservation.levels, quantity)
     if plan is not None:
         return reservation._replace(plan=plan)
-    every = ShardReservation({}, {}, None)
+    every = ShardReservation({}, {}, None, shards)
     for snap in db.get_all([shard_ref(db, product_id, k) for k in order]):
         every.levels[int(snap.id)] = _level(snap)
         every.read_at[int(snap.id)] = snap.update_time
     return every._replace(plan=take_from_shards(order, every.levels, quantity))
 
 
-def _read_for_order(db, order_ref, hold_ref, refs: list) -> tuple[Any, Any, dict[str, Any]]:
-    """(the order, the user's hold, the products), read outside the transaction in one call:
+def selling_shards(snap) -> int:
+    """The shards a product read from Firestore sells from: 0 unless it exists, is sold
+    (active) and is hot."""
+    data = snap.to_dict() if snap.exists else None
+    return shard_count(data.get("stock_shards")) if data and data.get("active") else 0
+
+
+def _reserve_hot_lines(db, lines: list, products: dict[str, Any], first: dict[str, Any]) -> dict[str, ShardReservation]:
+    """Reserves each line of a hot product from its shards, outside the transaction:
+    {product: reservation}. ``first``: shards already read, by product (``shard_hint``)."""
+    reservations = {}
+    for line in lines:
+        shards = selling_shards(products[line.product_id])
+        remember_shards(line.product_id, shards)
+        if shards:
+            reservations[line.product_id] = _reserve_hot(db, line.product_id, shards, line.quantity,
+                                                         first=first.get(line.product_id))
+    return reservations
+
+
+def _read_for_order(db, order_ref, hold_ref, refs: list) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+    """(the order, the user's hold, the products, a random shard of each product this
+    instance saw hot, by product), read outside the transaction in one call:
     what the order writes from them (a product's stock, the hold) is written with a
     ``last_update_time`` precondition (or created only if still missing), so concurrent
     buyers, and a double tap's repeats, hold no lock on them (like the client SDKs'
     optimistic transactions). Reading them in the transaction made two repeats each hold a
     read lock on the order and the hold that the other needed to write: a deadlock that the
     emulator ends by lock timeouts and Firestore by aborts, again at every retry."""
-    read = {snap.reference.path: snap for snap in db.get_all([order_ref, hold_ref, *refs])}
-    return read[order_ref.path], read[hold_ref.path], {ref.id: read[ref.path] for ref in refs}
+    hinted = {ref.id: shard_ref(db, ref.id, k) for ref in refs if (k := shard_hint(ref.id)) is not None}
+    read = {snap.reference.path: snap for snap in db.get_all([order_ref, hold_ref, *refs, *hinted.values()])}
+    return (read[order_ref.path], read[hold_ref.path], {ref.id: read[ref.path] for ref in refs},
+            {pid: read[ref.path] for pid, ref in hinted.items()})
 
 
-def _reread_hot(txn, products: dict[str, Any]) -> dict[str, Any]:
-    """A hot product is read again in the transaction: its document is not written (its
-    shards are), and the read lock makes a staff edit (price, archive) wait for the orders
-    that priced from it. Buyers only share that lock."""
-    hot = [snap.reference for snap in products.values()
-           if snap.exists and shard_count((snap.to_dict() or {}).get("stock_shards"))]
-    return {**products, **{snap.id: snap for snap in (txn.get_all(hot) if hot else ())}}
+def _read_in_transaction(txn, db, uid: str, products: dict[str, Any],
+                         reservations: dict[str, ShardReservation]) -> tuple[Any, dict[str, Any]]:
+    """(the user's profile, the products), the profile and each hot product read in the
+    transaction in one batch. A hot product is read again there: its document is not
+    written (its shards are), and the read lock makes a staff edit (price, archive) wait for
+    the orders that priced from it; buyers only share that lock. Raises HotProductChanged
+    when one no longer has the shards its reservation was read under."""
+    profile = profile_ref(db, uid)
+    read = {snap.reference.path: snap
+            for snap in txn.get_all([profile, *(products[pid].reference for pid in reservations)])}
+    fresh = {pid: read[products[pid].reference.path] for pid in reservations}
+    for pid, reservation in reservations.items():
+        if selling_shards(fresh[pid]) != reservation.shards:
+            raise HotProductChanged(pid)
+    return read[profile.path], {**products, **fresh}
 
 
 def _take_from_shards(txn, db, product_id: str, reservation: ShardReservation) -> None:
@@ -276,7 +341,7 @@ def _stock_changed_meanwhile(exc: BaseException) -> bool:
     order or the hold was created meanwhile (ALREADY_EXISTS: a repeat of the same key, or the
     user's other order, committed first). The SDK's rollback afterwards may raise in its
     stead, with it as context."""
-    return caused_by(exc, api_exceptions.FailedPrecondition, api_exceptions.AlreadyExists)
+    return caused_by(exc, api_exceptions.FailedPrecondition, api_exceptions.AlreadyExists, HotProductChanged)
 
 
 def refresh_hot_stock(db, *, limit: int = 500) -> dict[str, int]:
@@ -429,28 +494,23 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
     units = sum(line.quantity for line in lines)
 
     @gcf.transactional
-    def place(txn, hold, products: dict[str, Any]) -> dict[str, Any]:
+    def place(txn, hold, products: dict[str, Any], hot: dict[str, ShardReservation]) -> dict[str, Any]:
         # The account must live: its profile is read here (identity marks it `deleting` in the
         # transaction that publishes identity.user_deleted), so an order naming the user is
         # committed before that event, and orders' eraser finds it, or is not placed at all.
-        if account_gone_in(txn, db, uid):
+        profile, read = _read_in_transaction(txn, db, uid, products, hot)
+        if account_gone_in(txn, db, uid, profile=profile):
             raise PermissionDeniedError("This account was deleted.", details={"reason": "account_deleted"})
-        read = _reread_hot(txn, products)
         snaps = {pid: (snap.to_dict() if snap.exists else None) for pid, snap in read.items()}
-        hot: dict[str, tuple[int, ShardReservation]] = {}  # product -> (shards, reservation)
-        for line in lines:  # a hot product's stock is what its shards hold
-            product = snaps[line.product_id]
-            shards = shard_count(product.get("stock_shards")) if product and product.get("active") else 0
-            if shards:
-                reservation = _reserve_hot(db, line.product_id, shards, line.quantity)
-                hot[line.product_id] = (shards, reservation)
-                # enough: the quantity; short: exactly what all the shards hold (0 = sold out)
-                snaps[line.product_id] = {**product, "stock": line.quantity if reservation.plan is not None
-                                          else sum(reservation.levels.values())}
+        for pid, reservation in hot.items():  # a hot product's stock is what its shards hold:
+            # enough: the quantity; short: exactly what all the shards hold (0 = sold out)
+            wanted = next(line.quantity for line in lines if line.product_id == pid)
+            snaps[pid] = {**snaps[pid], "stock": wanted if reservation.plan is not None
+                          else sum(reservation.levels.values())}
         priced, total, currency = price_lines(lines, snaps)
         for line in priced:
             if line["product_id"] in hot:
-                _take_from_shards(txn, db, line["product_id"], hot[line["product_id"]][1])
+                _take_from_shards(txn, db, line["product_id"], hot[line["product_id"]])
                 continue
             left = snaps[line["product_id"]]["stock"] - line["quantity"]
             txn.update(db.collection(PRODUCTS).document(line["product_id"]),
@@ -462,7 +522,7 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
             "uid": uid,
             "user_ref": user_ref(db, uid),
             "items": [{**line, "product_ref": db.collection(PRODUCTS).document(line["product_id"]),
-                       **({"stock_shards": hot[line["product_id"]][0]} if line["product_id"] in hot else {})}
+                       **({"stock_shards": hot[line["product_id"]].shards} if line["product_id"] in hot else {})}
                       for line in priced],
             "total": total,
             "currency": currency,
@@ -497,7 +557,7 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
     # after a longer, growing pause. What the attempts do not get through ends as `aborted`
     # (retryable, nothing written) rather than holding the caller for a minute.
     for attempt in range(config.STOCK_ATTEMPTS):
-        existing, hold, products = _read_for_order(db, order_ref, hold_ref, refs)
+        existing, hold, products, first_shards = _read_for_order(db, order_ref, hold_ref, refs)
         repeat = idempotency.replay_in_transaction(existing.to_dict() if existing.exists else None, payload_hash)
         if repeat is not None:  # a repeat of the same key
             return answer(repeat)
@@ -506,7 +566,7 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
         if refused is not None:
             raise refused
         try:
-            return answer(place(db.transaction(), hold, products))
+            return answer(place(db.transaction(), hold, products, _reserve_hot_lines(db, lines, products, first_shards)))
         except Exception as exc:
             if _stock_changed_meanwhile(exc):
                 reason, pause = "changed since read", 0.02 * (attempt + 1)
