@@ -389,21 +389,38 @@ def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: flo
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}; last value: {last!r}")
 
 
-def every_delivery_processed(db, *, timeout: float = 45.0) -> None:
-    """Waits until every event in Firestore is delivered to each of its subscribers and
-    processed (nothing in flight, nothing failed or dead). An event whose trigger has not
-    started yet has no delivery record, so it is counted from the event's subscribers: waiting
-    only for the records there are would let its delivery run later, in another test's world
-    (after the reset) or during a benchmark's measure."""
+def pending_deliveries(db) -> dict[str, tuple[str, Any]]:
+    """Every delivery not processed yet, {delivery id: (status, error)}: the records that are
+    not ``processed`` (in flight, failed, dead) and, counted from each event's subscribers,
+    those whose trigger has not started yet (no record, status "not started")."""
     from flowsuite.core import bus  # noqa: PLC0415 - the suite's code, on sys.path once the harness runs
 
+    records = {s.id: s.to_dict() for s in db.collection("deliveries").stream()}
+    expected = {bus.delivery_id(e.id, s.name) for e in db.collection_group("events").stream()
+                for s in bus.subscribers_of((e.to_dict() or {}).get("type"))}
+    pending = {i: (r.get("status"), r.get("error")) for i, r in records.items() if r["status"] != "processed"}
+    return pending | {i: ("not started", None) for i in expected - records.keys()}
+
+
+def settle(db, *, timeout: float = 300.0) -> list[str]:
+    """For benchmarks: waits until no delivery is in flight or not started (a dead letter never
+    settles and is not waited for), at most ``timeout`` s; returns the ones still pending."""
+    deadline = time.monotonic() + timeout
+    while (pending := sorted(i for i, (status, _) in pending_deliveries(db).items() if status != "dead")):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    return pending
+
+
+def every_delivery_processed(db, *, timeout: float = 45.0) -> None:
+    """Waits until every event in Firestore is delivered to each of its subscribers and
+    processed (nothing in flight, nothing failed or dead). Waiting only for the delivery
+    records there are would let a trigger that has not started yet run later, in another
+    test's world (after the reset)."""
     def done():
-        records = {s.id: s.to_dict() for s in db.collection("deliveries").stream()}
-        expected = {bus.delivery_id(e.id, s.name) for e in db.collection_group("events").stream()
-                    for s in bus.subscribers_of((e.to_dict() or {}).get("type"))}
-        pending = {i: (r.get("status"), r.get("error")) for i, r in records.items() if r["status"] != "processed"}
-        pending |= {i: ("not started", None) for i in expected - records.keys()}
-        assert records and not pending, pending  # the failure names what is still pending
+        pending = pending_deliveries(db)
+        assert not pending, pending  # the failure names what is still pending
         return True
     eventually(done, timeout=timeout, what="every delivery processed")
 

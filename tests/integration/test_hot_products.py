@@ -159,7 +159,7 @@ def test_a_stale_shard_hint_never_takes_from_a_shard_the_product_no_longer_has(s
     batch that reads the product. Staff resplit it since (8 shards, then 3, then back onto the
     product): orders take only from what the product has now, and every unit stays counted."""
     item = hot_product(staff, stock=16, shards=8)
-    orders = [place(member, [(item, 1)])]  # the worker that served it remembers 8 shards
+    orders = [place(member, [(item, 1)])]  # the worker that served it (likely the next ones' too) remembers 8
     for shards, left in ((3, 14), (0, 13)):
         call("orders_upsert_product", {"product_id": item, "name": "Drop", "price": 900, "currency": "usd",
                                        "stock_delta": 0, "stock_shards": shards, "idempotency_key": uuid.uuid4().hex},
@@ -171,7 +171,15 @@ def test_a_stale_shard_hint_never_takes_from_a_shard_the_product_no_longer_has(s
             assert shard_levels(db, item) == {} and stock(db, item) == left
     assert [order(db, o["order_id"])["items"][0].get("stock_shards") for o in orders] == [8, 3, None]
 
-    # In this process, step by step: a hinted shard the product no longer has is not used ...
+    # In this process, step by step: a sold-out answer never sums the shards of another
+    # layout. An order read the product with 2 shards; staff split it in 4 and (not shown)
+    # back in 2 before the order's transaction: the shards are read with the product, so the
+    # 2 of 4 read are not taken for the whole stock ("only 2 left" of 4), and it is placed again.
+    four = hot_product(staff, stock=4, shards=4)
+    with pytest.raises(service.HotProductChanged):
+        service._reserve_hot(db, four, 2, 3)
+    assert service._reserve_hot(db, four, 4, 5).plan is None  # as read: all 4 shards, 4 units, short of 5
+    # ... a hinted shard the product no longer has is not used ...
     back = hot_product(staff, stock=6, shards=3)
     gone = service.shard_ref(db, back, 5).get()
     mine = service._reserve_hot(db, back, 3, 1, first=gone)

@@ -52,10 +52,6 @@ HOLDS = "order_holds"  # order_holds/{uid}: what the user's unpaid orders hold (
 SHARDS = "stock_shards"  # products/{id}/stock_shards/{k}: a hot product's stock, split (flash sales)
 
 
-def user_ref(db, uid: str):
-    return db.collection("users").document(uid)
-
-
 # ---- products ------------------------------------------------------------------
 
 def stock_change(current: int | None, *, stock: int | None, expected: int | None, delta: int | None) -> int | None:
@@ -154,14 +150,15 @@ def archive_product(db, product_id: str) -> dict[str, Any]:
 #
 # Shards are reserved optimistically: read outside the order's transaction (no lock held
 # while the order is priced and written) and written in it with a ``last_update_time``
-# precondition. An instance remembers how many shards the hot products it sold have, so
-# its next order of one reads a random shard in the same batch as the order, the hold and
-# the product: a hot product's order then costs the round trips of any other order. Two buyers who drew the same shard never wait on each other's locks (which
+# precondition. An instance remembers how many shards the hot products its orders read
+# have, so its next order of one reads a random shard in the same batch as the order, the
+# hold and the product: a hot product's order then costs the round trips of any other
+# order. Two buyers who drew the same shard never wait on each other's locks (which
 # under contention ends in lock timeouts, with Firestore's pessimistic server transactions
 # and on the emulator alike): the later commit fails its precondition at once, nothing of it
 # is written, and the order is placed again from fresh reads, most likely on another shard.
-# Sold out is exact: an order is refused only after one batch read of every shard found them
-# short together. The product's ``stock`` (what the app shows) is a summary, recomputed
+# Sold out is exact: an order is refused only after one batch read of every shard (and the
+# product, so of one layout) found them short together. The product's ``stock`` (what the app shows) is a summary, recomputed
 # from the shards by ``orders_refresh_hot_stock`` every minute.
 
 def shard_ref(db, product_id: str, k: int):
@@ -223,15 +220,15 @@ class ShardReservation(NamedTuple):
     levels: dict[int, int]  # the shards read: their levels
     read_at: dict[int, Any]  # ... and their update times (the commit's preconditions)
     plan: dict[int, int] | None  # what to take from which shard; None: all the shards are short
-    shards: int = 0  # the shards the product had when they were read
+    shards: int  # the shards the product sells from, as read with them (see _reserve_hot)
 
 
 class HotProductChanged(Exception):
-    """A hot product's layout (its shards, or whether it is sold) changed between the reads
-    outside an order's transaction and the transaction's own read: placed again from fresh reads."""
+    """A hot product's shard count (0: no longer hot, or no longer sold) changed between the
+    reads of an order's attempt: the order is placed again from fresh reads."""
 
 
-_SHARDS_SEEN: dict[str, int] = {}  # product -> shards, as this instance last read it (a hint only)
+_SHARDS_SEEN: dict[str, int] = {}  # product -> shards, as this instance's orders last read it (a hint only)
 _SHARDS_SEEN_MAX = 1000
 
 
@@ -254,9 +251,13 @@ def shard_hint(product_id: str, rng: random.Random | None = None) -> int | None:
 
 def _reserve_hot(db, product_id: str, shards: int, quantity: int, *, first=None) -> ShardReservation:
     """Reads a hot product's shards outside the transaction, a random one first (``first``,
-    when already read) and all of them (one batch) only if it is short. ``plan`` is None
-    only when every shard was read and they hold fewer than ``quantity`` together: "sold
-    out" is exact."""
+    when already read: a hint, dropped if the product no longer has that shard) and all of
+    them only if it is short. ``plan`` is None only when every shard was read and they hold
+    fewer than ``quantity`` together: "sold out" is exact. Those are read in one batch with
+    the product (one snapshot), so a refusal never sums shards of another layout: staff
+    resplitting and splitting back between two reads raises HotProductChanged instead. A
+    plan needs no such check: it takes only from shards that held stock, each written with
+    its ``last_update_time`` precondition, and a resplit rewrites or deletes every shard."""
     order = shard_order(shards)
     if first is not None and int(first.id) < shards:
         order.remove(int(first.id))
@@ -268,7 +269,12 @@ def _reserve_hot(db, product_id: str, shards: int, quantity: int, *, first=None)
     if plan is not None:
         return reservation._replace(plan=plan)
     every = ShardReservation({}, {}, None, shards)
-    for snap in db.get_all([shard_ref(db, product_id, k) for k in order]):
+    product = db.collection(PRODUCTS).document(product_id)
+    for snap in db.get_all([product, *(shard_ref(db, product_id, k) for k in order)]):
+        if snap.reference.path == product.path:
+            if selling_shards(snap) != shards:
+                raise HotProductChanged(product_id)
+            continue
         every.levels[int(snap.id)] = _level(snap)
         every.read_at[int(snap.id)] = snap.update_time
     return every._replace(plan=take_from_shards(order, every.levels, quantity))
@@ -311,14 +317,14 @@ def _read_for_order(db, order_ref, hold_ref, refs: list) -> tuple[Any, Any, dict
 
 def _read_in_transaction(txn, db, uid: str, products: dict[str, Any],
                          reservations: dict[str, ShardReservation]) -> tuple[Any, dict[str, Any]]:
-    """(the user's profile, the products), the profile and each hot product read in the
-    transaction in one batch. A hot product is read again there: its document is not
+    """(the user's profile snapshot, the products), the profile and each hot product read in
+    the transaction in one batch. A hot product is read again there: its document is not
     written (its shards are), and the read lock makes a staff edit (price, archive) wait for
     the orders that priced from it; buyers only share that lock. Raises HotProductChanged
     when one no longer has the shards its reservation was read under."""
     profile = profile_ref(db, uid)
-    read = {snap.reference.path: snap
-            for snap in txn.get_all([profile, *(products[pid].reference for pid in reservations)])}
+    hot = [products[pid].reference for pid in reservations]
+    read = {snap.reference.path: snap for snap in txn.get_all([profile, *hot])}
     fresh = {pid: read[products[pid].reference.path] for pid in reservations}
     for pid, reservation in reservations.items():
         if selling_shards(fresh[pid]) != reservation.shards:
@@ -520,7 +526,7 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
         order = OrderDoc.new({
             "order_id": order_id,
             "uid": uid,
-            "user_ref": user_ref(db, uid),
+            "user_ref": profile_ref(db, uid),
             "items": [{**line, "product_ref": db.collection(PRODUCTS).document(line["product_id"]),
                        **({"stock_shards": hot[line["product_id"]].shards} if line["product_id"] in hot else {})}
                       for line in priced],
