@@ -24,9 +24,10 @@ class ProductDoc(Document):
 
 @collection("products/{product_id}/stock_shards/{shard}", read="nobody (server only)", write="orders functions only")
 class StockShardDoc(Document):
-    """One shard of a hot product's stock (shard ids 0..stock_shards-1). Orders reserve from
-    a random shard in their transaction, so concurrent buyers write different documents.
-    The app reads the product's `stock` summary, never the shards."""
+    """One shard of a hot product's stock (shard ids 0..stock_shards-1). An order reads a
+    random shard and takes from it in its transaction, only if the shard is unchanged since
+    it was read, so concurrent buyers write different documents. The app reads the
+    product's `stock` summary, never the shards."""
 
     stock: int
     updated_time: Timestamp
