@@ -7,6 +7,7 @@ in between refuses the commit and writes nothing, and that concurrent buyers nev
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import uuid
 
 import pytest
@@ -152,6 +153,20 @@ def test_stock_released_after_staff_resplit_goes_where_the_product_keeps_it_now(
     assert sorted(shard_levels(db, fewer)) == ["0", "1", "2", "3"]  # no shard 4..9 recreated
     assert sum(shard_levels(db, fewer).values()) == 20
     assert stock(db, cold) == 8 and shard_levels(db, cold) == {}  # back on the product, not in orphan shards
+
+
+def test_a_double_tap_on_a_hot_product_and_a_plain_one_places_one_order(staff, member, db):
+    """Six concurrent repeats of one key, for a hot product and a plain one in one order: one
+    order, every tap answered with it (none `aborted`), each product's stock taken once."""
+    hot, plain = hot_product(staff, stock=8, shards=4), product(db, stock=5)
+    data = {"items": [{"product_id": hot, "quantity": 2}, {"product_id": plain, "quantity": 1}],
+            "idempotency_key": uuid.uuid4().hex}
+    with cf.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: harness.call_retrying("orders_place", data, member, aborted=False),
+                                range(6)))
+    assert len({a["order_id"] for a in answers}) == 1 and answers[0]["total"] == 2 * 900 + 1250
+    assert sum(shard_levels(db, hot).values()) == 6 and stock(db, plain) == 4
+    assert len(list(db.collection("orders").stream())) == 1
 
 
 def test_a_stale_shard_hint_never_takes_from_a_shard_the_product_no_longer_has(staff, member, db):
