@@ -192,7 +192,7 @@ def cases(db, user, rounds: int, requests_after: int) -> dict[str, dict]:
         payload = event("payment_intent.succeeded", unsent[side].pop())
         return "raw", {"data": payload.encode(), "headers": {"Stripe-Signature": sign(payload),
                                                               "Content-Type": "application/json"},
-                       "expect": {"received": True, "outcome": "applied"} if side == "suite" else None}
+                       "expect": {"received": True, "outcome": "succeeded"} if side == "suite" else None}
 
     def webhook(i: int) -> tuple[str, dict]:
         return signed("suite")  # the suite records the payment succeeded, with payment.succeeded
