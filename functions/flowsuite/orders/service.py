@@ -158,8 +158,9 @@ def archive_product(db, product_id: str) -> dict[str, Any]:
 # and on the emulator alike): the later commit fails its precondition at once, nothing of it
 # is written, and the order is placed again from fresh reads, most likely on another shard.
 # Sold out is exact: an order is refused only after one batch read of every shard (and the
-# product, so of one layout) found them short together. The product's ``stock`` (what the app shows) is a summary, recomputed
-# from the shards by ``orders_refresh_hot_stock`` every minute.
+# product, so of one layout) found them short together. The product's ``stock`` (what the
+# app shows) is a summary, recomputed from the shards by ``orders_refresh_hot_stock`` every
+# minute.
 
 def shard_ref(db, product_id: str, k: int):
     return db.collection(PRODUCTS).document(product_id).collection(SHARDS).document(str(k))
