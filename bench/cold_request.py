@@ -140,6 +140,7 @@ def open_payments(db, count: int) -> list[dict]:
     carry (the metadata naming the payment included), read back from the Stripe stand-in."""
     from testkit import harness
     from testkit.payments import stripe_client
+    from testkit.shop import start_payment
 
     product = f"cold-pay-{uuid.uuid4().hex[:8]}"
     db.document(f"products/{product}").set({"name": "Cold", "price": 700, "currency": "usd", "stock": 10**6,
@@ -148,18 +149,15 @@ def open_payments(db, count: int) -> list[dict]:
     for n in range(count):
         if n % 3 == 0:  # ORDER_MAX_UNPAID_ORDERS (3) per user
             buyer = harness.sign_up()
-        out = harness.call("orders_place", {"items": [{"product_id": product, "quantity": 1}],
-                                            "idempotency_key": uuid.uuid4().hex}, user=buyer)
-        made = harness.call("payments_create_intent", {"order_id": out["order_id"],
-                                                       "idempotency_key": uuid.uuid4().hex}, user=buyer)
-        pi = db.document(f"payments/{made['payment_id']}").get().get("provider_ref")
+        _, _, pi = start_payment(db, buyer, product)
         intent = stripe_client().v1.payment_intents.retrieve(pi).to_dict()
         intents.append({**intent, "status": "succeeded", "amount_received": intent["amount"]})
     return intents
 
 
 def cases(db, user, rounds: int, requests_after: int) -> dict[str, dict]:
-    """Per measured pair: how to start each side and how to make its n-th request."""
+    """Per measured pair: how to start each side and how to make its n-th request: (the
+    keyword arguments of its POST, the answer it must get or None for any 2xx)."""
     from flowsuite.core import events
     from flowsuite.ops.events import ProbeSent
     from flowsuite.orders.service import split_stock  # noqa: F401 - the suite imports cleanly here
@@ -172,48 +170,47 @@ def cases(db, user, rounds: int, requests_after: int) -> dict[str, dict]:
     buyers = [user]
     placed = [0]  # across every instance measured: each round's first request continues the count
 
-    def place(i: int) -> tuple[str, dict]:
+    def place(i: int) -> tuple[dict, dict | None]:
         from testkit import harness
 
         if placed[0] and placed[0] % 3 == 0:  # ORDER_MAX_UNPAID_ORDERS (3) per user: a new buyer every third order
             buyers.append(harness.sign_up())
         placed[0] += 1
         body = {"data": {"items": [{"product_id": product, "quantity": 1}], "idempotency_key": uuid.uuid4().hex}}
-        return "json", {"json": body, "headers": {"Authorization": f"Bearer {buyers[-1].id_token}"}}
+        return {"json": body, "headers": {"Authorization": f"Bearer {buyers[-1].id_token}"}}, None
 
-    def bare_place(i: int) -> tuple[str, dict]:
-        return "json", {"json": {"data": {"product_id": product}},
-                        "headers": {"Authorization": f"Bearer {user.id_token}"}}
+    def bare_place(i: int) -> tuple[dict, dict | None]:
+        return {"json": {"data": {"product_id": product}}, "headers": {"Authorization": f"Bearer {user.id_token}"}}, None
 
     intents = open_payments(db, rounds + requests_after)
     unsent = {"suite": list(intents), "bare": list(intents)}  # each side gets every event once
 
-    def signed(side: str) -> tuple[str, dict]:
+    def signed(side: str) -> tuple[dict, dict | None]:
         payload = event("payment_intent.succeeded", unsent[side].pop())
-        return "raw", {"data": payload.encode(), "headers": {"Stripe-Signature": sign(payload),
-                                                              "Content-Type": "application/json"},
-                       "expect": {"received": True, "outcome": "succeeded"} if side == "suite" else None}
+        return ({"data": payload.encode(), "headers": {"Stripe-Signature": sign(payload),
+                                                        "Content-Type": "application/json"}},
+                {"received": True, "outcome": "succeeded"} if side == "suite" else None)
 
-    def webhook(i: int) -> tuple[str, dict]:
+    def webhook(i: int) -> tuple[dict, dict | None]:
         return signed("suite")  # the suite records the payment succeeded, with payment.succeeded
 
-    def bare_webhook(i: int) -> tuple[str, dict]:
+    def bare_webhook(i: int) -> tuple[dict, dict | None]:
         return signed("bare")  # the same signed events: both verify them before any Firestore work
 
-    def probe(i: int) -> tuple[str, dict]:
+    def probe(i: int) -> tuple[dict, dict | None]:
         probe_id = f"cold-{uuid.uuid4().hex[:10]}"
         batch = db.batch()
         batch.set(db.document(f"bench_cold_probes/{probe_id}"), {"probe_id": probe_id})
         envelope = events.publish(batch, ProbeSent(probe_id=probe_id), subject=f"ops_probes/{probe_id}", db=db)
         batch.commit()
         headers, data = subscriber_event(db, f"{ProbeSent.event_type.collection}/{envelope.id}")
-        return "raw", {"data": data, "headers": headers}
+        return {"data": data, "headers": headers}, None
 
-    def bare_probe(i: int) -> tuple[str, dict]:
+    def bare_probe(i: int) -> tuple[dict, dict | None]:
         eid = uuid.uuid4().hex
         db.document(f"bench_topics/probe/events/{eid}").set({"n": i})
         headers, data = subscriber_event(db, f"bench_topics/probe/events/{eid}")
-        return "raw", {"data": data, "headers": headers}
+        return {"data": data, "headers": headers}, None
 
     return {
         "orders_place": {"suite": ("orders_place", "http", place), "bare": ("bare_place", "http", bare_place)},
@@ -225,13 +222,12 @@ def cases(db, user, rounds: int, requests_after: int) -> dict[str, dict]:
 
 
 def serve(source_dir: Path, target: str, signature: str, make_request, requests_after: int) -> dict:
-    first = make_request(0)[1]  # built before the process starts: nothing but the request is timed
+    first = make_request(0)  # built before the process starts: nothing but the request is timed
     proc, port, listening = start(source_dir, target, signature)
     try:
         timings = []
         for i in range(1 + requests_after):
-            kwargs = dict(first) if i == 0 else make_request(i)[1]
-            expect = kwargs.pop("expect", None)
+            kwargs, expect = first if i == 0 else make_request(i)
             t = time.perf_counter()
             r = requests.post(f"http://127.0.0.1:{port}/", timeout=60, **kwargs)
             timings.append(time.perf_counter() - t)

@@ -25,6 +25,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
 from testkit import harness  # noqa: E402
 from testkit.payments import event, post_webhook, sign  # noqa: E402
+from testkit.shop import start_payment  # noqa: E402
 
 CLIENTS = 16
 
@@ -145,11 +146,7 @@ def saga_latency(rounds: int = 15) -> list[dict]:
                                                 "active": True, "description": "", "image_url": ""})
     paid, inboxed = [], []
     for i in range(rounds + 2):
-        out = harness.call("orders_place", {"items": [{"product_id": product_id, "quantity": 1}],
-                                            "idempotency_key": uuid.uuid4().hex}, user=user)
-        intent = harness.call("payments_create_intent", {"order_id": out["order_id"], "idempotency_key": uuid.uuid4().hex},
-                              user=user)
-        pi = db.document(f"payments/{intent['payment_id']}").get().get("provider_ref")
+        out, _, pi = start_payment(db, user, product_id)
         payload = event("payment_intent.succeeded", {"id": pi, "object": "payment_intent"})
         r = post_webhook(payload, sign(payload))
         accepted = time.perf_counter()

@@ -25,6 +25,16 @@ def place(user, items: list[tuple[str, int]], key: str | None = None, headers=No
                                  "idempotency_key": key or uuid.uuid4().hex}, user=user, headers=headers, resets=resets)
 
 
+def start_payment(db, user, product_id: str, qty: int = 1) -> tuple[dict, dict, str]:
+    """An order placed and its payment's intent created, as the app's checkout does: (the
+    order's answer, the intent's answer, the PaymentIntent's id at Stripe). A dropped
+    connection or `aborted` is retried with the same key, as an app does."""
+    out = place(user, [(product_id, qty)])
+    intent = harness.call_retrying("payments_create_intent",
+                                   {"order_id": out["order_id"], "idempotency_key": uuid.uuid4().hex}, user)
+    return out, intent, harness.doc(db, f"payments/{intent['payment_id']}")["provider_ref"]
+
+
 def stock(db, product_id: str) -> int:
     return harness.doc(db, f"products/{product_id}")["stock"]
 

@@ -169,6 +169,21 @@ def test_a_double_tap_on_a_hot_product_and_a_plain_one_places_one_order(staff, m
     assert len(list(db.collection("orders").stream())) == 1
 
 
+def test_an_account_being_deleted_cannot_order_a_hot_product(staff, member, db):
+    """The profile is read in the order's transaction in one batch with the hot product: an
+    account marked `deleting` is refused before any stock is taken, and nothing is written
+    (no shard, product, order, hold or event)."""
+    hot, plain = hot_product(staff, stock=4, shards=2), product(db, stock=3)
+    before = shard_levels(db, hot)
+    db.document(f"users/{member.uid}").update({"status": "deleting"})
+    with pytest.raises(CallableError) as err:
+        place(member, [(hot, 1), (plain, 1)])
+    assert (err.value.code, err.value.details["reason"]) == ("permission-denied", "account_deleted")
+    assert shard_levels(db, hot) == before and stock(db, plain) == 3
+    assert list(db.collection("orders").stream()) == [] and harness.doc(db, f"order_holds/{member.uid}") is None
+    assert list(db.collection("topics/order.placed/events").stream()) == []
+
+
 def test_a_stale_shard_hint_never_takes_from_a_shard_the_product_no_longer_has(staff, member, db):
     """An instance remembers how many shards a hot product had and reads a random one in the
     batch that reads the product. Staff resplit it since (8 shards, then 3, then back onto the

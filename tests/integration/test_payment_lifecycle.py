@@ -21,6 +21,7 @@ from testkit import harness
 from testkit.harness import CallableError, call, eventually
 from testkit.payments import confirm, post_webhook, sign, stripe_client
 from testkit.shop import events_of, order, place, product, publish, stock
+from testkit.shop import start_payment as checkout
 
 DECLINED = "4000000000000341"  # declined when charged
 DISPUTED = "4000000000000259"  # succeeds, then the customer's bank disputes it
@@ -28,11 +29,7 @@ REFUND_FAILS = "4000000000005126"  # succeeds; a refund of it starts succeeded, 
 
 
 def start_payment(db, member, item=None, qty: int = 1) -> tuple[dict, dict, str]:
-    out = place(member, [(item or product(db), qty)])
-    # as an app does: a dropped connection is retried with the same key (seen in CI: the emulator's ECONNRESET)
-    intent = harness.call_retrying("payments_create_intent",
-                                   {"order_id": out["order_id"], "idempotency_key": uuid.uuid4().hex}, member)
-    return out, intent, payment(db, intent["payment_id"])["provider_ref"]
+    return checkout(db, member, item or product(db), qty)
 
 
 def payment(db, payment_id: str) -> dict:

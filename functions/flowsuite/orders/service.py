@@ -509,11 +509,11 @@ def place_order(db, *, uid: str, lines: list, idempotency_key: str, correlation_
         if account_gone_in(txn, db, uid, profile=profile):
             raise PermissionDeniedError("This account was deleted.", details={"reason": "account_deleted"})
         snaps = {pid: (snap.to_dict() if snap.exists else None) for pid, snap in read.items()}
-        for pid, reservation in hot.items():  # a hot product's stock is what its shards hold:
-            # enough: the quantity; short: exactly what all the shards hold (0 = sold out)
-            wanted = next(line.quantity for line in lines if line.product_id == pid)
-            snaps[pid] = {**snaps[pid], "stock": wanted if reservation.plan is not None
-                          else sum(reservation.levels.values())}
+        for line in lines:  # a hot product's stock is what its shards hold: enough, the
+            # quantity; short, exactly what all the shards hold (0 = sold out)
+            if (reservation := hot.get(line.product_id)) is not None:
+                snaps[line.product_id] = {**snaps[line.product_id], "stock": line.quantity
+                                          if reservation.plan is not None else sum(reservation.levels.values())}
         priced, total, currency = price_lines(lines, snaps)
         for line in priced:
             if line["product_id"] in hot:
